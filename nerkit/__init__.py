@@ -1,0 +1,18 @@
+"""nerkit: named-entity recognition in PyTorch.
+
+    from nerkit import Tagger, train, evaluate, load_config
+    tagger = Tagger.from_pretrained("runs/default")
+    tagger.predict(["Angela Merkel visited Paris."])
+"""
+
+from nerkit.config import Config, load_config
+from nerkit.data.readers import read_examples
+from nerkit.data.spans import Example, ScoredSpan, Span
+from nerkit.errors import ConfigError, DataError, NerkitError
+from nerkit.tagger import Tagger
+from nerkit.training.loop import TrainResult, evaluate, train
+
+__version__ = "0.1.0"
+
+__all__ = ["Config", "ConfigError", "DataError", "Example", "NerkitError", "ScoredSpan", "Span", "Tagger",
+           "TrainResult", "evaluate", "load_config", "read_examples", "train", "__version__"]

@@ -1,0 +1,156 @@
+"""Typed, validated configuration: YAML files in ``configs/``, overridable from the CLI.
+
+``load_config`` merges, in order: the defaults below, a YAML file, ``--set`` overrides
+(``section.key=value``, values parsed as YAML scalars) and explicit flags. The result is
+validated once here; the rest of nerkit trusts it. ``Config.to_yaml`` writes the fully
+resolved configuration into the run directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nerkit.errors import ConfigError
+
+SYNTHETIC = "synthetic"  # data source name of the corpus bundled with the package
+DEFAULT_OUTPUT = "runs/default"  # where `nerkit train` writes and `nerkit predict` reads
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EncoderConfig(Section):
+    type: Literal["bilstm", "transformer"] = "bilstm"
+    # BiLSTM
+    word_dim: int = Field(100, ge=1)
+    char_dim: int = Field(30, ge=1)
+    char_filters: int = Field(50, ge=1)
+    char_kernel: int = Field(3, ge=1)
+    case_dim: int = Field(8, ge=1)
+    hidden_size: int = Field(200, ge=1)  # per direction
+    num_layers: int = Field(1, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+    word_dropout: float = Field(0.05, ge=0, lt=1)  # probability of replacing a word by <unk> in training
+    min_count: int = Field(1, ge=1)  # words seen fewer times in training become <unk>
+    # Transformer
+    model: str | None = None  # local Hugging Face model directory or hub name
+
+
+class HeadConfig(Section):
+    type: Literal["softmax", "crf", "span"] = "crf"
+    scheme: Literal["BIO", "BIOES"] = "BIO"  # tags of the tagging heads
+    posthoc_tau: float = Field(0.0, ge=0)  # softmax: post-hoc logit adjustment at prediction (0 = off)
+
+
+class LossConfig(Section):
+    """``name`` picks the registry entry; every other key is passed to it as a hyper-parameter."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "ce"
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class DataConfig(Section):
+    train: str = SYNTHETIC + ":train"
+    dev: str | None = SYNTHETIC + ":dev"
+    test: str | None = None
+    scheme: str = "auto"  # scheme of CoNLL inputs: auto, IOB1, BIO, BIOES
+    overlapping: Literal["error", "outermost"] = "error"  # what a flat head does with nested spans
+
+
+class TrainingConfig(Section):
+    epochs: int = Field(10, ge=1)
+    max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps (overrides epochs)
+    learning_rate: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)  # share of all steps spent warming up linearly
+    decay: Literal["linear", "constant"] = "linear"
+    max_grad_norm: float = Field(5.0, gt=0)
+    token_budget: int = Field(800, ge=1)  # padded words per batch
+    max_sentences: int = Field(32, ge=1)  # sentences per batch at most
+    patience: int | None = Field(None, ge=1)  # stop after this many epochs without a better dev F1
+    seed: int = 13
+    checkpoint_every: int | None = Field(None, ge=1)  # also checkpoint every N steps, not only per epoch
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    progress: bool = True
+
+
+class Config(Section):
+    encoder: EncoderConfig = EncoderConfig()
+    head: HeadConfig = HeadConfig()
+    loss: LossConfig = LossConfig()
+    data: DataConfig = DataConfig()
+    training: TrainingConfig = TrainingConfig()
+    output: str = DEFAULT_OUTPUT
+
+    @model_validator(mode="after")
+    def _check(self) -> "Config":
+        if self.encoder.type == "transformer" and not self.encoder.model:
+            raise ValueError("encoder.model must name a model directory or hub name for a transformer encoder")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot set {dotted!r}: {key!r} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``'loss.gamma=2'`` -> ``('loss.gamma', 2)``; the value is read as a YAML scalar."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected section.key=value, for example loss.gamma=2")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_config(path: str | Path | None = None, *, overrides: list[str] = (),
+                values: dict[str, Any] | None = None) -> Config:
+    """Build a validated ``Config`` from defaults, an optional YAML file, ``--set``
+    overrides and explicit ``values`` (dotted keys), later ones winning."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such configuration file") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML ({error})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections (encoder, head, loss, data, training)")
+        tree = loaded or {}
+    for override in overrides:
+        _set_path(tree, *parse_override(override))
+    for key, value in (values or {}).items():
+        if value is not None:
+            _set_path(tree, key, value)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc']) or 'config'}: {item['msg']}" for item in error.errors()
+        )
+        source = f"{path}: " if path else ""
+        raise ConfigError(f"{source}invalid configuration: {problems}") from None

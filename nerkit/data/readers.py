@@ -1,0 +1,247 @@
+"""Readers: files and datasets -> ``Example`` lists, validated as they go.
+
+A bad line is an error that names the file, the line and what was expected; nothing is
+skipped silently. Supported inputs:
+
+* CoNLL column files: token in the first column, tag in the last (or ``tag_column``);
+  ``-DOCSTART-`` lines, blank or whitespace-only separators and a UTF-8 BOM are handled;
+  IOB1, BIO (IOB2) and BIOES are detected or forced with ``scheme``.
+* JSON lines with spans: our own ``{"tokens": [...], "spans": [{"start", "end", "type"}]}``
+  and the GENIA layout (``entity_mentions`` with ``entity_type``), ``end`` exclusive.
+* Hugging Face ``datasets``: a dataset saved with ``save_to_disk`` (``DIR`` or ``DIR:split``)
+  or a hub name (``hf:NAME:split``, online only).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Iterator
+
+from nerkit.data.schemes import detect_scheme, normalize_scheme, split_tag, tags_to_spans
+from nerkit.data.spans import Example, Span
+from nerkit.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+
+
+def read_examples(source: str | Path, *, scheme: str = "auto", tag_column: int = -1) -> list[Example]:
+    """Read any supported source, choosing the reader from its form (see module docstring)."""
+    text = str(source)
+    path = Path(text)
+    if text.startswith("hf:"):
+        name, _, split = text[3:].partition(":")
+        return read_hf_dataset(name, split=split or "train", scheme=scheme)
+    if path.is_dir():
+        return read_hf_dataset(path, scheme=scheme)
+    head, _, split = text.rpartition(":")
+    if head and not path.exists() and Path(head).is_dir():
+        return read_hf_dataset(Path(head), split=split, scheme=scheme)
+    if not path.exists():
+        raise DataError("no such file or directory", path=text)
+    if path.suffix.lower() in JSONL_SUFFIXES:
+        return read_jsonl(path)
+    return read_conll(path, scheme=scheme, tag_column=tag_column)
+
+
+# --------------------------------------------------------------------------- CoNLL
+
+
+def _conll_sentences(path: Path, tag_column: int) -> Iterator[tuple[int, list[str], list[str]]]:
+    """Yield ``(first line number, tokens, tags)`` per sentence, validating every line."""
+    tokens: list[str] = []
+    tags: list[str] = []
+    first_line = 0
+    expected_columns: int | None = None
+    expected_line = 0
+    with open(path, encoding="utf-8-sig") as handle:  # utf-8-sig drops a BOM
+        for line_number, line in enumerate(handle, start=1):
+            columns = line.split()
+            if not columns or columns[0] == "-DOCSTART-":
+                if tokens:
+                    yield first_line, tokens, tags
+                tokens, tags = [], []
+                continue
+            if len(columns) < 2:
+                raise DataError(
+                    f"1 column ({columns[0]!r}), expected at least 2 (token ... tag)",
+                    path=str(path), line=line_number,
+                )
+            if expected_columns is None:
+                expected_columns, expected_line = len(columns), line_number
+            elif len(columns) != expected_columns:
+                raise DataError(
+                    f"{len(columns)} columns, expected {expected_columns} as on line {expected_line}",
+                    path=str(path), line=line_number,
+                )
+            tag = columns[tag_column]
+            try:
+                split_tag(tag)
+            except ValueError:
+                raise DataError(
+                    f"tag {tag!r} is not O or PREFIX-TYPE with PREFIX one of B, I, E, S",
+                    path=str(path), line=line_number,
+                ) from None
+            if not tokens:
+                first_line = line_number
+            tokens.append(columns[0])
+            tags.append(tag)
+    if tokens:
+        yield first_line, tokens, tags
+
+
+def read_conll(path: str | Path, *, scheme: str = "auto", tag_column: int = -1) -> list[Example]:
+    path = Path(path)
+    sentences = list(_conll_sentences(path, tag_column))
+    if not sentences:
+        raise DataError("the file holds no sentences; expected CoNLL columns 'token ... tag'", path=str(path))
+    scheme = detect_scheme(tags for _, _, tags in sentences) if scheme == "auto" else normalize_scheme(scheme)
+    examples = []
+    repaired_total = 0
+    for line_number, tokens, tags in sentences:
+        try:
+            spans, repaired = tags_to_spans(tags, scheme)
+        except DataError as error:
+            raise DataError(f"{error} (sentence starting here)", path=str(path), line=line_number) from None
+        repaired_total += repaired
+        examples.append(Example(tokens=tokens, spans=spans, source=f"{path} line {line_number}"))
+    if repaired_total:
+        logger.warning(
+            "%s: %d entities start with a continuation tag (I-/E-) that the %s scheme does not "
+            "allow there; each was read as the start of a new entity",
+            path, repaired_total, scheme,
+        )
+    return examples
+
+
+# --------------------------------------------------------------------------- JSON lines
+
+
+def _span_from_json(record: Any, length: int, where: tuple[str, int]) -> Span:
+    path, line = where
+    if not isinstance(record, dict):
+        raise DataError(f"a span must be an object, got {record!r}", path=path, line=line)
+    entity_type = record.get("type", record.get("entity_type", record.get("label")))
+    start, end = record.get("start"), record.get("end")
+    if not isinstance(start, int) or not isinstance(end, int) or not isinstance(entity_type, str):
+        raise DataError(
+            f"span {record!r} needs integer 'start', integer 'end' (exclusive) and a string 'type'",
+            path=path, line=line,
+        )
+    if not 0 <= start < end <= length:
+        raise DataError(
+            f"span {start}-{end} ({entity_type}) is out of range for {length} tokens; "
+            "expected 0 <= start < end <= number of tokens (end exclusive)",
+            path=path, line=line,
+        )
+    return Span(start, end, entity_type)
+
+
+def read_jsonl(path: str | Path) -> list[Example]:
+    path = Path(path)
+    examples = []
+    with open(path, encoding="utf-8-sig") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(f"invalid JSON ({error.msg}); expected one object per line",
+                                path=str(path), line=line_number) from None
+            tokens = record.get("tokens") if isinstance(record, dict) else None
+            if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t for t in tokens):
+                raise DataError("expected an object with 'tokens', a non-empty list of non-empty strings",
+                                path=str(path), line=line_number)
+            raw_spans = record.get("spans", record.get("entity_mentions", []))
+            if not isinstance(raw_spans, list):
+                raise DataError("'spans' must be a list", path=str(path), line=line_number)
+            spans = sorted({_span_from_json(span, len(tokens), (str(path), line_number)) for span in raw_spans})
+            examples.append(Example(tokens=tokens, spans=spans, text=record.get("text"),
+                                    source=f"{path} line {line_number}"))
+    if not examples:
+        raise DataError("the file holds no examples; expected one JSON object per line", path=str(path))
+    return examples
+
+
+def write_jsonl_example(example: Example) -> str:
+    return json.dumps({"tokens": example.tokens,
+                       "spans": [{"start": s.start, "end": s.end, "type": s.type} for s in example.spans]},
+                      ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------- Hugging Face datasets
+
+
+def read_hf_dataset(name_or_path: str | Path, *, split: str | None = None, scheme: str = "auto",
+                    tokens_column: str = "tokens", tags_column: str = "ner_tags") -> list[Example]:
+    """Read a token-classification dataset saved to disk, or a hub dataset when online."""
+    import datasets
+
+    where = str(name_or_path)
+    try:
+        if isinstance(name_or_path, Path):
+            dataset = datasets.load_from_disk(str(name_or_path))
+        else:
+            dataset = datasets.load_dataset(where)
+    except (ConnectionError, OSError, ValueError) as error:
+        hint = "" if isinstance(name_or_path, Path) else (
+            " The hub cannot be reached offline: save the dataset with `save_to_disk` on a machine "
+            "that is online and pass its directory instead."
+        )
+        raise DataError(f"cannot load the dataset ({error}).{hint}", path=where) from None
+    if isinstance(dataset, datasets.DatasetDict):
+        if split is None:
+            split = "train" if "train" in dataset else None
+        if split not in dataset:
+            raise DataError(f"no split {split!r}; expected one of {', '.join(dataset)} (write DIR:split)", path=where)
+        dataset = dataset[split]
+    for column in (tokens_column, tags_column):
+        if column not in dataset.column_names:
+            raise DataError(f"no column {column!r}; the dataset has {', '.join(dataset.column_names)}", path=where)
+    feature = dataset.features[tags_column]
+    names = getattr(getattr(feature, "feature", None), "names", None)
+    rows = []
+    for index, row in enumerate(dataset):
+        tags = [names[t] if names is not None else t for t in row[tags_column]]
+        if len(tags) != len(row[tokens_column]):
+            raise DataError(f"{len(row[tokens_column])} tokens but {len(tags)} tags", path=where, line=index)
+        rows.append((index, row[tokens_column], tags))
+    if not rows:
+        raise DataError("the dataset is empty", path=where)
+    scheme = detect_scheme(tags for _, _, tags in rows) if scheme == "auto" else normalize_scheme(scheme)
+    examples = []
+    for index, tokens, tags in rows:
+        try:
+            spans, _ = tags_to_spans(tags, scheme)
+        except ValueError as error:
+            raise DataError(f"malformed tag {error}", path=where, line=index) from None
+        examples.append(Example(tokens=list(tokens), spans=spans, source=f"{where} row {index}"))
+    return examples
+
+
+def iter_conll_rows(lines, *, name: str = "<stdin>") -> Iterator[tuple[list[list[str]], Example]]:
+    """Stream CoNLL sentences for prediction: ``(rows of columns, Example)`` per sentence.
+
+    Only the first column (the token) is required here; the rows are kept so the writer
+    can echo every input column and append the predicted tag.
+    """
+    rows: list[list[str]] = []
+    first_line = 0
+    for line_number, line in enumerate(lines, start=1):
+        if line_number == 1:
+            line = line.lstrip("\ufeff")
+        columns = line.split()
+        if not columns or columns[0] == "-DOCSTART-":
+            if rows:
+                yield rows, Example([row[0] for row in rows], source=f"{name} line {first_line}")
+                rows = []
+            continue
+        if not rows:
+            first_line = line_number
+        rows.append(columns)
+    if rows:
+        yield rows, Example([row[0] for row in rows], source=f"{name} line {first_line}")

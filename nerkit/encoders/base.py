@@ -1,0 +1,38 @@
+"""The encoder contract: examples -> features (on the CPU, in collation) -> word vectors.
+
+Every encoder returns one vector per *word* (``[batch, words, output_size]``), whatever
+it does inside, so every head works with every encoder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nerkit.data.spans import Example
+
+
+class Encoder(nn.Module):
+    output_size: int
+
+    def featurize(self, examples: list[Example]) -> dict[str, torch.Tensor]:
+        """Tensors for a batch; must include ``mask [batch, words]`` (bool)."""
+        raise NotImplementedError
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Return word vectors of shape ``(batch, words, output_size)``."""
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """Everything ``build_encoder`` needs to rebuild this encoder (JSON-serialisable)."""
+        raise NotImplementedError
+
+    def save_files(self, directory: Path) -> None:
+        """Write vocabularies or tokenizer files beside the weights."""
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by learning-rate group; transformers separate the pretrained body."""
+        return {"encoder": list(self.parameters())}

@@ -1,0 +1,130 @@
+"""BiLSTM encoder over word embeddings, a character CNN and case features.
+
+Lample et al. (2016) and Ma & Hovy (2016): words are looked up lower-cased with digits
+mapped to 0 (so "1996" and "2001" share an entry), the case that this drops comes back
+through a small casing embedding and through the character CNN, which sees the raw word
+and gives unseen words a representation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from nerkit.data.spans import Example
+from nerkit.data.vocab import Vocabulary
+from nerkit.encoders.base import Encoder
+
+WORDS_FILE, CHARS_FILE = "words.json", "chars.json"
+CASINGS = ("pad", "lower", "upper", "title", "mixed", "numeric", "has_digit", "other")
+_DIGITS = re.compile(r"\d")
+
+
+def normalize_word(word: str) -> str:
+    return _DIGITS.sub("0", word.lower())
+
+
+def casing(word: str) -> int:
+    if word.isdigit():
+        return CASINGS.index("numeric")
+    if any(c.isdigit() for c in word):
+        return CASINGS.index("has_digit")
+    if word.islower():
+        return CASINGS.index("lower")
+    if word.isupper():
+        return CASINGS.index("upper")
+    if word[:1].isupper() and word[1:].islower():
+        return CASINGS.index("title")
+    if any(c.isalpha() for c in word):
+        return CASINGS.index("mixed")
+    return CASINGS.index("other")
+
+
+class BiLSTMEncoder(Encoder):
+    def __init__(self, words: Vocabulary, chars: Vocabulary, *, word_dim: int = 100, char_dim: int = 30,
+                 char_filters: int = 50, char_kernel: int = 3, case_dim: int = 8, hidden_size: int = 200,
+                 num_layers: int = 1, dropout: float = 0.5, word_dropout: float = 0.05):
+        super().__init__()
+        self.words, self.chars = words, chars
+        self.settings = dict(word_dim=word_dim, char_dim=char_dim, char_filters=char_filters,
+                             char_kernel=char_kernel, case_dim=case_dim, hidden_size=hidden_size,
+                             num_layers=num_layers, dropout=dropout, word_dropout=word_dropout)
+        self.word_dropout = word_dropout
+        self.word_embedding = nn.Embedding(len(words), word_dim, padding_idx=0)
+        self.char_embedding = nn.Embedding(len(chars), char_dim, padding_idx=0)
+        self.case_embedding = nn.Embedding(len(CASINGS), case_dim, padding_idx=0)
+        # Padding keeps one-character words as wide as the kernel.
+        self.char_cnn = nn.Conv1d(char_dim, char_filters, char_kernel, padding=char_kernel // 2)
+        self.dropout = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(word_dim + char_filters + case_dim, hidden_size, num_layers=num_layers,
+                            bidirectional=True, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.output_size = 2 * hidden_size
+
+    # ----------------------------------------------------------------- building and saving
+
+    @classmethod
+    def from_examples(cls, examples: list[Example], *, min_count: int = 1, **settings: Any) -> "BiLSTMEncoder":
+        """Build the vocabularies from training data; words seen fewer than ``min_count``
+        times map to the unknown entry (their characters still reach the CNN)."""
+        word_counts = Counter(normalize_word(token) for example in examples for token in example.tokens)
+        char_counts = Counter(char for example in examples for token in example.tokens for char in token)
+        words = Vocabulary.from_counts(word_counts, min_count=min_count)
+        chars = Vocabulary.from_counts(char_counts)
+        return cls(words, chars, **settings)
+
+    @classmethod
+    def from_directory(cls, directory: Path, settings: dict[str, Any]) -> "BiLSTMEncoder":
+        return cls(Vocabulary.load(directory / WORDS_FILE), Vocabulary.load(directory / CHARS_FILE), **settings)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "bilstm", **self.settings}
+
+    def save_files(self, directory: Path) -> None:
+        self.words.save(directory / WORDS_FILE)
+        self.chars.save(directory / CHARS_FILE)
+
+    # ----------------------------------------------------------------- features and forward
+
+    def featurize(self, examples: list[Example]) -> dict[str, torch.Tensor]:
+        batch, words = len(examples), max(len(example) for example in examples)
+        longest_word = max(len(token) for example in examples for token in example.tokens)
+        word_ids = torch.zeros(batch, words, dtype=torch.long)
+        case_ids = torch.zeros(batch, words, dtype=torch.long)
+        char_ids = torch.zeros(batch, words, longest_word, dtype=torch.long)
+        lengths = torch.tensor([len(example) for example in examples])
+        for row, example in enumerate(examples):
+            word_ids[row, :len(example)] = torch.tensor([self.words.lookup(normalize_word(t)) for t in example.tokens])
+            case_ids[row, :len(example)] = torch.tensor([casing(t) for t in example.tokens])
+            for column, token in enumerate(example.tokens):
+                char_ids[row, column, :len(token)] = torch.tensor([self.chars.lookup(c) for c in token])
+        mask = torch.arange(words).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (batch, words)
+        return {"word_ids": word_ids, "case_ids": case_ids, "char_ids": char_ids, "lengths": lengths, "mask": mask}
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        word_ids, char_ids, mask = features["word_ids"], features["char_ids"], features["mask"]
+        if self.training and self.word_dropout > 0:
+            # Replace known words by <unk> now and then so the model learns to use context
+            # and characters for the unknown words it will meet at test time.
+            drop = (torch.rand_like(word_ids, dtype=torch.float) < self.word_dropout) & mask
+            word_ids = word_ids.masked_fill(drop, 1)
+        batch, words, longest_word = char_ids.shape
+        chars = self.char_embedding(char_ids.view(batch * words, longest_word))  # shape: (batch*words, chars, char_dim)
+        char_features = self.char_cnn(self.dropout(chars).transpose(1, 2))  # shape: (batch*words, filters, chars)
+        char_padding = (char_ids.view(batch * words, longest_word) == 0).unsqueeze(1)
+        char_features = char_features.masked_fill(char_padding, float("-inf")).amax(dim=2)
+        char_features = char_features.masked_fill(torch.isinf(char_features), 0.0)  # padding words have no chars
+        char_features = char_features.view(batch, words, -1)  # shape: (batch, words, filters)
+        inputs = torch.cat([self.word_embedding(word_ids), char_features,
+                            self.case_embedding(features["case_ids"])], dim=-1)
+        packed = pack_padded_sequence(self.dropout(inputs), features["lengths"].cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        outputs, _ = self.lstm(packed)
+        word_vectors, _ = pad_packed_sequence(outputs, batch_first=True, total_length=words)
+        return self.dropout(word_vectors)  # shape: (batch, words, 2*hidden)

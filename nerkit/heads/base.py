@@ -1,0 +1,64 @@
+"""The head contract and the tag <-> span code that both tagging heads share.
+
+A head owns its targets and its decoding:
+
+* ``targets(examples, words)``: tensors for the batch, built in collation (CPU);
+* ``loss(word_vectors, batch)``: a scalar;
+* ``decode(word_vectors, batch)``: one list of ``ScoredSpan`` per sequence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from nerkit.data.schemes import normalize_scheme, scheme_tags, spans_to_tags, tags_to_spans
+from nerkit.data.spans import Example, ScoredSpan
+from nerkit.losses.functional import IGNORE_INDEX
+
+
+class Head(nn.Module):
+    kind: str  # "softmax", "crf" or "span": which losses fit (see LossSpec.applies_to)
+    flat: bool = True  # whether the head can only represent non-overlapping spans
+
+    def targets(self, examples: list[Example], words: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss(self, word_vectors: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, word_vectors: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[list[ScoredSpan]]:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class TaggingHead(Head):
+    """A head that predicts one tag per word in BIO or BIOES."""
+
+    def __init__(self, entity_types: list[str], scheme: str):
+        super().__init__()
+        self.entity_types = list(entity_types)
+        self.scheme = normalize_scheme(scheme)
+        self.tags = scheme_tags(self.entity_types, self.scheme)
+        self.tag_index = {tag: index for index, tag in enumerate(self.tags)}
+
+    def targets(self, examples: list[Example], words: int) -> dict[str, torch.Tensor]:
+        tag_ids = torch.full((len(examples), words), IGNORE_INDEX, dtype=torch.long)
+        for row, example in enumerate(examples):
+            tags = spans_to_tags(example.spans, len(example), self.scheme)
+            tag_ids[row, :len(example)] = torch.tensor([self.tag_index[tag] for tag in tags])
+        return {"tag_ids": tag_ids}
+
+    def spans_from_tags(self, tag_ids: list[int], tag_scores: list[float]) -> list[ScoredSpan]:
+        """Turn one sequence of predicted tag ids into spans; a span's score is the mean
+        of its words' scores (probabilities of the predicted tags)."""
+        spans, _ = tags_to_spans([self.tags[i] for i in tag_ids], self.scheme)
+        return [ScoredSpan(s.start, s.end, s.type, sum(tag_scores[s.start:s.end]) / (s.end - s.start))
+                for s in spans]
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.kind, "scheme": self.scheme}

@@ -1,0 +1,135 @@
+"""Linear-chain CRF over word emissions, with the tag scheme's invalid transitions forbidden.
+
+``loss`` is the negative log-likelihood of the gold tag sequences, summed over the batch
+and divided by the number of words, so its scale matches the token losses (LOSSES.md 1.3).
+Decoding is batched Viterbi; each predicted span is scored with the mean posterior
+marginal probability (forward-backward) of its words' tags.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nerkit.data.schemes import allowed_transition
+from nerkit.data.spans import ScoredSpan
+from nerkit.heads.base import TaggingHead
+
+# Finite, so that forbidden paths never produce inf - inf = NaN; exp(-1e4) is exactly 0 in float32.
+FORBIDDEN = -1e4
+
+
+class CRFHead(TaggingHead):
+    kind = "crf"
+
+    def __init__(self, input_size: int, entity_types: list[str], *, scheme: str = "BIO"):
+        super().__init__(entity_types, scheme)
+        tags = len(self.tags)
+        self.projection = nn.Linear(input_size, tags)
+        self.transitions = nn.Parameter(torch.zeros(tags, tags))  # [from, to]
+        self.start_transitions = nn.Parameter(torch.zeros(tags))
+        self.end_transitions = nn.Parameter(torch.zeros(tags))
+        allowed = torch.tensor([[allowed_transition(a, b, self.scheme) for b in self.tags] for a in self.tags])
+        self.register_buffer("allowed", allowed, persistent=False)
+        self.register_buffer("start_allowed", torch.tensor([allowed_transition("START", t, self.scheme)
+                                                            for t in self.tags]), persistent=False)
+        self.register_buffer("end_allowed", torch.tensor([allowed_transition(t, "END", self.scheme)
+                                                          for t in self.tags]), persistent=False)
+
+    # ----------------------------------------------------------------- scores
+
+    def _potentials(self):
+        """Transition scores with forbidden moves set to FORBIDDEN (float32)."""
+        transitions = self.transitions.float().masked_fill(~self.allowed, FORBIDDEN)
+        start = self.start_transitions.float().masked_fill(~self.start_allowed, FORBIDDEN)
+        end = self.end_transitions.float().masked_fill(~self.end_allowed, FORBIDDEN)
+        return transitions, start, end
+
+    def emissions(self, word_vectors: torch.Tensor) -> torch.Tensor:
+        return self.projection(word_vectors).float()  # shape: (batch, words, tags)
+
+    def _forward_alphas(self, emissions, mask):
+        """All forward variables ``alpha[t]`` (log-sum over paths ending at t) and log Z."""
+        transitions, start, end = self._potentials()
+        alpha = start + emissions[:, 0]  # shape: (batch, tags)
+        alphas = [alpha]
+        for t in range(1, emissions.shape[1]):
+            # shape: (batch, from, to) -> log-sum over 'from'
+            step = torch.logsumexp(alpha.unsqueeze(2) + transitions + emissions[:, t].unsqueeze(1), dim=1)
+            alpha = torch.where(mask[:, t].unsqueeze(1), step, alpha)
+            alphas.append(alpha)
+        log_partition = torch.logsumexp(alpha + end, dim=1)  # shape: (batch,)
+        return torch.stack(alphas, dim=1), log_partition
+
+    def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self._forward_alphas(emissions, mask)[1]
+
+    def sequence_score(self, emissions, tag_ids, mask):
+        """Score of the given tag sequences (padding positions ignored)."""
+        transitions, start, end = self._potentials()
+        tags = tag_ids.clamp(min=0)  # -100 at padding -> any index; masked out below
+        emitted = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)  # shape: (batch, words)
+        score = start[tags[:, 0]] + (emitted * mask).sum(dim=1)
+        moves = transitions[tags[:, :-1], tags[:, 1:]]  # shape: (batch, words-1)
+        score = score + (moves * mask[:, 1:]).sum(dim=1)
+        last = mask.sum(dim=1) - 1
+        return score + end[tags.gather(1, last.unsqueeze(1)).squeeze(1)]
+
+    def negative_log_likelihood(self, emissions, tag_ids, mask) -> torch.Tensor:
+        """Per-sequence NLL, ``log Z - score(gold)`` (>= 0)."""
+        return self.log_partition(emissions, mask) - self.sequence_score(emissions, tag_ids, mask)
+
+    def loss(self, word_vectors, batch):
+        mask = batch["mask"]
+        nll = self.negative_log_likelihood(self.emissions(word_vectors), batch["tag_ids"], mask)
+        return nll.sum() / mask.sum().clamp(min=1)
+
+    # ----------------------------------------------------------------- decoding
+
+    def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+        transitions, start, end = self._potentials()
+        score = start + emissions[:, 0]  # shape: (batch, tags)
+        backpointers = []
+        for t in range(1, emissions.shape[1]):
+            candidates = score.unsqueeze(2) + transitions  # shape: (batch, from, to)
+            best, best_from = candidates.max(dim=1)
+            step = best + emissions[:, t]
+            score = torch.where(mask[:, t].unsqueeze(1), step, score)
+            backpointers.append(best_from)
+        score = score + end
+        lengths = mask.sum(dim=1).tolist()
+        best_last = score.argmax(dim=1).tolist()
+        pointers = torch.stack(backpointers, dim=1).tolist() if backpointers else []
+        paths = []
+        for row, length in enumerate(lengths):
+            path = [best_last[row]]
+            for t in range(length - 2, -1, -1):  # pointers[row][t] maps the tag at t+1 to the one at t
+                path.append(pointers[row][t][path[-1]])
+            paths.append(path[::-1])
+        return paths
+
+    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Posterior probability of each tag at each word, by forward-backward."""
+        transitions, _, end = self._potentials()
+        alphas, log_partition = self._forward_alphas(emissions, mask)
+        words = emissions.shape[1]
+        beta = end.expand(emissions.shape[0], -1)  # shape: (batch, tags)
+        betas = [beta]
+        for t in range(words - 2, -1, -1):
+            # shape: (batch, from, to) -> log-sum over 'to'
+            step = torch.logsumexp(transitions + (emissions[:, t + 1] + beta).unsqueeze(1), dim=2)
+            beta = torch.where(mask[:, t + 1].unsqueeze(1), step, end.expand_as(step))
+            betas.append(beta)
+        betas = torch.stack(betas[::-1], dim=1)  # shape: (batch, words, tags)
+        return torch.exp(alphas + betas - log_partition.view(-1, 1, 1))
+
+    def decode(self, word_vectors, batch) -> list[list[ScoredSpan]]:
+        mask = batch["mask"]
+        emissions = self.emissions(word_vectors)
+        paths = self.viterbi(emissions, mask)
+        marginals = self.marginals(emissions, mask)
+        decoded = []
+        for row, path in enumerate(paths):
+            chosen = marginals[row, torch.arange(len(path)), torch.tensor(path)].tolist()
+            decoded.append(self.spans_from_tags(path, chosen))
+        return decoded

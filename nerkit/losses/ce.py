@@ -1,0 +1,23 @@
+"""``ce``: cross-entropy, the reference every other loss is compared with (LOSSES.md 2.1)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nerkit.losses.base import TokenLoss
+from nerkit.losses.functional import gold_terms
+from nerkit.losses.registry import register_loss
+
+
+class CrossEntropy(TokenLoss):
+    """``l = -log p_t = LSE(z) - z_y`` per valid token, token mean (LOSSES.md 2.1, 1.3)."""
+
+    def per_token(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        _, log_p_gold = gold_terms(z, labels)  # shape: (batch, words)
+        return -log_p_gold
+
+
+@register_loss("ce", applies_to=("token", "crf"), summary="cross-entropy (on the CRF: sequence NLL)")
+def build_ce() -> nn.Module:
+    return CrossEntropy()

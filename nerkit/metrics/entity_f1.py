@@ -1,0 +1,113 @@
+"""Entity-level precision, recall and F1.
+
+Flat data is scored with seqeval in strict mode (IOB2 scheme, explicit): exact type and
+boundaries. Nested data is scored on exact span sets ``(start, end, type)``. On flat data
+the two agree exactly (tested), so a run's F1 does not depend on which path scored it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from nerkit.data.schemes import spans_to_tags
+from nerkit.data.spans import Span, is_flat
+
+
+@dataclass
+class Scores:
+    precision: float
+    recall: float
+    f1: float
+    support: int  # gold entities
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"precision": self.precision, "recall": self.recall, "f1": self.f1, "support": self.support}
+
+
+@dataclass
+class Report:
+    micro: Scores
+    macro: Scores
+    per_type: dict[str, Scores]
+    method: str  # "seqeval-strict" or "span-set"
+    extra: dict[str, Scores] = field(default_factory=dict)  # e.g. nested entities alone
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "micro": self.micro.as_dict(), "macro": self.macro.as_dict(),
+                "per_type": {t: s.as_dict() for t, s in self.per_type.items()},
+                **{name: s.as_dict() for name, s in self.extra.items()}}
+
+    def table(self) -> str:
+        rows = [("type", "precision", "recall", "f1", "support")]
+        for name, scores in [*sorted(self.per_type.items()), ("micro", self.micro), ("macro", self.macro),
+                             *self.extra.items()]:
+            rows.append((name, f"{100 * scores.precision:.2f}", f"{100 * scores.recall:.2f}",
+                         f"{100 * scores.f1:.2f}", str(scores.support)))
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        return "\n".join("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in
+                                   enumerate(zip(row, widths))) for row in rows)
+
+
+def _scores(true_positives: int, predicted: int, gold: int) -> Scores:
+    precision = true_positives / predicted if predicted else 0.0
+    recall = true_positives / gold if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Scores(precision, recall, f1, gold)
+
+
+def span_set_report(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence[Span]],
+                    types: Sequence[str] | None = None) -> Report:
+    """Exact-match scores over span sets, per type, micro and macro averaged."""
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(gold)} gold sequences but {len(predicted)} predicted")
+    hits, gold_counts, predicted_counts = Counter(), Counter(), Counter()
+    for gold_spans, predicted_spans in zip(gold, predicted):
+        gold_set = {Span(*s[:3]) for s in gold_spans}
+        predicted_set = {Span(*s[:3]) for s in predicted_spans}
+        gold_counts.update(s.type for s in gold_set)
+        predicted_counts.update(s.type for s in predicted_set)
+        hits.update(s.type for s in gold_set & predicted_set)
+    types = sorted(set(types or []) | set(gold_counts) | set(predicted_counts))
+    per_type = {t: _scores(hits[t], predicted_counts[t], gold_counts[t]) for t in types}
+    micro = _scores(sum(hits.values()), sum(predicted_counts.values()), sum(gold_counts.values()))
+    return Report(micro, _macro(per_type, micro.support), per_type, "span-set")
+
+
+def _macro(per_type: dict[str, Scores], support: int) -> Scores:
+    if not per_type:
+        return Scores(0.0, 0.0, 0.0, support)
+    n = len(per_type)
+    return Scores(sum(s.precision for s in per_type.values()) / n, sum(s.recall for s in per_type.values()) / n,
+                  sum(s.f1 for s in per_type.values()) / n, support)
+
+
+def seqeval_report(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence[Span]],
+                   lengths: Sequence[int], types: Sequence[str] | None = None) -> Report:
+    """seqeval's strict IOB2 scores of flat span lists encoded as tags."""
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+
+    gold_tags = [spans_to_tags([Span(*s[:3]) for s in spans], n, "BIO") for spans, n in zip(gold, lengths)]
+    predicted_tags = [spans_to_tags([Span(*s[:3]) for s in spans], n, "BIO") for spans, n in zip(predicted, lengths)]
+    raw = classification_report(gold_tags, predicted_tags, mode="strict", scheme=IOB2, output_dict=True,
+                                zero_division=0)
+    present = {key for key in raw if key not in ("micro avg", "macro avg", "weighted avg")}
+    per_type = {}
+    for entity_type in sorted(present | set(types or [])):
+        row = raw.get(entity_type, {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
+        per_type[entity_type] = Scores(float(row["precision"]), float(row["recall"]), float(row["f1-score"]),
+                                       int(row["support"]))
+    micro_row = raw.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
+    micro = Scores(float(micro_row["precision"]), float(micro_row["recall"]), float(micro_row["f1-score"]),
+                   int(micro_row["support"]))
+    return Report(micro, _macro(per_type, micro.support), per_type, "seqeval-strict")
+
+
+def entity_report(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence[Span]],
+                  lengths: Sequence[int], types: Sequence[str] | None = None) -> Report:
+    """seqeval strict when gold and predictions are flat, exact span sets otherwise."""
+    if all(is_flat(list(s)) for s in gold) and all(is_flat(list(s)) for s in predicted):
+        return seqeval_report(gold, predicted, lengths, types)
+    return span_set_report(gold, predicted, types)

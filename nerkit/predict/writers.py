@@ -1,0 +1,42 @@
+"""Streaming writers of predictions: JSON lines for raw text, CoNLL with a predicted column."""
+
+from __future__ import annotations
+
+import json
+from typing import IO
+
+from nerkit.data.readers import iter_conll_rows
+from nerkit.data.schemes import spans_to_tags
+from nerkit.data.spans import Span, keep_outermost
+from nerkit.predict.predictor import predict_conll, predict_texts
+
+
+def write_jsonl_predictions(tagger, source: IO[str], sink: IO[str], *, name: str = "<stdin>", **options) -> int:
+    """One JSON object per input line (empty lines give no entities); returns the count."""
+    count = 0
+    texts = (line.rstrip("\r\n") for line in source)
+    for record in predict_texts(tagger, texts, **options):
+        sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def write_conll_predictions(tagger, source: IO[str], sink: IO[str], *, name: str = "<stdin>", **options) -> int:
+    """Echo every input column and append the predicted BIO tag; sentences keep their order.
+    Nested predictions (span head) are reduced to their outermost spans for this format."""
+    rows_by_example = {}
+
+    def examples():
+        for rows, example in iter_conll_rows(source, name=name):
+            rows_by_example[id(example)] = rows
+            yield example
+
+    count = 0
+    for example, spans in predict_conll(tagger, examples(), **options):
+        rows = rows_by_example.pop(id(example))
+        flat, _ = keep_outermost([Span(*s[:3]) for s in spans])
+        for columns, tag in zip(rows, spans_to_tags(flat, len(rows), "BIO")):
+            sink.write(" ".join(columns + [tag]) + "\n")
+        sink.write("\n")
+        count += 1
+    return count

@@ -1,0 +1,189 @@
+"""``Tagger`` = encoder + head + labels, and the model directory that holds them.
+
+A model directory is plain files: ``config.json`` (everything needed to rebuild the
+model: encoder and head settings, loss, entity types, tags, label counts),
+``model.safetensors`` and the encoder's vocabulary or tokenizer files. Loading never
+unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from nerkit.config import Config, EncoderConfig, HeadConfig, LossConfig
+from nerkit.data.schemes import scheme_tags, spans_to_tags
+from nerkit.data.spans import Example, ScoredSpan, is_flat, keep_outermost
+from nerkit.encoders import build_encoder
+from nerkit.errors import ConfigError, DataError, NerkitError
+from nerkit.heads import LOSS_KIND, build_head
+from nerkit.losses import available_losses, build_loss, get_loss_spec
+from nerkit.losses.priors import log_prior
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+FORMAT_VERSION = 1
+
+
+def count_labels(examples: list[Example], head: HeadConfig, entity_types: list[str]) -> tuple[list[str], list[int]]:
+    """Label names and counts as the head sees them (LOSSES.md 1.5): tags over words for a
+    tagging head (``O`` included), entities per type for the span head."""
+    if head.type == "span":
+        counts = Counter(span.type for example in examples for span in example.spans)
+        return list(entity_types), [counts[t] for t in entity_types]
+    tags = scheme_tags(entity_types, head.scheme)
+    counts = Counter(tag for example in examples for tag in spans_to_tags(example.spans, len(example), head.scheme))
+    return tags, [counts[t] for t in tags]
+
+
+def build_head_loss(config: LossConfig, head_type: str, label_counts: list[int]) -> nn.Module:
+    """The registered loss ``config.name`` for a head, given the training label counts."""
+    spec = get_loss_spec(config.name)
+    kind = LOSS_KIND[head_type]
+    if kind not in spec.applies_to:
+        fitting = ", ".join(s.name for s in available_losses(kind))
+        raise ConfigError(f"loss {config.name!r} does not fit the {head_type} head; losses that do: {fitting}")
+    params = config.params()
+    if spec.accepts("label_counts") and "label_counts" not in params:
+        params["label_counts"] = label_counts
+    if spec.accepts("num_classes") and "num_classes" not in params:
+        params["num_classes"] = len(label_counts)
+    return build_loss(config.name, **params)
+
+
+def flat_examples(examples: list[Example], policy: str) -> list[Example]:
+    """Refuse nested spans for a flat head, or keep the outermost (``policy='outermost'``)."""
+    nested = [example for example in examples if not is_flat(example.spans)]
+    if not nested:
+        return examples
+    if policy == "error":
+        raise DataError(
+            f"{len(nested)} sentences have overlapping entities, which a flat (softmax or CRF) head cannot "
+            f"represent; the first is {nested[0].source or nested[0].tokens[:10]}. Use the span head "
+            "(--head span), or --set data.overlapping=outermost to keep the outermost entities"
+        )
+    dropped = 0
+    kept_examples = []
+    for example in examples:
+        spans, removed = keep_outermost(example.spans)
+        dropped += removed
+        kept_examples.append(Example(example.tokens, spans, example.text, example.offsets, example.source))
+    logger.warning("dropped %d nested entities to keep the outermost ones (data.overlapping=outermost)", dropped)
+    return kept_examples
+
+
+class Tagger(nn.Module):
+    def __init__(self, encoder, head, *, entity_types: list[str], label_names: list[str],
+                 label_counts: list[int], config: dict[str, Any]):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.entity_types = list(entity_types)
+        self.label_names = list(label_names)
+        self.label_counts = list(label_counts)
+        self.config = config  # the "model" part of the configuration (encoder, head, loss)
+
+    # ----------------------------------------------------------------- construction
+
+    @classmethod
+    def build(cls, config: Config, train_examples: list[Example]) -> "Tagger":
+        """A new, untrained tagger whose vocabularies and labels come from ``train_examples``."""
+        entity_types = sorted({span.type for example in train_examples for span in example.spans})
+        if not entity_types:
+            raise DataError("the training data holds no entities", path=config.data.train)
+        label_names, label_counts = count_labels(train_examples, config.head, entity_types)
+        encoder = build_encoder(config.encoder, examples=train_examples)
+        model_config = {"encoder": encoder.config(), "head": config.head.model_dump(), "loss": config.loss.model_dump()}
+        return cls._assemble(model_config, encoder, entity_types, label_names, label_counts)
+
+    @classmethod
+    def _assemble(cls, model_config, encoder, entity_types, label_names, label_counts) -> "Tagger":
+        head_config = HeadConfig.model_validate(model_config["head"])
+        loss = build_head_loss(LossConfig.model_validate(model_config["loss"]), head_config.type, label_counts)
+        prior = log_prior(label_counts) if head_config.type == "softmax" else None
+        head = build_head(head_config, input_size=encoder.output_size, entity_types=entity_types,
+                          loss=loss, log_prior=prior)
+        return cls(encoder, head, entity_types=entity_types, label_names=label_names,
+                   label_counts=label_counts, config=model_config)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        description = {
+            "format_version": FORMAT_VERSION,
+            **self.config,
+            "entity_types": self.entity_types,
+            "label_names": self.label_names,
+            "label_counts": self.label_counts,
+        }
+        (directory / CONFIG_FILE).write_text(json.dumps(description, indent=2, ensure_ascii=False), encoding="utf-8")
+        state = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_FILE))
+        self.encoder.save_files(directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> "Tagger":
+        directory = Path(directory)
+        config_path = directory / CONFIG_FILE
+        if not config_path.is_file():
+            raise NerkitError(f"{directory}: not a nerkit model directory (no {CONFIG_FILE}); "
+                              "train one with `nerkit train` or pass --model DIR")
+        description = json.loads(config_path.read_text(encoding="utf-8"))
+        if description.get("format_version") != FORMAT_VERSION:
+            raise NerkitError(f"{config_path}: format version {description.get('format_version')} "
+                              f"is not the one this nerkit reads ({FORMAT_VERSION})")
+        encoder = build_encoder(EncoderConfig.model_validate(description["encoder"]), directory=directory)
+        model_config = {key: description[key] for key in ("encoder", "head", "loss")}
+        tagger = cls._assemble(model_config, encoder, description["entity_types"], description["label_names"],
+                               description["label_counts"])
+        tagger.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+        return tagger.to(device).eval()
+
+    # ----------------------------------------------------------------- batches
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def prepare(self, examples: list[Example], *, overlapping: str = "error") -> list[Example]:
+        """Check examples against this model: flat heads refuse (or flatten) nested spans."""
+        if self.head.flat:
+            examples = flat_examples(examples, overlapping)
+        return examples
+
+    def collate(self, examples: list[Example]) -> dict[str, torch.Tensor]:
+        features = self.encoder.featurize(examples)
+        features.update(self.head.targets(examples, features["mask"].shape[1]))
+        return features
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training loss of a collated batch."""
+        return self.head.loss(self.encoder(batch), batch)
+
+    @torch.inference_mode()
+    def decode(self, batch: dict[str, torch.Tensor]) -> list[list[ScoredSpan]]:
+        return self.head.decode(self.encoder(batch), batch)
+
+    def predict_examples(self, examples: list[Example], *, token_budget: int = 4000,
+                         max_sentences: int = 128) -> list[list[ScoredSpan]]:
+        """Spans for tokenized examples, in input order (batched by length internally)."""
+        from nerkit.predict.predictor import predict_spans
+
+        return predict_spans(self, examples, token_budget=token_budget, max_sentences=max_sentences)
+
+    def predict(self, texts: str | Iterable[str], **options) -> list[dict[str, Any]]:
+        """Entities in raw texts: one ``{"text", "entities": [{"start", "end", "type", "text",
+        "score"}]}`` per text, character offsets half-open."""
+        from nerkit.predict.predictor import predict_texts
+
+        single = isinstance(texts, str)
+        results = list(predict_texts(self, [texts] if single else texts, **options))
+        return results[0] if single else results

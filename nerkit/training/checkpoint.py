@@ -1,0 +1,109 @@
+"""Checkpoints in safetensors + JSON, written atomically.
+
+A checkpoint is a directory: the model (a full model directory, so it can be loaded like
+any other), ``optimizer.safetensors`` + ``optimizer.json`` (the optimizer's tensors and
+its non-tensor structure), and ``trainer_state.json`` (step, epoch, scheduler, early
+stopping, history, random states). Nothing is pickled, so resuming never runs code
+from a file.
+
+Atomicity: the new checkpoint is written to ``NAME.tmp``; then the old one is renamed to
+``NAME.old``, the new one to ``NAME``, and the old one removed. A crash at any moment
+leaves either ``NAME`` or ``NAME.old`` complete, and ``latest_checkpoint`` finds it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+OPTIMIZER_TENSORS, OPTIMIZER_STRUCTURE, STATE_FILE, RNG_FILE = (
+    "optimizer.safetensors", "optimizer.json", "trainer_state.json", "rng.safetensors")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for param_id, param_state in state["state"].items():
+        for key, value in param_state.items():
+            if torch.is_tensor(value):
+                tensors[f"{param_id}.{key}"] = value.detach().contiguous().cpu()
+            else:
+                scalars[f"{param_id}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_files(tensors: dict[str, torch.Tensor], structure: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in list(tensors.items()) + list(structure["scalars"].items()):
+        param_id, key = name.split(".", 1)
+        state.setdefault(int(param_id), {})[key] = value
+    return {"state": state, "param_groups": structure["param_groups"]}
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], Any]:
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for index, cuda_state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda.{index}"] = cuda_state
+    version, internal, gauss = random.getstate()
+    return tensors, [version, list(internal), gauss]
+
+
+def restore_rng(tensors: dict[str, torch.Tensor], python_state: Any) -> None:
+    torch.set_rng_state(tensors["torch"])
+    cuda_states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("cuda."))]
+    if cuda_states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda_states)
+    version, internal, gauss = python_state
+    random.setstate((version, tuple(internal), gauss))
+
+
+def save_checkpoint(directory: Path, *, tagger, optimizer, scheduler, trainer_state: dict[str, Any]) -> None:
+    directory = Path(directory)
+    temporary = directory.with_name(directory.name + ".tmp")
+    previous = directory.with_name(directory.name + ".old")
+    shutil.rmtree(temporary, ignore_errors=True)
+    tagger.save_pretrained(temporary)
+    tensors, structure = optimizer_to_files(optimizer)
+    save_file(tensors, str(temporary / OPTIMIZER_TENSORS))
+    (temporary / OPTIMIZER_STRUCTURE).write_text(json.dumps(structure), encoding="utf-8")
+    rng_tensors, python_rng = rng_state()
+    save_file(rng_tensors, str(temporary / RNG_FILE))
+    state = {**trainer_state, "scheduler": scheduler.state_dict(), "python_rng": python_rng}
+    (temporary / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
+    if directory.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(directory, previous)
+    os.replace(temporary, directory)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The complete checkpoint at ``directory``, or the previous one if a crash interrupted the swap."""
+    directory = Path(directory)
+    for candidate in (directory, directory.with_name(directory.name + ".old")):
+        if (candidate / STATE_FILE).is_file():
+            return candidate
+    return None
+
+
+def load_checkpoint(directory: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, torch.Tensor]]:
+    """``(trainer_state, optimizer_state_dict, rng_tensors)`` of a checkpoint directory."""
+    directory = Path(directory)
+    trainer_state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+    structure = json.loads((directory / OPTIMIZER_STRUCTURE).read_text(encoding="utf-8"))
+    optimizer_state = optimizer_from_files(load_file(str(directory / OPTIMIZER_TENSORS)), structure)
+    return trainer_state, optimizer_state, load_file(str(directory / RNG_FILE))

@@ -1,0 +1,260 @@
+"""The training loop as a stream of events (``training_events``) and the ``train``
+function that consumes it: evaluation, checkpoints, early stopping and logging react to
+events instead of living as branches inside the loop.
+
+One code path for CPU, one GPU (bf16 autocast) or many (``accelerate launch``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch.utils.data import DataLoader
+
+from nerkit.config import Config
+from nerkit.data.batching import budget_batches
+from nerkit.data.spans import Example
+from nerkit.metrics.entity_f1 import Report, entity_report
+from nerkit.tagger import Tagger
+from nerkit.training import checkpoint as ckpt
+from nerkit.training.data import load_split
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR, HISTORY_FILE, CONFIG_FILE = "checkpoint", "history.json", "train_config.yaml"
+
+
+class BudgetBatchSampler:
+    """Length-grouped batches under a token budget, reshuffled per epoch from (seed, epoch),
+    so an interrupted epoch can be replayed exactly and resumed at any batch."""
+
+    def __init__(self, lengths: list[int], *, token_budget: int, max_sentences: int, seed: int):
+        self.lengths, self.token_budget, self.max_sentences, self.seed = lengths, token_budget, max_sentences, seed
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        return budget_batches(self.lengths, token_budget=self.token_budget, max_sentences=self.max_sentences,
+                              shuffle=True, seed=self.seed * 1000 + epoch)
+
+    def __iter__(self):
+        return iter(self.batches(self.epoch)[self.skip:])
+
+    def __len__(self) -> int:
+        return len(self.batches(self.epoch)) - self.skip
+
+
+@dataclass
+class Step:
+    epoch: int
+    step: int  # optimizer steps done so far
+    batch_in_epoch: int  # batches of this epoch done so far
+    loss: float
+    words: int
+
+
+@dataclass
+class EpochEnd:
+    epoch: int
+    step: int
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    best_f1: float | None
+    best_epoch: int | None
+    steps: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    test_report: Report | None = None
+
+
+def evaluate(tagger: Tagger, examples: list[Example]) -> Report:
+    """Entity-level scores of ``tagger`` on gold ``examples`` (seqeval strict when flat)."""
+    predicted = tagger.predict_examples(examples)
+    return entity_report([e.spans for e in examples], predicted, [len(e) for e in examples], tagger.entity_types)
+
+
+def _schedule(config: Config, total_steps: int):
+    warmup = int(config.training.warmup_ratio * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if config.training.decay == "constant":
+            return 1.0
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return factor
+
+
+def _optimizer(tagger: Tagger, config: Config) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases, norms and embeddings' padding-free vectors alike."""
+    decay, no_decay = [], []
+    for name, parameter in tagger.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (no_decay if parameter.ndim < 2 or "norm" in name.lower() else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": config.training.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.training.learning_rate)
+
+
+def training_events(*, accelerator, tagger, optimizer, scheduler, loader, sampler: BudgetBatchSampler,
+                    epochs: int, max_steps: int | None, start_epoch: int, start_step: int,
+                    start_batch: int, max_grad_norm: float) -> Iterator[Step | EpochEnd]:
+    """Train, yielding a ``Step`` after every optimizer step and an ``EpochEnd`` after every
+    epoch. The consumer may stop iterating at any event."""
+    step = start_step
+    for epoch in range(start_epoch, epochs):
+        sampler.set_epoch(epoch, skip=start_batch if epoch == start_epoch else 0)
+        batch_in_epoch = start_batch if epoch == start_epoch else 0
+        tagger.train()
+        for batch in loader:
+            with accelerator.autocast():
+                loss = tagger(batch)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(tagger.parameters(), max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            batch_in_epoch += 1
+            yield Step(epoch, step, batch_in_epoch, loss.item(), int(batch["mask"].sum()))
+            if max_steps is not None and step >= max_steps:
+                yield EpochEnd(epoch, step)
+                return
+        yield EpochEnd(epoch, step)
+
+
+def _precision(config: Config) -> str:
+    if config.training.precision == "auto":
+        return "bf16" if torch.cuda.is_available() else "no"
+    return "no" if config.training.precision == "fp32" else "bf16"
+
+
+def train(config: Config, *, resume: bool = False) -> TrainResult:
+    """Train a tagger as ``config`` says; the best model (by dev F1, or the last one
+    without dev data) is written to ``config.output``, a model directory.
+
+    With ``resume``, training continues from ``config.output``'s last checkpoint:
+    model, optimizer, scheduler, step, epoch, early-stopping state and random states.
+    """
+    from accelerate import Accelerator
+
+    from nerkit.training.progress import ProgressReporter
+
+    output = Path(config.output)
+    accelerator = Accelerator(mixed_precision=_precision(config), cpu=not torch.cuda.is_available())
+    random.seed(config.training.seed)
+    torch.manual_seed(config.training.seed)
+
+    train_examples = load_split(config.data.train, config.data.scheme)
+    dev_examples = load_split(config.data.dev, config.data.scheme) if config.data.dev else None
+
+    checkpoint_dir = ckpt.latest_checkpoint(output / CHECKPOINT_DIR) if resume else None
+    if resume and checkpoint_dir is None:
+        from nerkit.errors import NerkitError
+
+        raise NerkitError(f"{output}: no checkpoint to resume from (expected {output / CHECKPOINT_DIR})")
+    tagger = Tagger.from_pretrained(checkpoint_dir) if checkpoint_dir else Tagger.build(config, train_examples)
+    train_examples = tagger.prepare(train_examples, overlapping=config.data.overlapping)
+
+    sampler = BudgetBatchSampler([len(e) for e in train_examples], token_budget=config.training.token_budget,
+                                 max_sentences=config.training.max_sentences, seed=config.training.seed)
+    loader = DataLoader(train_examples, batch_sampler=sampler, collate_fn=tagger.collate)
+    batches_per_epoch = len(sampler.batches(0))
+    total_steps = config.training.max_steps or config.training.epochs * batches_per_epoch
+    epochs = (math.ceil(config.training.max_steps / batches_per_epoch) if config.training.max_steps
+              else config.training.epochs)
+
+    optimizer = _optimizer(tagger, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, total_steps))
+    tagger, optimizer, loader = accelerator.prepare(tagger, optimizer, loader)
+    # prepare() wraps the loader; our sampler object stays the one it iterates, so set_epoch reaches it.
+
+    state: dict[str, Any] = {"epoch": 0, "step": 0, "batch_in_epoch": 0, "best_f1": None, "best_epoch": None,
+                             "epochs_without_improvement": 0, "history": []}
+    if checkpoint_dir:
+        trainer_state, optimizer_state, rng_tensors = ckpt.load_checkpoint(checkpoint_dir)
+        optimizer.load_state_dict(optimizer_state)
+        scheduler.load_state_dict(trainer_state.pop("scheduler"))
+        ckpt.restore_rng(rng_tensors, trainer_state.pop("python_rng"))
+        state.update(trainer_state)
+        logger.info("resuming from %s at step %d (epoch %d, batch %d)", checkpoint_dir, state["step"],
+                    state["epoch"] + 1, state["batch_in_epoch"])
+    else:
+        output.mkdir(parents=True, exist_ok=True)
+        config.to_yaml(output / CONFIG_FILE)
+
+    unwrapped = accelerator.unwrap_model(tagger)
+
+    def save_state() -> None:
+        if accelerator.is_main_process:
+            ckpt.save_checkpoint(output / CHECKPOINT_DIR, tagger=unwrapped, optimizer=optimizer,
+                                 scheduler=scheduler, trainer_state=state)
+
+    events = training_events(accelerator=accelerator, tagger=tagger, optimizer=optimizer, scheduler=scheduler,
+                             loader=loader, sampler=sampler, epochs=epochs, max_steps=config.training.max_steps,
+                             start_epoch=state["epoch"], start_step=state["step"],
+                             start_batch=state["batch_in_epoch"], max_grad_norm=config.training.max_grad_norm)
+    reporter = ProgressReporter(enabled=config.training.progress and accelerator.is_main_process,
+                                epochs=epochs, batches_per_epoch=batches_per_epoch)
+    epoch_loss, epoch_batches, epoch_words, epoch_started = 0.0, 0, 0, time.perf_counter()
+    with reporter:
+        for event in events:
+            if isinstance(event, Step):
+                state.update(epoch=event.epoch, step=event.step, batch_in_epoch=event.batch_in_epoch)
+                epoch_loss += event.loss
+                epoch_batches += 1
+                epoch_words += event.words
+                reporter.step(event, words_per_second=epoch_words / (time.perf_counter() - epoch_started))
+                if config.training.checkpoint_every and event.step % config.training.checkpoint_every == 0:
+                    save_state()
+                continue
+            seconds = time.perf_counter() - epoch_started
+            record = {"epoch": event.epoch + 1, "step": event.step, "loss": epoch_loss / max(1, epoch_batches),
+                      "words_per_second": epoch_words / seconds if seconds else 0.0, "seconds": seconds}
+            improved = True
+            if dev_examples is not None:
+                report = evaluate(unwrapped, dev_examples)
+                record["dev_f1"] = report.micro.f1
+                record["dev_macro_f1"] = report.macro.f1
+                improved = state["best_f1"] is None or report.micro.f1 > state["best_f1"]
+            if improved:
+                state.update(best_f1=record.get("dev_f1"), best_epoch=event.epoch + 1, epochs_without_improvement=0)
+                if accelerator.is_main_process:
+                    unwrapped.save_pretrained(output)
+            else:
+                state["epochs_without_improvement"] += 1
+            state["history"].append(record)
+            state.update(epoch=event.epoch + 1, batch_in_epoch=0)
+            reporter.epoch_end(record, best=state["best_f1"])
+            if accelerator.is_main_process:
+                ckpt.atomic_write_text(output / HISTORY_FILE, json.dumps(state["history"], indent=2))
+            save_state()
+            epoch_loss, epoch_batches, epoch_words, epoch_started = 0.0, 0, 0, time.perf_counter()
+            patience = config.training.patience
+            if patience is not None and state["epochs_without_improvement"] >= patience:
+                logger.info("no better dev F1 for %d epochs: stopping early", patience)
+                break
+
+    result = TrainResult(output, state["best_f1"], state["best_epoch"], state["step"], state["history"])
+    if config.data.test:
+        best = Tagger.from_pretrained(output, device=unwrapped.device)
+        result.test_report = evaluate(best, load_split(config.data.test, config.data.scheme))
+    return result
+
+
+__all__ = ["train", "evaluate", "training_events", "TrainResult", "Step", "EpochEnd"]
