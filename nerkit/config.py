@@ -34,11 +34,16 @@ class EncoderConfig(Section):
     case_dim: int = Field(8, ge=1)
     hidden_size: int = Field(200, ge=1)  # per direction
     num_layers: int = Field(1, ge=1)
-    dropout: float = Field(0.5, ge=0, lt=1)
+    dropout: float | None = Field(None, ge=0, lt=1)  # default: 0.5 for the BiLSTM, 0.1 for transformers
     word_dropout: float = Field(0.05, ge=0, lt=1)  # probability of replacing a word by <unk> in training
     min_count: int = Field(1, ge=1)  # words seen fewer times in training become <unk>
     # Transformer
     model: str | None = None  # local Hugging Face model directory or hub name
+    pooling: Literal["first", "mean"] = "first"  # word vector from its first sub-word, or the mean of all
+    window_overlap: int | None = Field(None, ge=0)  # sub-words shared by consecutive windows of a long
+    # input; default min(128, half a window): enough context on both sides of every word
+    max_window: int | None = Field(None, ge=8)  # sub-words per window incl. special tokens (default: the model's)
+    long_inputs: Literal["window", "error"] = "window"  # what to do with inputs longer than one window
 
 
 class HeadConfig(Section):
@@ -69,6 +74,7 @@ class TrainingConfig(Section):
     epochs: int = Field(10, ge=1)
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps (overrides epochs)
     learning_rate: float = Field(2e-3, gt=0)
+    encoder_learning_rate: float | None = Field(None, gt=0)  # pretrained encoder body (default: learning_rate)
     weight_decay: float = Field(0.0, ge=0)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)  # share of all steps spent warming up linearly
     decay: Literal["linear", "constant"] = "linear"
@@ -79,6 +85,8 @@ class TrainingConfig(Section):
     seed: int = 13
     checkpoint_every: int | None = Field(None, ge=1)  # also checkpoint every N steps, not only per epoch
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    max_minutes: float | None = Field(None, gt=0)  # wall-clock budget: stop, evaluate and save when spent
+    cpu_threads: int | None = Field(None, ge=1)  # torch CPU threads; 1 avoids thrashing on a busy machine
     progress: bool = True
 
 

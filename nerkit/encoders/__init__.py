@@ -18,6 +18,7 @@ def build_encoder(config: EncoderConfig, *, examples: list[Example] | None = Non
     """A new encoder from training ``examples``, or a saved one from ``directory``."""
     if config.type == "bilstm":
         settings = {name: getattr(config, name) for name in _BILSTM_SETTINGS}
+        settings["dropout"] = 0.5 if config.dropout is None else config.dropout
         if directory is not None:
             return BiLSTMEncoder.from_directory(directory, settings)
         return BiLSTMEncoder.from_examples(examples, min_count=config.min_count, **settings)

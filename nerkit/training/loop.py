@@ -100,22 +100,31 @@ def _schedule(config: Config, total_steps: int):
 
 
 def _optimizer(tagger: Tagger, config: Config) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases, norms and embeddings' padding-free vectors alike."""
-    decay, no_decay = [], []
+    """AdamW with up to four groups: the encoder's own parameters at ``encoder_learning_rate``
+    (a pretrained body wants a smaller step than a fresh head), everything else at
+    ``learning_rate``; no weight decay on biases and norm weights (any 1-D parameter)."""
+    encoder_ids = {id(p) for p in tagger.encoder.parameter_groups().get("encoder", [])}
+    encoder_rate = config.training.encoder_learning_rate or config.training.learning_rate
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, parameter in tagger.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        (no_decay if parameter.ndim < 2 or "norm" in name.lower() else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": config.training.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.training.learning_rate)
+        if parameter.requires_grad:
+            decays = parameter.ndim >= 2 and "norm" not in name.lower()
+            groups.setdefault((id(parameter) in encoder_ids, decays), []).append(parameter)
+    return torch.optim.AdamW(
+        [{"params": params, "lr": encoder_rate if in_encoder else config.training.learning_rate,
+          "weight_decay": config.training.weight_decay if decays else 0.0}
+         for (in_encoder, decays), params in sorted(groups.items())],
+        lr=config.training.learning_rate,
+    )
 
 
 def training_events(*, accelerator, tagger, optimizer, scheduler, loader, sampler: BudgetBatchSampler,
                     epochs: int, max_steps: int | None, start_epoch: int, start_step: int,
-                    start_batch: int, max_grad_norm: float) -> Iterator[Step | EpochEnd]:
+                    start_batch: int, max_grad_norm: float,
+                    deadline: float | None = None) -> Iterator[Step | EpochEnd]:
     """Train, yielding a ``Step`` after every optimizer step and an ``EpochEnd`` after every
-    epoch. The consumer may stop iterating at any event."""
+    epoch. The consumer may stop iterating at any event. Past ``deadline`` (a
+    ``time.monotonic()`` value) or ``max_steps`` the current epoch ends early and training stops."""
     step = start_step
     for epoch in range(start_epoch, epochs):
         sampler.set_epoch(epoch, skip=start_batch if epoch == start_epoch else 0)
@@ -132,7 +141,7 @@ def training_events(*, accelerator, tagger, optimizer, scheduler, loader, sample
             step += 1
             batch_in_epoch += 1
             yield Step(epoch, step, batch_in_epoch, loss.item(), int(batch["mask"].sum()))
-            if max_steps is not None and step >= max_steps:
+            if (max_steps is not None and step >= max_steps) or (deadline and time.monotonic() > deadline):
                 yield EpochEnd(epoch, step)
                 return
         yield EpochEnd(epoch, step)
@@ -156,6 +165,9 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     from nerkit.training.progress import ProgressReporter
 
     output = Path(config.output)
+    if config.training.cpu_threads:
+        torch.set_num_threads(config.training.cpu_threads)
+    deadline = time.monotonic() + 60 * config.training.max_minutes if config.training.max_minutes else None
     accelerator = Accelerator(mixed_precision=_precision(config), cpu=not torch.cuda.is_available())
     random.seed(config.training.seed)
     torch.manual_seed(config.training.seed)
@@ -208,8 +220,9 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     events = training_events(accelerator=accelerator, tagger=tagger, optimizer=optimizer, scheduler=scheduler,
                              loader=loader, sampler=sampler, epochs=epochs, max_steps=config.training.max_steps,
                              start_epoch=state["epoch"], start_step=state["step"],
-                             start_batch=state["batch_in_epoch"], max_grad_norm=config.training.max_grad_norm)
-    reporter = ProgressReporter(enabled=config.training.progress and accelerator.is_main_process,
+                             start_batch=state["batch_in_epoch"], max_grad_norm=config.training.max_grad_norm,
+                             deadline=deadline)
+    reporter = ProgressReporter(enabled=accelerator.is_main_process, bar=config.training.progress,
                                 epochs=epochs, batches_per_epoch=batches_per_epoch)
     epoch_loss, epoch_batches, epoch_words, epoch_started = 0.0, 0, 0, time.perf_counter()
     with reporter:
@@ -245,6 +258,9 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
                 ckpt.atomic_write_text(output / HISTORY_FILE, json.dumps(state["history"], indent=2))
             save_state()
             epoch_loss, epoch_batches, epoch_words, epoch_started = 0.0, 0, 0, time.perf_counter()
+            if deadline and time.monotonic() > deadline:
+                logger.info("training.max_minutes=%s spent: stopping", config.training.max_minutes)
+                break
             patience = config.training.patience
             if patience is not None and state["epochs_without_improvement"] >= patience:
                 logger.info("no better dev F1 for %d epochs: stopping early", patience)

@@ -9,11 +9,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class ProgressReporter:
-    def __init__(self, *, enabled: bool, epochs: int, batches_per_epoch: int):
+    """``bar`` turns the live bar on (on a terminal only); ``enabled`` turns all output off
+    (non-main processes). Epoch summaries are printed whenever enabled."""
+
+    def __init__(self, *, enabled: bool, bar: bool, epochs: int, batches_per_epoch: int):
         self.enabled = enabled
         self.epochs = epochs
         self.console = Console(stderr=True)
-        self.interactive = enabled and self.console.is_terminal
+        self.interactive = enabled and bar and self.console.is_terminal
         self.progress = None
         self.task = None
         if self.interactive:

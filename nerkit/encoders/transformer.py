@@ -1,0 +1,223 @@
+"""Transformer encoder: any Hugging Face ``AutoModel`` with a fast tokenizer -> word vectors.
+
+Words are split into sub-words with the tokenizer; a word's vector is pooled from its
+sub-words (the first one by default, or their mean), so every head works on words.
+
+Inputs longer than the encoder's window are never cut. Their sub-words are split into
+overlapping windows that start and end on word boundaries; all windows of a batch run
+through the model together, and each word takes its vector from the window where it
+sits furthest from an edge (so it sees the most context on both sides).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nerkit.config import EncoderConfig
+from nerkit.data.spans import Example
+from nerkit.encoders.base import Encoder
+from nerkit.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+ENCODER_SUBDIR = "encoder"  # tokenizer files and the model's config.json, inside a model directory
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+class TransformerEncoder(Encoder):
+    def __init__(self, model: nn.Module, tokenizer, settings: dict[str, Any]):
+        super().__init__()
+        if not getattr(tokenizer, "is_fast", False):
+            raise ConfigError(
+                f"the tokenizer of {settings['model']!r} is a slow (Python) tokenizer; nerkit needs a fast one "
+                "to align words and sub-words (word_ids). Convert it with the tokenizers library or pick a "
+                "model that ships tokenizer.json"
+            )
+        self.model, self.tokenizer, self.settings = model, tokenizer, settings
+        self.dropout = nn.Dropout(settings["dropout"])
+        self.output_size = model.config.hidden_size
+        special = tokenizer.num_special_tokens_to_add(pair=False)
+        limit = settings.get("max_window") or min(getattr(model.config, "max_position_embeddings", 512),
+                                                  tokenizer.model_max_length)
+        self.window = int(limit) - special  # sub-words of text per window
+        overlap = settings["window_overlap"]
+        if overlap is not None and overlap >= self.window:
+            raise ConfigError(f"encoder.window_overlap={overlap} must be smaller than the window "
+                              f"({self.window} sub-words)")
+        self.overlap = min(128, self.window // 2) if overlap is None else overlap
+        self.windowed_inputs = 0  # inputs that needed more than one window since the last reset
+
+    # ----------------------------------------------------------------- building and saving
+
+    @classmethod
+    def _settings(cls, config: EncoderConfig) -> dict[str, Any]:
+        return {"model": config.model, "pooling": config.pooling, "window_overlap": config.window_overlap,
+                "max_window": config.max_window, "long_inputs": config.long_inputs,
+                "dropout": 0.1 if config.dropout is None else config.dropout}
+
+    @classmethod
+    def from_pretrained_model(cls, config: EncoderConfig) -> "TransformerEncoder":
+        """Load pretrained weights and tokenizer from a local directory or the hub."""
+        from transformers import AutoModel, AutoTokenizer
+
+        _quiet_transformers()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(config.model)
+            model = AutoModel.from_pretrained(config.model)
+        except (OSError, ValueError) as error:
+            raise ConfigError(
+                f"cannot load the encoder {config.model!r}: {str(error).splitlines()[0]} "
+                "Without network access, pass a local model directory (one holding config.json, the weights "
+                "and tokenizer files) as --encoder PATH"
+            ) from None
+        return cls(model, tokenizer, cls._settings(config))
+
+    @classmethod
+    def from_directory(cls, directory: Path, config: EncoderConfig) -> "TransformerEncoder":
+        """Rebuild from a nerkit model directory: architecture and tokenizer from its
+        ``encoder/`` folder; the weights come with the tagger's model.safetensors."""
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        _quiet_transformers()
+        source = directory / ENCODER_SUBDIR
+        model = AutoModel.from_config(AutoConfig.from_pretrained(source))
+        return cls(model, AutoTokenizer.from_pretrained(source), cls._settings(config))
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "transformer", **self.settings}
+
+    def save_files(self, directory: Path) -> None:
+        target = directory / ENCODER_SUBDIR
+        self.model.config.save_pretrained(target)
+        self.tokenizer.save_pretrained(target)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {"encoder": list(self.model.parameters()), "head": list(self.dropout.parameters())}
+
+    # ----------------------------------------------------------------- features
+
+    def _word_pieces(self, examples: list[Example]) -> list[list[list[int]]]:
+        """Sub-word ids of every word; a word the tokenizer drops entirely (control
+        characters, odd unicode) gets the unknown token, so no word loses its vector."""
+        encoded = self.tokenizer([e.tokens for e in examples], is_split_into_words=True, add_special_tokens=False)
+        unknown = self.tokenizer.unk_token_id
+        pieces_per_example = []
+        for row, example in enumerate(examples):
+            pieces: list[list[int]] = [[] for _ in example.tokens]
+            for piece, word in zip(encoded["input_ids"][row], encoded.word_ids(row)):
+                if word is not None:
+                    pieces[word].append(piece)
+            for word_pieces in pieces:
+                if not word_pieces:
+                    if unknown is None:
+                        raise DataError("a word has no sub-words and the tokenizer has no unknown token",
+                                        path=example.source)
+                    word_pieces.append(unknown)
+            pieces_per_example.append(pieces)
+        return pieces_per_example
+
+    def _windows(self, pieces: list[list[int]], source: str | None) -> list[tuple[int, int]]:
+        """Word ranges ``[first, last)`` of the windows of one input, overlapping by about
+        ``window_overlap`` sub-words and cut at word boundaries."""
+        sizes = [len(p) for p in pieces]
+        if sum(sizes) <= self.window:
+            return [(0, len(pieces))]
+        if self.settings["long_inputs"] == "error":
+            raise DataError(f"{sum(sizes)} sub-words, more than the encoder's window of {self.window} "
+                            "(encoder.long_inputs=error)", path=source)
+        longest = max(sizes)
+        if longest > self.window:
+            raise DataError(f"one word has {longest} sub-words, more than a whole window ({self.window})",
+                            path=source)
+        windows = []
+        first = 0
+        while True:
+            total, last = 0, first
+            while last < len(pieces) and total + sizes[last] <= self.window:
+                total += sizes[last]
+                last += 1
+            windows.append((first, last))
+            if last == len(pieces):
+                return windows
+            # Next window: step back from `last` until about window_overlap sub-words are shared,
+            # always moving forward by at least one word.
+            overlap, next_first = 0, last
+            while next_first - 1 > first and overlap + sizes[next_first - 1] <= self.overlap:
+                next_first -= 1
+                overlap += sizes[next_first]
+            first = next_first
+
+    def featurize(self, examples: list[Example]) -> dict[str, torch.Tensor]:
+        tokenizer = self.tokenizer
+        cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+        sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+        prefix = [cls_id] if cls_id is not None else []
+        suffix = [sep_id] if sep_id is not None else []
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+        words = max(len(e) for e in examples)
+        window_ids: list[list[int]] = []
+        # Per word: (window index, first piece position, end piece position, distance to the window edge)
+        word_window = torch.zeros(len(examples), words, dtype=torch.long)
+        word_start = torch.zeros(len(examples), words, dtype=torch.long)
+        word_end = torch.ones(len(examples), words, dtype=torch.long)
+        for row, (example, pieces) in enumerate(zip(examples, self._word_pieces(examples))):
+            windows = self._windows(pieces, example.source)
+            if len(windows) > 1:
+                self.windowed_inputs += 1
+            best_distance = [-1] * len(pieces)
+            for first, last in windows:
+                window_index = len(window_ids)
+                ids = list(prefix)
+                for word in range(first, last):
+                    start = len(ids)
+                    ids.extend(pieces[word])
+                    # Distance in sub-words to the nearer edge of the window's text.
+                    distance = min(start - len(prefix), (len(prefix) + self.window) - len(ids))
+                    if distance > best_distance[word]:
+                        best_distance[word] = distance
+                        word_window[row, word] = window_index
+                        word_start[row, word] = start
+                        word_end[row, word] = len(ids)
+                window_ids.append(ids + suffix)
+        longest = max(len(ids) for ids in window_ids)
+        input_ids = torch.full((len(window_ids), longest), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros(len(window_ids), longest, dtype=torch.long)
+        for index, ids in enumerate(window_ids):
+            input_ids[index, :len(ids)] = torch.tensor(ids)
+            attention_mask[index, :len(ids)] = 1
+        lengths = torch.tensor([len(e) for e in examples])
+        mask = torch.arange(words).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (batch, words)
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "word_window": word_window,
+                "word_start": word_start, "word_end": word_end, "lengths": lengths, "mask": mask}
+
+    # ----------------------------------------------------------------- forward
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden = self.model(input_ids=features["input_ids"],
+                            attention_mask=features["attention_mask"]).last_hidden_state  # shape: (windows, pieces, H)
+        window, start = features["word_window"], features["word_start"]
+        if self.settings["pooling"] == "first":
+            word_vectors = hidden[window, start]  # shape: (batch, words, H)
+        else:
+            # Mean over the word's pieces [start, end): gather up to the longest word's piece count
+            # (a running-sum difference would lose float32 precision over long windows).
+            counts = (features["word_end"] - start).clamp(min=1)  # shape: (batch, words)
+            offsets = torch.arange(int(counts.max()), device=start.device)
+            positions = (start.unsqueeze(-1) + offsets).clamp(max=hidden.shape[1] - 1)  # shape: (batch, words, K)
+            inside = offsets < counts.unsqueeze(-1)  # shape: (batch, words, K)
+            pieces = hidden[window.unsqueeze(-1), positions]  # shape: (batch, words, K, H)
+            summed = torch.where(inside.unsqueeze(-1), pieces, torch.zeros_like(pieces)).sum(dim=2)
+            word_vectors = summed / counts.unsqueeze(-1).to(summed.dtype)
+        return self.dropout(word_vectors)
