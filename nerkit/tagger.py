@@ -23,7 +23,7 @@ from nerkit.data.schemes import scheme_tags, spans_to_tags
 from nerkit.data.spans import Example, ScoredSpan, is_flat, keep_outermost
 from nerkit.encoders import build_encoder
 from nerkit.errors import ConfigError, DataError, NerkitError
-from nerkit.heads import LOSS_KIND, build_head
+from nerkit.heads import LOSS_KINDS, build_head
 from nerkit.losses import available_losses, build_loss, get_loss_spec
 from nerkit.losses.priors import log_prior
 
@@ -47,11 +47,15 @@ def count_labels(examples: list[Example], head: HeadConfig, entity_types: list[s
 def build_head_loss(config: LossConfig, head_type: str, label_counts: list[int]) -> nn.Module:
     """The registered loss ``config.name`` for a head, given the training label counts."""
     spec = get_loss_spec(config.name)
-    kind = LOSS_KIND[head_type]
-    if kind not in spec.applies_to:
-        fitting = ", ".join(s.name for s in available_losses(kind))
-        raise ConfigError(f"loss {config.name!r} does not fit the {head_type} head; losses that do: {fitting}")
+    kinds = LOSS_KINDS[head_type]
     params = config.params()
+    # A wrapper (flooding) fits a head only if the loss it wraps does.
+    inner = params.get("inner", "ce") if "wrapper" in spec.applies_to else None
+    inner_name = inner.get("name", "ce") if isinstance(inner, dict) else inner
+    for name in filter(None, (config.name, inner_name)):
+        if not set(kinds) & set(get_loss_spec(name).applies_to):
+            fitting = ", ".join(sorted({s.name for kind in kinds for s in available_losses(kind)}))
+            raise ConfigError(f"loss {name!r} does not fit the {head_type} head; losses that do: {fitting}")
     if spec.accepts("label_counts") and "label_counts" not in params:
         params["label_counts"] = label_counts
     if spec.accepts("num_classes") and "num_classes" not in params:
@@ -110,7 +114,7 @@ class Tagger(nn.Module):
         loss = build_head_loss(LossConfig.model_validate(model_config["loss"]), head_config.type, label_counts)
         prior = log_prior(label_counts) if head_config.type == "softmax" else None
         head = build_head(head_config, input_size=encoder.output_size, entity_types=entity_types,
-                          loss=loss, log_prior=prior)
+                          loss=loss, loss_name=model_config["loss"]["name"], log_prior=prior)
         return cls(encoder, head, entity_types=entity_types, label_names=label_names,
                    label_counts=label_counts, config=model_config)
 

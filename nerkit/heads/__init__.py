@@ -8,19 +8,22 @@ from nerkit.config import HeadConfig
 from nerkit.heads.base import Head, TaggingHead
 from nerkit.heads.crf import CRFHead
 from nerkit.heads.softmax import SoftmaxHead
+from nerkit.losses import get_loss_spec
 
-# Which registry category (LossSpec.applies_to) each head takes its loss from.
-LOSS_KIND = {"softmax": "token", "crf": "crf", "span": "span"}
+# Which registry categories (LossSpec.applies_to) each head takes its loss from. The softmax
+# head becomes a cosine classifier for margin losses (am-softmax); the CRF takes any token
+# loss on its marginals (see heads/crf.py).
+LOSS_KINDS = {"softmax": ("token", "cosine"), "crf": ("crf", "token"), "span": ("span",)}
 
 
 def build_head(config: HeadConfig, *, input_size: int, entity_types: list[str], loss: nn.Module,
-               log_prior=None) -> Head:
+               loss_name: str = "ce", log_prior=None) -> Head:
     if config.type == "softmax":
-        return SoftmaxHead(input_size, entity_types, scheme=config.scheme, loss=loss,
-                           log_prior=log_prior, posthoc_tau=config.posthoc_tau)
+        return SoftmaxHead(input_size, entity_types, scheme=config.scheme, loss=loss, log_prior=log_prior,
+                           posthoc_tau=config.posthoc_tau, cosine="cosine" in get_loss_spec(loss_name).applies_to)
     if config.type == "crf":
-        return CRFHead(input_size, entity_types, scheme=config.scheme)
+        return CRFHead(input_size, entity_types, scheme=config.scheme, loss=loss, sequence_nll=loss_name == "ce")
     raise NotImplementedError(f"head {config.type!r} is not available yet")
 
 
-__all__ = ["Head", "TaggingHead", "SoftmaxHead", "CRFHead", "build_head", "LOSS_KIND"]
+__all__ = ["Head", "TaggingHead", "SoftmaxHead", "CRFHead", "build_head", "LOSS_KINDS"]

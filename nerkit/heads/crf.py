@@ -1,9 +1,13 @@
 """Linear-chain CRF over word emissions, with the tag scheme's invalid transitions forbidden.
 
-``loss`` is the negative log-likelihood of the gold tag sequences, summed over the batch
-and divided by the number of words, so its scale matches the token losses (LOSSES.md 1.3).
-Decoding is batched Viterbi; each predicted span is scored with the mean posterior
-marginal probability (forward-backward) of its words' tags.
+Loss: with ``ce`` (the default), the negative log-likelihood of the gold tag sequences,
+summed over the batch and divided by the number of words, so its scale matches the token
+losses (LOSSES.md 1.3). Any other token loss of the registry (``focal``, ``weighted-ce``,
+...) is applied to the CRF's posterior marginals ``log p(y_t | x)`` from forward-backward,
+which are differentiable: a class-weighted or focal CRF keeps the transition structure
+and Viterbi decoding while re-weighting words by class, in the spirit of AllenNLP's
+weighted CRFs. Decoding is batched Viterbi; each predicted span is scored with the mean
+posterior marginal probability of its words' tags.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ FORBIDDEN = -1e4
 class CRFHead(TaggingHead):
     kind = "crf"
 
-    def __init__(self, input_size: int, entity_types: list[str], *, scheme: str = "BIO"):
+    def __init__(self, input_size: int, entity_types: list[str], *, scheme: str = "BIO",
+                 loss: nn.Module | None = None, sequence_nll: bool = True):
         super().__init__(entity_types, scheme)
+        self.loss_function = loss
+        self.sequence_nll = sequence_nll or loss is None
         tags = len(self.tags)
         self.projection = nn.Linear(input_size, tags)
         self.transitions = nn.Parameter(torch.zeros(tags, tags))  # [from, to]
@@ -81,8 +88,12 @@ class CRFHead(TaggingHead):
 
     def loss(self, word_vectors, batch):
         mask = batch["mask"]
-        nll = self.negative_log_likelihood(self.emissions(word_vectors), batch["tag_ids"], mask)
-        return nll.sum() / mask.sum().clamp(min=1)
+        emissions = self.emissions(word_vectors)
+        if self.sequence_nll:
+            nll = self.negative_log_likelihood(emissions, batch["tag_ids"], mask)
+            return nll.sum() / mask.sum().clamp(min=1)
+        # Normalised log-marginals act as logits: log_softmax leaves them unchanged.
+        return self.loss_function(self.log_marginals(emissions, mask), batch["tag_ids"], mask)
 
     # ----------------------------------------------------------------- decoding
 
@@ -110,6 +121,10 @@ class CRFHead(TaggingHead):
 
     def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Posterior probability of each tag at each word, by forward-backward."""
+        return torch.exp(self.log_marginals(emissions, mask))
+
+    def log_marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``log p(y_t = c | x)`` for every word and tag, shape (batch, words, tags)."""
         transitions, _, end = self._potentials()
         alphas, log_partition = self._forward_alphas(emissions, mask)
         words = emissions.shape[1]
@@ -121,7 +136,7 @@ class CRFHead(TaggingHead):
             beta = torch.where(mask[:, t + 1].unsqueeze(1), step, end.expand_as(step))
             betas.append(beta)
         betas = torch.stack(betas[::-1], dim=1)  # shape: (batch, words, tags)
-        return torch.exp(alphas + betas - log_partition.view(-1, 1, 1))
+        return alphas + betas - log_partition.view(-1, 1, 1)
 
     def decode(self, word_vectors, batch) -> list[list[ScoredSpan]]:
         mask = batch["mask"]

@@ -13,8 +13,6 @@ from torch import nn
 from nerkit.errors import ConfigError
 from nerkit.losses.functional import binary_inputs, token_inputs, token_mean
 
-FORMS = ("multiclass", "binary")
-
 
 class LossModule(nn.Module):
     """Base of every nerkit loss module."""

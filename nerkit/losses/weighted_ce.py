@@ -7,7 +7,7 @@ from torch import nn
 
 from nerkit.errors import ConfigError
 from nerkit.losses.base import TokenLoss
-from nerkit.losses.functional import attached_zero, gold_terms, token_inputs, token_mean
+from nerkit.losses.functional import attached_zero, gold_terms, token_inputs
 from nerkit.losses.priors import check_weight_options, class_weights
 from nerkit.losses.registry import check_choice, register_loss
 
