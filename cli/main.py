@@ -68,8 +68,9 @@ def _resolve_config(path, overrides, *, train=None, dev=None, test=None, encoder
     """Defaults < YAML file < --set overrides < explicit flags."""
     from nerkit import load_config
 
-    values = {"data.train": train, "data.dev": dev, "data.test": test, "head.type": head, "loss.name": loss,
-              "training.epochs": epochs, "training.max_steps": max_steps, "training.seed": seed, "output": output}
+    flags = {"data.train": train, "data.dev": dev, "data.test": test, "head.type": head, "loss.name": loss,
+             "training.epochs": epochs, "training.max_steps": max_steps, "training.seed": seed, "output": output}
+    values = {key: value for key, value in flags.items() if value is not None}  # flags not given
     if not progress:
         values["training.progress"] = False
     if encoder is not None:

@@ -152,8 +152,7 @@ def load_config(path: str | Path | None = None, *, overrides: list[str] = (),
     for override in overrides:
         _set_path(tree, *parse_override(override))
     for key, value in (values or {}).items():
-        if value is not None:
-            _set_path(tree, key, value)
+        _set_path(tree, key, value)  # None is a value here (e.g. data.dev=None: no dev set)
     try:
         return Config.model_validate(tree)
     except ValidationError as error:
