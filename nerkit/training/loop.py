@@ -30,7 +30,7 @@ from nerkit.training.data import load_split
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_DIR, HISTORY_FILE, CONFIG_FILE = "checkpoint", "history.json", "train_config.yaml"
+CHECKPOINT_DIR, HISTORY_FILE, HISTORY_PLOT, CONFIG_FILE = "checkpoint", "history.json", "history.png", "train_config.yaml"
 
 
 class BudgetBatchSampler:
@@ -266,6 +266,10 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
                 logger.info("no better dev F1 for %d epochs: stopping early", patience)
                 break
 
+    if accelerator.is_main_process and state["history"]:
+        from nerkit.training.plot import plot_history
+
+        plot_history(state["history"], output / HISTORY_PLOT)
     result = TrainResult(output, state["best_f1"], state["best_epoch"], state["step"], state["history"])
     if config.data.test:
         best = Tagger.from_pretrained(output, device=unwrapped.device)

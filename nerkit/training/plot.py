@@ -1,0 +1,35 @@
+"""The training history as a PNG beside history.json (only when matplotlib is installed)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def plot_history(history: list[dict], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.debug("matplotlib is not installed: no history plot")
+        return False
+    epochs = [record["epoch"] for record in history]
+    figure, loss_axes = plt.subplots(figsize=(6, 3.5))
+    loss_axes.plot(epochs, [record["loss"] for record in history], color="tab:blue", marker=".")
+    loss_axes.set_xlabel("epoch")
+    loss_axes.set_ylabel("training loss", color="tab:blue")
+    if any("dev_f1" in record for record in history):
+        f1_axes = loss_axes.twinx()
+        f1_axes.plot([r["epoch"] for r in history if "dev_f1" in r],
+                     [100 * r["dev_f1"] for r in history if "dev_f1" in r], color="tab:red", marker=".")
+        f1_axes.set_ylabel("dev entity F1 (%)", color="tab:red")
+    figure.tight_layout()
+    temporary = path.with_name(path.name + ".tmp.png")
+    figure.savefig(temporary, dpi=100)
+    plt.close(figure)
+    temporary.replace(path)
+    return True
