@@ -170,7 +170,11 @@ def predict(
     sink = open(output, "w", encoding="utf-8") if output else sys.stdout
     try:
         writer = write_jsonl_predictions if format == "jsonl" else write_conll_predictions
-        writer(tagger, source, sink, name=file, token_budget=batch_words)
+        count = writer(tagger, source, sink, name=file, token_budget=batch_words)
+        windowed = getattr(tagger.encoder, "windowed_inputs", None)
+        if windowed is not None:  # transformer encoders: say how many inputs needed more than one window
+            typer.echo(f"{count} inputs; {windowed} longer than the encoder's window went through overlapping "
+                       "windows", err=True)
     finally:
         if source is not sys.stdin:
             source.close()

@@ -147,10 +147,25 @@ def training_events(*, accelerator, tagger, optimizer, scheduler, loader, sample
         yield EpochEnd(epoch, step)
 
 
+def cpu_supports_bf16() -> bool:
+    """Whether this processor has native bf16 arithmetic (AVX512-BF16 or AMX); elsewhere bf16
+    autocast on the CPU is emulated and slower than fp32."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 def _precision(config: Config) -> str:
+    """Accelerate's mixed_precision: bf16 autocast on CUDA by default; on the CPU only when
+    asked for (training.precision=bf16) and the processor supports it."""
     if config.training.precision == "auto":
         return "bf16" if torch.cuda.is_available() else "no"
-    return "no" if config.training.precision == "fp32" else "bf16"
+    if config.training.precision == "fp32":
+        return "no"
+    if not torch.cuda.is_available() and not cpu_supports_bf16():
+        from nerkit.errors import ConfigError
+
+        raise ConfigError("training.precision=bf16 on the CPU needs a processor with AVX512-BF16 or AMX; "
+                          "this one has neither (use fp32)")
+    return "bf16"
 
 
 def train(config: Config, *, resume: bool = False) -> TrainResult:
