@@ -79,6 +79,7 @@ class TrainingConfig(Section):
     warmup_ratio: float = Field(0.05, ge=0, lt=1)  # share of all steps spent warming up linearly
     decay: Literal["linear", "constant"] = "linear"
     max_grad_norm: float = Field(5.0, gt=0)
+    gradient_accumulation: int = Field(1, ge=1)  # micro-batches per optimizer step
     token_budget: int = Field(800, ge=1)  # padded words per batch
     max_sentences: int = Field(32, ge=1)  # sentences per batch at most
     patience: int | None = Field(None, ge=1)  # stop after this many epochs without a better dev F1

@@ -124,3 +124,13 @@ def test_compare_trains_each_loss_and_writes_table_json_and_plot(tmp_path):
     names = {p.name for p in written}
     assert {"comparison.json", "comparison.md"} <= names
     assert json.loads((tmp_path / "report" / "comparison.json").read_text())["runs"][0]["loss"] == "ce"
+
+
+def test_gradient_accumulation_takes_one_step_per_group_of_micro_batches(tmp_path):
+    config = load_config(values={**TINY, "training.max_steps": 3, "training.gradient_accumulation": 4,
+                                 "training.max_sentences": 8, "output": str(tmp_path)})
+    result = train(config)
+    state = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())
+    assert result.steps == 3 and state["step"] == 3
+    assert state["history"][0]["step"] == 3 and state["history"][0]["batches"] == 12  # 3 steps x 4 micro-batches
+    assert result.history[0]["words_per_second"] > 0

@@ -7,6 +7,7 @@ One code path for CPU, one GPU (bf16 autocast) or many (``accelerate launch``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -120,27 +121,43 @@ def _optimizer(tagger: Tagger, config: Config) -> torch.optim.Optimizer:
 
 def training_events(*, accelerator, tagger, optimizer, scheduler, loader, sampler: BudgetBatchSampler,
                     epochs: int, max_steps: int | None, start_epoch: int, start_step: int,
-                    start_batch: int, max_grad_norm: float,
+                    start_batch: int, max_grad_norm: float, accumulation: int = 1,
                     deadline: float | None = None) -> Iterator[Step | EpochEnd]:
     """Train, yielding a ``Step`` after every optimizer step and an ``EpochEnd`` after every
     epoch. The consumer may stop iterating at any event. Past ``deadline`` (a
-    ``time.monotonic()`` value) or ``max_steps`` the current epoch ends early and training stops."""
+    ``time.monotonic()`` value) or ``max_steps`` the current epoch ends early and training stops.
+
+    With ``accumulation`` > 1, gradients of that many micro-batches are summed (each loss
+    divided by ``accumulation``) before one optimizer step; an epoch's leftover micro-batches
+    make one last, smaller step. Steps, and so checkpoints, fall on step boundaries only.
+    """
     step = start_step
     for epoch in range(start_epoch, epochs):
         sampler.set_epoch(epoch, skip=start_batch if epoch == start_epoch else 0)
         batch_in_epoch = start_batch if epoch == start_epoch else 0
+        remaining = len(sampler)
         tagger.train()
+        pending, pending_loss, pending_words = 0, 0.0, 0
         for batch in loader:
-            with accelerator.autocast():
+            pending += 1
+            remaining -= 1
+            boundary = pending == accumulation or remaining == 0
+            # Between boundaries, skip the gradient all-reduce of multi-GPU training.
+            with (contextlib.nullcontext() if boundary else accelerator.no_sync(tagger)), accelerator.autocast():
                 loss = tagger(batch)
-            accelerator.backward(loss)
+                accelerator.backward(loss / accumulation)
+            pending_loss += loss.item()
+            pending_words += int(batch["mask"].sum())
+            if not boundary:
+                continue
             accelerator.clip_grad_norm_(tagger.parameters(), max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            batch_in_epoch += 1
-            yield Step(epoch, step, batch_in_epoch, loss.item(), int(batch["mask"].sum()))
+            batch_in_epoch += pending
+            yield Step(epoch, step, batch_in_epoch, pending_loss / pending, pending_words)
+            pending, pending_loss, pending_words = 0, 0.0, 0
             if (max_steps is not None and step >= max_steps) or (deadline and time.monotonic() > deadline):
                 yield EpochEnd(epoch, step)
                 return
@@ -202,8 +219,9 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
                                  max_sentences=config.training.max_sentences, seed=config.training.seed)
     loader = DataLoader(train_examples, batch_sampler=sampler, collate_fn=tagger.collate)
     batches_per_epoch = len(sampler.batches(0))
-    total_steps = config.training.max_steps or config.training.epochs * batches_per_epoch
-    epochs = (math.ceil(config.training.max_steps / batches_per_epoch) if config.training.max_steps
+    steps_per_epoch = math.ceil(batches_per_epoch / config.training.gradient_accumulation)
+    total_steps = config.training.max_steps or config.training.epochs * steps_per_epoch
+    epochs = (math.ceil(config.training.max_steps / steps_per_epoch) if config.training.max_steps
               else config.training.epochs)
 
     optimizer = _optimizer(tagger, config)
@@ -236,14 +254,16 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
                              loader=loader, sampler=sampler, epochs=epochs, max_steps=config.training.max_steps,
                              start_epoch=state["epoch"], start_step=state["step"],
                              start_batch=state["batch_in_epoch"], max_grad_norm=config.training.max_grad_norm,
-                             deadline=deadline)
+                             accumulation=config.training.gradient_accumulation, deadline=deadline)
     reporter = ProgressReporter(enabled=accelerator.is_main_process, bar=config.training.progress,
                                 epochs=epochs, batches_per_epoch=batches_per_epoch)
     epoch_loss, epoch_batches, epoch_words, epoch_started = 0.0, 0, 0, time.perf_counter()
+    epoch_micro_batches = state["batch_in_epoch"]  # micro-batches of the current epoch done so far
     with reporter:
         for event in events:
             if isinstance(event, Step):
                 state.update(epoch=event.epoch, step=event.step, batch_in_epoch=event.batch_in_epoch)
+                epoch_micro_batches = event.batch_in_epoch
                 epoch_loss += event.loss
                 epoch_batches += 1
                 epoch_words += event.words
@@ -252,7 +272,8 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
                     save_state()
                 continue
             seconds = time.perf_counter() - epoch_started
-            record = {"epoch": event.epoch + 1, "step": event.step, "loss": epoch_loss / max(1, epoch_batches),
+            record = {"epoch": event.epoch + 1, "step": event.step, "batches": epoch_micro_batches,
+                      "loss": epoch_loss / max(1, epoch_batches),
                       "words_per_second": epoch_words / seconds if seconds else 0.0, "seconds": seconds}
             improved = True
             if dev_examples is not None:
