@@ -46,10 +46,30 @@ class EncoderConfig(Section):
     long_inputs: Literal["window", "error"] = "window"  # what to do with inputs longer than one window
 
 
+# The loss a head trains with when the configuration names none (LossConfig.name unset):
+# ZLPR for the span head (LOSSES.md 4.3: no class weights or threshold to tune), CE otherwise.
+HEAD_DEFAULT_LOSS = {"softmax": "ce", "crf": "ce", "span": "zlpr"}
+
+
 class HeadConfig(Section):
     type: Literal["softmax", "crf", "span"] = "crf"
     scheme: Literal["BIO", "BIOES"] = "BIO"  # tags of the tagging heads
     posthoc_tau: float = Field(0.0, ge=0)  # softmax: post-hoc logit adjustment at prediction (0 = off)
+    # Span head (GlobalPointer, LOSSES.md 4.1, 4.2)
+    variant: Literal["standard", "efficient"] = "standard"  # efficient: one shared score matrix + type term
+    head_size: int = Field(64, ge=2)  # d, channels of each start/end vector; even (RoPE turns channel pairs)
+    max_span_length: int | None = Field(None, ge=1)  # words; longer spans are never predicted (None: any)
+    flat_decoding: bool = False  # keep non-overlapping spans only, highest score first (flat data)
+    # Score cells (sentences x types x words x words) computed at once when decoding; about
+    # 64 MiB of float32 per block at the default. Training batches are bounded by token_budget.
+    max_cells: int = Field(2**24, ge=1)
+
+    @model_validator(mode="after")
+    def _check_head_size(self) -> "HeadConfig":
+        if self.head_size % 2:
+            raise ValueError(f"head_size={self.head_size} must be even: rotary position embedding "
+                             "turns pairs of channels")
+        return self
 
 
 class LossConfig(Section):
@@ -98,6 +118,25 @@ class Config(Section):
     data: DataConfig = DataConfig()
     training: TrainingConfig = TrainingConfig()
     output: str = DEFAULT_OUTPUT
+
+    @model_validator(mode="before")
+    @classmethod
+    def _head_default_loss(cls, data: Any) -> Any:
+        """A loss left unnamed is the head's default (``HEAD_DEFAULT_LOSS``), and so is the loss
+        ``flooding`` wraps when ``inner`` is unset; a loss named explicitly is kept as written,
+        so ``--loss ce`` with the span head is refused with the losses that fit it."""
+        if not isinstance(data, dict):
+            return data
+        head, loss = data.get("head") or {}, data.get("loss") or {}
+        head_type = head.get("type", "crf") if isinstance(head, dict) else getattr(head, "type", "crf")
+        if not isinstance(loss, dict) or head_type not in HEAD_DEFAULT_LOSS:
+            return data
+        default = HEAD_DEFAULT_LOSS[head_type]
+        if "name" not in loss:
+            loss = {**loss, "name": default}
+        if loss.get("name") == "flooding" and "inner" not in loss:
+            loss = {**loss, "inner": default}
+        return {**data, "loss": loss}
 
     @model_validator(mode="after")
     def _check(self) -> "Config":

@@ -25,11 +25,11 @@ def _fitting(head: str) -> list[str]:
     return sorted({spec.name for kind in LOSS_KINDS[head] for spec in available_losses(kind)})
 
 
-@pytest.mark.parametrize("head,loss", [(h, n) for h in ("softmax", "crf") for n in _fitting(h)])
+@pytest.mark.parametrize("head,loss", [(h, n) for h in ("softmax", "crf", "span") for n in _fitting(h)])
 def test_every_fitting_loss_trains_without_nan(tmp_path, head, loss):
     config = load_config(values={**TINY, "head.type": head, "loss.name": loss, "training.max_steps": 4,
                                  "output": str(tmp_path)})
-    tagger = Tagger.build(config, synthetic_examples("train")[:64])
+    tagger = Tagger.build(config, synthetic_examples("train", nested=head == "span")[:64])
     batch = tagger.collate(synthetic_examples("train")[:8])
     value = tagger(batch)
     value.backward()

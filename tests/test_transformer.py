@@ -15,42 +15,11 @@ from nerkit.data.synthetic import synthetic_examples, synthetic_texts  # noqa: E
 from nerkit.encoders.transformer import TransformerEncoder  # noqa: E402
 from nerkit.errors import ConfigError, DataError  # noqa: E402
 
-WORDS = ["the", "visited", "in", "on", "with", "and", "of", "said", "a", "to", "university", "bank", "city"]
-PIECES = ["an", "##ge", "##la", "par", "##is", "ber", "##lin", "x", "##y", "##z", "##q", "mer", "##kel", "##s"]
-
-
-def _bert_dir(tmp_path_factory, *, layers: int = 2, context_free: bool = False):
-    directory = tmp_path_factory.mktemp("tiny-bert")
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    letters = list("abcdefghijklmnopqrstuvwxyz0123456789") + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
-    punctuation = list(".,;:!?'\"()-&$%")
-    vocab = specials + WORDS + PIECES + letters + punctuation
-    vocab = list(dict.fromkeys(vocab))
-    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = transformers.BertTokenizer(vocab=str(directory / "vocab.txt"), do_lower_case=True)
-    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=layers,
-                                     num_attention_heads=2, intermediate_size=64,
-                                     max_position_embeddings=512 if context_free else 128)
-    torch.manual_seed(0)
-    model = transformers.BertModel(config)
-    if context_free:
-        # No attention layers and no position signal: a word's vector depends on the word alone,
-        # so windows of any size must merge to exactly the single-window result.
-        with torch.no_grad():
-            model.embeddings.position_embeddings.weight.zero_()
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory):
-    return _bert_dir(tmp_path_factory)
-
+from conftest import write_tiny_bert  # noqa: E402
 
 @pytest.fixture(scope="module")
 def context_free_bert_dir(tmp_path_factory):
-    return _bert_dir(tmp_path_factory, layers=0, context_free=True)
+    return write_tiny_bert(tmp_path_factory.mktemp("context-free-bert"), layers=0, context_free=True)
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,13 @@ of similar length are grouped so the padded size stays close to the real one.
 from __future__ import annotations
 
 import random
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 
 def budget_batches(lengths: Sequence[int], *, token_budget: int, max_sentences: int | None = None,
-                   shuffle: bool = False, seed: int = 0, pool_factor: int = 50) -> list[list[int]]:
+                   shuffle: bool = False, seed: int = 0, pool_factor: int = 50,
+                   cells_per_batch: Callable[[int, int], int] | None = None,
+                   max_cells: int | None = None) -> list[list[int]]:
     """Return batches of indices into ``lengths``.
 
     With ``shuffle``, indices are shuffled, cut into pools of ``pool_factor`` batches'
@@ -19,6 +21,10 @@ def budget_batches(lengths: Sequence[int], *, token_budget: int, max_sentences: 
     shuffled. This keeps randomness across epochs while grouping similar lengths. Without
     ``shuffle``, all indices are sorted by length (prediction and evaluation).
     A sentence longer than the budget still gets a batch of its own: nothing is dropped.
+
+    ``cells_per_batch(sentences, longest)`` with ``max_cells`` adds a second budget for heads
+    whose memory grows faster than the padded word count (the span head's score tensor is
+    sentences x types x longest^2).
     """
     if token_budget < 1:
         raise ValueError("token_budget must be positive")
@@ -39,7 +45,9 @@ def budget_batches(lengths: Sequence[int], *, token_budget: int, max_sentences: 
         for index in pool:
             candidate_longest = max(longest, lengths[index])
             too_many = max_sentences is not None and len(batch) >= max_sentences
-            if batch and (candidate_longest * (len(batch) + 1) > token_budget or too_many):
+            too_big = (cells_per_batch is not None and max_cells is not None
+                       and cells_per_batch(len(batch) + 1, candidate_longest) > max_cells)
+            if batch and (candidate_longest * (len(batch) + 1) > token_budget or too_many or too_big):
                 batches.append(batch)
                 batch, candidate_longest = [], lengths[index]
             batch.append(index)

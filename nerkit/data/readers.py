@@ -93,12 +93,23 @@ def _conll_sentences(path: Path, tag_column: int) -> Iterator[tuple[int, list[st
         yield first_line, tokens, tags
 
 
+def _forced_scheme(scheme: str, where: str) -> str:
+    """``scheme`` normalized, or ``'auto'``; an unknown name is an error that names the input."""
+    if scheme == "auto":
+        return scheme
+    try:
+        return normalize_scheme(scheme)
+    except DataError as error:
+        raise DataError(str(error), path=where) from None
+
+
 def read_conll(path: str | Path, *, scheme: str = "auto", tag_column: int = -1) -> list[Example]:
     path = Path(path)
+    scheme = _forced_scheme(scheme, str(path))
     sentences = list(_conll_sentences(path, tag_column))
     if not sentences:
         raise DataError("the file holds no sentences; expected CoNLL columns 'token ... tag'", path=str(path))
-    scheme = detect_scheme(tags for _, _, tags in sentences) if scheme == "auto" else normalize_scheme(scheme)
+    scheme = detect_scheme(tags for _, _, tags in sentences) if scheme == "auto" else scheme
     examples = []
     repaired_total = 0
     for line_number, tokens, tags in sentences:
@@ -126,7 +137,9 @@ def _span_from_json(record: Any, length: int, where: tuple[str, int]) -> Span:
         raise DataError(f"a span must be an object, got {record!r}", path=path, line=line)
     entity_type = record.get("type", record.get("entity_type", record.get("label")))
     start, end = record.get("start"), record.get("end")
-    if not isinstance(start, int) or not isinstance(end, int) or not isinstance(entity_type, str):
+    # bool is a subclass of int in Python: JSON true/false are not token offsets.
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)) \
+            or not isinstance(entity_type, str):
         raise DataError(
             f"span {record!r} needs integer 'start', integer 'end' (exclusive) and a string 'type'",
             path=path, line=line,
@@ -209,16 +222,22 @@ def read_hf_dataset(name_or_path: str | Path, *, split: str | None = None, schem
         tags = [names[t] if names is not None else t for t in row[tags_column]]
         if len(tags) != len(row[tokens_column]):
             raise DataError(f"{len(row[tokens_column])} tokens but {len(tags)} tags", path=where, line=index)
+        for tag in tags:  # validated here, so detection below cannot fail on a malformed tag
+            try:
+                split_tag(tag)
+            except ValueError:
+                raise DataError(f"tag {tag!r} in column {tags_column!r} is not O or PREFIX-TYPE with PREFIX "
+                                "one of B, I, E, S", path=where, line=index) from None
         rows.append((index, row[tokens_column], tags))
     if not rows:
         raise DataError("the dataset is empty", path=where)
-    scheme = detect_scheme(tags for _, _, tags in rows) if scheme == "auto" else normalize_scheme(scheme)
+    scheme = detect_scheme(tags for _, _, tags in rows) if scheme == "auto" else _forced_scheme(scheme, where)
     examples = []
     for index, tokens, tags in rows:
         try:
             spans, _ = tags_to_spans(tags, scheme)
-        except ValueError as error:
-            raise DataError(f"malformed tag {error}", path=where, line=index) from None
+        except DataError as error:  # a tag the scheme does not allow (E-/S- read as BIO)
+            raise DataError(str(error), path=where, line=index) from None
         examples.append(Example(tokens=list(tokens), spans=spans, source=f"{where} row {index}"))
     return examples
 

@@ -7,6 +7,7 @@ from torch import nn
 from nerkit.config import HeadConfig
 from nerkit.heads.base import Head, TaggingHead
 from nerkit.heads.crf import CRFHead
+from nerkit.heads.global_pointer import GlobalPointerHead
 from nerkit.heads.softmax import SoftmaxHead
 from nerkit.losses import get_loss_spec
 
@@ -23,7 +24,13 @@ def build_head(config: HeadConfig, *, input_size: int, entity_types: list[str], 
                            posthoc_tau=config.posthoc_tau, cosine="cosine" in get_loss_spec(loss_name).applies_to)
     if config.type == "crf":
         return CRFHead(input_size, entity_types, scheme=config.scheme, loss=loss, sequence_nll=loss_name == "ce")
+    if config.type == "span":
+        # Its default loss (zlpr) is chosen in the configuration (HEAD_DEFAULT_LOSS), where an
+        # unset loss name can be told from an explicit `--loss ce`, which build_head_loss refuses.
+        return GlobalPointerHead(input_size, entity_types, loss=loss, variant=config.variant,
+                                 head_size=config.head_size, max_span_length=config.max_span_length,
+                                 flat_decoding=config.flat_decoding, max_cells=config.max_cells)
     raise NotImplementedError(f"head {config.type!r} is not available yet")
 
 
-__all__ = ["Head", "TaggingHead", "SoftmaxHead", "CRFHead", "build_head", "LOSS_KINDS"]
+__all__ = ["Head", "TaggingHead", "SoftmaxHead", "CRFHead", "GlobalPointerHead", "build_head", "LOSS_KINDS"]

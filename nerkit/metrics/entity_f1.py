@@ -3,6 +3,12 @@
 Flat data is scored with seqeval in strict mode (IOB2 scheme, explicit): exact type and
 boundaries. Nested data is scored on exact span sets ``(start, end, type)``. On flat data
 the two agree exactly (tested), so a run's F1 does not depend on which path scored it.
+
+Span-set reports also carry ``extra["nested"]``: the same exact-match scores restricted to
+nested entities, those whose span strictly contains, or lies strictly inside, another entity's
+span in the same sentence (the definition of shared/data/README.md; two types on one span do
+not count). Recall is over the gold nested entities, precision over the predicted entities
+that are nested among the predictions.
 """
 
 from __future__ import annotations
@@ -72,7 +78,35 @@ def span_set_report(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence
     types = sorted(set(types or []) | set(gold_counts) | set(predicted_counts))
     per_type = {t: _scores(hits[t], predicted_counts[t], gold_counts[t]) for t in types}
     micro = _scores(sum(hits.values()), sum(predicted_counts.values()), sum(gold_counts.values()))
-    return Report(micro, _macro(per_type, micro.support), per_type, "span-set")
+    return Report(micro, _macro(per_type, micro.support), per_type, "span-set",
+                  extra={"nested": nested_scores(gold, predicted)})
+
+
+def nested_entities(spans: Sequence[Span]) -> set[Span]:
+    """The spans that strictly contain, or lie strictly inside, another span of the same list."""
+    unique = {Span(*s[:3]) for s in spans}
+    boundaries = {(s.start, s.end) for s in unique}
+    return {s for s in unique if any(
+        (s.start, s.end) != other and ((s.start <= other[0] and other[1] <= s.end)
+                                       or (other[0] <= s.start and s.end <= other[1]))
+        for other in boundaries)}
+
+
+def nested_scores(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence[Span]]) -> Scores:
+    """Exact-match scores on nested entities only: recall over gold nested entities (found
+    anywhere in the predictions), precision over predictions nested among the predictions."""
+    found = gold_nested = correct = predicted_nested = 0
+    for gold_spans, predicted_spans in zip(gold, predicted):
+        gold_set, predicted_set = {Span(*s[:3]) for s in gold_spans}, {Span(*s[:3]) for s in predicted_spans}
+        nested_gold, nested_predicted = nested_entities(gold_set), nested_entities(predicted_set)
+        gold_nested += len(nested_gold)
+        found += len(nested_gold & predicted_set)
+        predicted_nested += len(nested_predicted)
+        correct += len(nested_predicted & gold_set)
+    precision = correct / predicted_nested if predicted_nested else 0.0
+    recall = found / gold_nested if gold_nested else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Scores(precision, recall, f1, gold_nested)
 
 
 def _macro(per_type: dict[str, Scores], support: int) -> Scores:

@@ -8,9 +8,11 @@ from nerkit.data.spans import Example
 
 
 def load_split(source: str, scheme: str = "auto") -> list[Example]:
-    """``synthetic:SPLIT`` (the corpus inside the package) or anything ``read_examples`` reads."""
-    if source.startswith(SYNTHETIC + ":"):
+    """``synthetic:SPLIT`` (the corpus inside the package), ``synthetic-nested:SPLIT`` (the same
+    sentences with nested spans, for the span head) or anything ``read_examples`` reads."""
+    name, colon, split = source.partition(":")
+    if colon and name in (SYNTHETIC, SYNTHETIC + "-nested"):
         from nerkit.data.synthetic import synthetic_examples
 
-        return synthetic_examples(source.split(":", 1)[1])
+        return synthetic_examples(split, nested=name.endswith("-nested"))
     return read_examples(source, scheme=scheme)

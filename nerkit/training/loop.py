@@ -38,16 +38,27 @@ class BudgetBatchSampler:
     """Length-grouped batches under a token budget, reshuffled per epoch from (seed, epoch),
     so an interrupted epoch can be replayed exactly and resumed at any batch."""
 
-    def __init__(self, lengths: list[int], *, token_budget: int, max_sentences: int, seed: int):
+    def __init__(self, lengths: list[int], *, token_budget: int, max_sentences: int, seed: int,
+                 cells_per_batch=None, max_cells: int | None = None):
         self.lengths, self.token_budget, self.max_sentences, self.seed = lengths, token_budget, max_sentences, seed
+        self.cells_per_batch, self.max_cells = cells_per_batch, max_cells
         self.epoch, self.skip = 0, 0
 
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+    def begin_epoch(self, epoch: int, skip: int = 0) -> None:
+        # Not `set_epoch`: Accelerate calls that name with its own epoch counter whenever it
+        # starts iterating, which would reset the skip of a resumed epoch.
         self.epoch, self.skip = epoch, skip
 
     def batches(self, epoch: int) -> list[list[int]]:
         return budget_batches(self.lengths, token_budget=self.token_budget, max_sentences=self.max_sentences,
-                              shuffle=True, seed=self.seed * 1000 + epoch)
+                              shuffle=True, seed=self.seed * 1000 + epoch, cells_per_batch=self.cells_per_batch,
+                              max_cells=self.max_cells)
+
+    def peak_cells(self, epoch: int = 0) -> int | None:
+        """The largest score tensor (cells) of an epoch's batches, for heads that have one."""
+        if self.cells_per_batch is None:
+            return None
+        return max(self.cells_per_batch(len(b), max(self.lengths[i] for i in b)) for b in self.batches(epoch))
 
     def __iter__(self):
         return iter(self.batches(self.epoch)[self.skip:])
@@ -69,6 +80,7 @@ class Step:
 class EpochEnd:
     epoch: int
     step: int
+    complete: bool = True  # False when max_steps or the time budget cut the epoch short
 
 
 @dataclass
@@ -133,7 +145,7 @@ def training_events(*, accelerator, tagger, optimizer, scheduler, loader, sample
     """
     step = start_step
     for epoch in range(start_epoch, epochs):
-        sampler.set_epoch(epoch, skip=start_batch if epoch == start_epoch else 0)
+        sampler.begin_epoch(epoch, skip=start_batch if epoch == start_epoch else 0)
         batch_in_epoch = start_batch if epoch == start_epoch else 0
         remaining = len(sampler)
         tagger.train()
@@ -159,7 +171,7 @@ def training_events(*, accelerator, tagger, optimizer, scheduler, loader, sample
             yield Step(epoch, step, batch_in_epoch, pending_loss / pending, pending_words)
             pending, pending_loss, pending_words = 0, 0.0, 0
             if (max_steps is not None and step >= max_steps) or (deadline and time.monotonic() > deadline):
-                yield EpochEnd(epoch, step)
+                yield EpochEnd(epoch, step, complete=remaining == 0)
                 return
         yield EpochEnd(epoch, step)
 
@@ -216,8 +228,16 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     train_examples = tagger.prepare(train_examples, overlapping=config.data.overlapping)
 
     sampler = BudgetBatchSampler([len(e) for e in train_examples], token_budget=config.training.token_budget,
-                                 max_sentences=config.training.max_sentences, seed=config.training.seed)
-    loader = DataLoader(train_examples, batch_sampler=sampler, collate_fn=tagger.collate)
+                                 max_sentences=config.training.max_sentences, seed=config.training.seed,
+                                 cells_per_batch=getattr(tagger.head, "cells_per_batch", None),
+                                 max_cells=getattr(tagger.head, "max_cells", None))
+    peak_cells = sampler.peak_cells()
+    if peak_cells is not None:
+        logger.info("span scores: at most %d cells (%.1f MiB of float32) per training batch (head.max_cells=%d)",
+                    peak_cells, peak_cells * 4 / 2**20, tagger.head.max_cells)
+    # Its own generator: creating an iterator must not draw from the (restored) global RNG,
+    # or a resumed run's dropout would differ from an uninterrupted one.
+    loader = DataLoader(train_examples, batch_sampler=sampler, collate_fn=tagger.collate, generator=torch.Generator())
     batches_per_epoch = len(sampler.batches(0))
     steps_per_epoch = math.ceil(batches_per_epoch / config.training.gradient_accumulation)
     total_steps = config.training.max_steps or config.training.epochs * steps_per_epoch
@@ -227,7 +247,7 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     optimizer = _optimizer(tagger, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, total_steps))
     tagger, optimizer, loader = accelerator.prepare(tagger, optimizer, loader)
-    # prepare() wraps the loader; our sampler object stays the one it iterates, so set_epoch reaches it.
+    # prepare() wraps the loader; our sampler object stays the one it iterates, so begin_epoch reaches it.
 
     state: dict[str, Any] = {"epoch": 0, "step": 0, "batch_in_epoch": 0, "best_f1": None, "best_epoch": None,
                              "epochs_without_improvement": 0, "history": []}
@@ -259,6 +279,7 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
                                 epochs=epochs, batches_per_epoch=batches_per_epoch)
     epoch_loss, epoch_batches, epoch_words, epoch_started = 0.0, 0, 0, time.perf_counter()
     epoch_micro_batches = state["batch_in_epoch"]  # micro-batches of the current epoch done so far
+    epoch_cpu_started = time.process_time()
     with reporter:
         for event in events:
             if isinstance(event, Step):
@@ -272,9 +293,11 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
                     save_state()
                 continue
             seconds = time.perf_counter() - epoch_started
+            # CPU time of this process: what the epoch cost whatever else ran on the machine.
             record = {"epoch": event.epoch + 1, "step": event.step, "batches": epoch_micro_batches,
                       "loss": epoch_loss / max(1, epoch_batches),
-                      "words_per_second": epoch_words / seconds if seconds else 0.0, "seconds": seconds}
+                      "words_per_second": epoch_words / seconds if seconds else 0.0, "seconds": seconds,
+                      "cpu_seconds": time.process_time() - epoch_cpu_started}
             improved = True
             if dev_examples is not None:
                 report = evaluate(unwrapped, dev_examples)
@@ -288,7 +311,8 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
             else:
                 state["epochs_without_improvement"] += 1
             state["history"].append(record)
-            state.update(epoch=event.epoch + 1, batch_in_epoch=0)
+            if event.complete:  # a cut-short epoch is resumed where it stopped, not skipped
+                state.update(epoch=event.epoch + 1, batch_in_epoch=0)
             reporter.epoch_end(record, best=state["best_f1"])
             if accelerator.is_main_process:
                 ckpt.atomic_write_text(output / HISTORY_FILE, json.dumps(state["history"], indent=2))
