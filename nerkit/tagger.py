@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
@@ -119,19 +122,31 @@ class Tagger(nn.Module):
                    label_counts=label_counts, config=model_config)
 
     def save_pretrained(self, directory: str | Path) -> None:
+        """Write the model directory. Files are written to a temporary folder first and moved
+        into place one by one with an atomic rename, so a crash never leaves a torn file (the
+        best model of a run is rewritten in place while training)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        description = {
-            "format_version": FORMAT_VERSION,
-            **self.config,
-            "entity_types": self.entity_types,
-            "label_names": self.label_names,
-            "label_counts": self.label_counts,
-        }
-        (directory / CONFIG_FILE).write_text(json.dumps(description, indent=2, ensure_ascii=False), encoding="utf-8")
-        state = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS_FILE))
-        self.encoder.save_files(directory)
+        staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=directory))
+        try:
+            description = {
+                "format_version": FORMAT_VERSION,
+                **self.config,
+                "entity_types": self.entity_types,
+                "label_names": self.label_names,
+                "label_counts": self.label_counts,
+            }
+            (staging / CONFIG_FILE).write_text(json.dumps(description, indent=2, ensure_ascii=False), encoding="utf-8")
+            state = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
+            save_file(state, str(staging / WEIGHTS_FILE))
+            self.encoder.save_files(staging)
+            for written in sorted(staging.rglob("*")):
+                if written.is_file():
+                    target = directory / written.relative_to(staging)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(written, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> "Tagger":

@@ -122,3 +122,22 @@ def test_prediction_does_not_depend_on_batching(trained_models, synthetic_dev, h
     assert [[s[:3] for s in spans] for spans in together] == [[s[:3] for s in spans] for spans in one_by_one]
     for a, b in zip(together, one_by_one):
         assert [s.score for s in a] == pytest.approx([s.score for s in b], abs=1e-5)
+
+
+def test_a_save_that_fails_midway_leaves_the_previous_model_intact(trained_models, tmp_path, monkeypatch):
+    tagger = Tagger.from_pretrained(trained_models["crf"])
+    tagger.save_pretrained(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    with torch.no_grad():
+        next(tagger.parameters()).add_(1.0)  # a different model, so a torn write would show
+
+    def broken(directory):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tagger.encoder, "save_files", broken)
+    with pytest.raises(OSError):
+        tagger.save_pretrained(tmp_path)
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert after == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".saving-")] == []
+    Tagger.from_pretrained(tmp_path)  # still loads

@@ -318,6 +318,7 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
                 ckpt.atomic_write_text(output / HISTORY_FILE, json.dumps(state["history"], indent=2))
             save_state()
             epoch_loss, epoch_batches, epoch_words, epoch_started = 0.0, 0, 0, time.perf_counter()
+            epoch_cpu_started = time.process_time()
             if deadline and time.monotonic() > deadline:
                 logger.info("training.max_minutes=%s spent: stopping", config.training.max_minutes)
                 break
