@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results"  # git-ignored: models and outputs of benchmark runs
 
 
 def minilm_directory() -> Path:

@@ -22,11 +22,10 @@ from pathlib import Path
 
 import torch
 
-from common import DATA, minilm_directory
+from common import DATA, RESULTS, minilm_directory
 from nerkit import Tagger, load_config, read_examples, train
 from nerkit.metrics.entity_f1 import entity_report
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def fine_tune(steps: int, output: Path) -> None:

