@@ -114,7 +114,8 @@ def nerkit_run(model_dir, train_file, examples, piece_counts, *, steps, seed, de
         tagger = Tagger.from_pretrained(output)
         if keep is not None:  # the prediction benchmark's model
             tagger.save_pretrained(keep)
-    sampler = BudgetBatchSampler([len(e) for e in examples], token_budget=32 * 512, max_sentences=32, seed=seed)
+    # The same batches nerkit trained on: grouped by sub-words with special tokens (piece_counts).
+    sampler = BudgetBatchSampler(piece_counts, token_budget=32 * 512, max_sentences=32, seed=seed)
     served = [i for batch in sampler.batches(0)[:steps] for i in batch]
     real_tokens = sum(piece_counts[i] for i in served)
     return real_tokens / seconds, evaluate(tagger, dev).micro.f1

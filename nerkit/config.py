@@ -100,7 +100,7 @@ class TrainingConfig(Section):
     decay: Literal["linear", "constant"] = "linear"
     max_grad_norm: float = Field(5.0, gt=0)
     gradient_accumulation: int = Field(1, ge=1)  # micro-batches per optimizer step
-    token_budget: int = Field(800, ge=1)  # padded words per batch
+    token_budget: int = Field(800, ge=1)  # padded words per batch (sub-words for transformer encoders)
     max_sentences: int = Field(32, ge=1)  # sentences per batch at most
     patience: int | None = Field(None, ge=1)  # stop after this many epochs without a better dev F1
     seed: int = 13

@@ -162,3 +162,12 @@ def test_predict_reports_how_many_inputs_needed_windows(tmp_path, bert_dir):
     assert result.exit_code == 0, result.output
     assert len([line for line in result.stdout.splitlines() if line.startswith("{")]) == 3
     assert "3 inputs; 1 longer than the encoder's window" in result.stderr
+
+
+def test_input_lengths_are_the_sub_words_the_model_processes(bert_dir):
+    encoder = _encoder(bert_dir, max_window=16, window_overlap=4)
+    short, long_one = Example(["Angela", "visited", "Xyzzyq", "."]), Example(["the", "city", "of", "Berlin"] * 6)
+    for example in (short, long_one):
+        features = encoder.featurize([example])
+        assert encoder.input_lengths([example]) == [int(features["attention_mask"].sum())]
+    assert encoder.input_lengths([short])[0] > len(short)  # sub-words and [CLS]/[SEP], not words

@@ -26,6 +26,11 @@ class Encoder(nn.Module):
         """Return word vectors of shape ``(batch, words, output_size)``."""
         raise NotImplementedError
 
+    def input_lengths(self, examples: list[Example]) -> list[int]:
+        """The length of each example in the encoder's own units, for length-grouped batching
+        under a token budget: words here; sub-words (with special tokens) for transformers."""
+        return [len(example) for example in examples]
+
     def config(self) -> dict[str, Any]:
         """Everything ``build_encoder`` needs to rebuild this encoder (JSON-serialisable)."""
         raise NotImplementedError

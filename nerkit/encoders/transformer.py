@@ -107,6 +107,16 @@ class TransformerEncoder(Encoder):
 
     # ----------------------------------------------------------------- features
 
+    def input_lengths(self, examples: list[Example]) -> list[int]:
+        """Sub-words per example, special tokens and window overlaps included: what the model
+        actually processes, so batches grouped by it carry the least padding."""
+        special = self.tokenizer.num_special_tokens_to_add(pair=False)
+        lengths = []
+        for example, pieces in zip(examples, self._word_pieces(examples)):
+            windows = self._windows(pieces, example.source)
+            lengths.append(sum(sum(len(p) for p in pieces[first:last]) + special for first, last in windows))
+        return lengths
+
     def _word_pieces(self, examples: list[Example]) -> list[list[list[int]]]:
         """Sub-word ids of every word; a word the tokenizer drops entirely (control
         characters, odd unicode) gets the unknown token, so no word loses its vector."""

@@ -21,7 +21,7 @@ def predict_spans(tagger, examples: list[Example], *, token_budget: int = 4000,
     """Predicted spans of each example, in input order. Empty examples get no spans."""
     results: list[list[ScoredSpan]] = [[] for _ in examples]
     non_empty = [index for index, example in enumerate(examples) if len(example) > 0]
-    lengths = [len(examples[index]) for index in non_empty]
+    lengths = tagger.encoder.input_lengths([examples[index] for index in non_empty]) if non_empty else []
     was_training = tagger.training
     tagger.eval()
     try:

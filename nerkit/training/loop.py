@@ -227,7 +227,7 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     tagger = Tagger.from_pretrained(checkpoint_dir) if checkpoint_dir else Tagger.build(config, train_examples)
     train_examples = tagger.prepare(train_examples, overlapping=config.data.overlapping)
 
-    sampler = BudgetBatchSampler([len(e) for e in train_examples], token_budget=config.training.token_budget,
+    sampler = BudgetBatchSampler(tagger.encoder.input_lengths(train_examples), token_budget=config.training.token_budget,
                                  max_sentences=config.training.max_sentences, seed=config.training.seed,
                                  cells_per_batch=getattr(tagger.head, "cells_per_batch", None),
                                  max_cells=getattr(tagger.head, "max_cells", None))
