@@ -134,3 +134,13 @@ def test_gradient_accumulation_takes_one_step_per_group_of_micro_batches(tmp_pat
     assert result.steps == 3 and state["step"] == 3
     assert state["history"][0]["step"] == 3 and state["history"][0]["batches"] == 12  # 3 steps x 4 micro-batches
     assert result.history[0]["words_per_second"] > 0
+
+
+@pytest.mark.parametrize("loss,inner,cosine", [("flooding", "ce", False), ("flooding", "am-softmax", True),
+                                               ("am-softmax", None, True), ("ce", None, False)])
+def test_only_margin_losses_turn_the_softmax_head_into_a_cosine_classifier(loss, inner, cosine):
+    overrides = [f"loss.inner={inner}"] if inner else []
+    config = load_config(values={**TINY, "head.type": "softmax", "loss.name": loss}, overrides=overrides)
+    tagger = Tagger.build(config, synthetic_examples("train")[:32])
+    assert (type(tagger.head.projection).__name__ == "CosineClassifier") == cosine
+    assert (getattr(tagger.head.projection, "bias", None) is not None) == (not cosine)
