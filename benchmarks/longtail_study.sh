@@ -95,6 +95,12 @@ case $phase in
       --output $R/conll/crf-seeds ;;
   conll-posthoc)
     posthoc conll ../shared/data/conll2003/dev.txt ../shared/data/conll2003/test.txt ;;
+  flooding-rerun)  # after the fix of the flooding/cosine-classifier bug (docs/imbalance.md, Problems 1)
+    nerkit compare "${COMMON[@]}" "${CONLL[@]}" --head softmax --losses flooding,flooding:b=0.05 --seeds 1 \
+      --output $R/conll/flooding-fixed &
+    nerkit compare "${COMMON[@]}" "${WEIBO[@]}" --head softmax --losses flooding --seeds 1 \
+      --output $R/weibo/flooding-fixed
+    wait ;;
   tables)
     python - "$R" <<'PY'
 import json, statistics, sys
