@@ -98,14 +98,14 @@ def test_each_word_takes_the_window_where_it_is_furthest_from_an_edge(bert_dir):
         position = int(features["word_start"][0, word])
         text_length = int(features["attention_mask"][chosen].sum()) - 2
         distance = min(position - 1, text_length - position)
+        assert distance >= 0  # the word lies inside its chosen window's text
         # No window that holds the word offers a larger margin on both sides.
         for other in range(windows):
             ids = features["input_ids"][other].tolist()
-            assert distance >= 0
             if other != chosen and encoder.tokenizer.convert_tokens_to_ids(tokens[word]) in ids:
                 other_position = ids.index(encoder.tokenizer.convert_tokens_to_ids(tokens[word]))
                 other_length = int(features["attention_mask"][other].sum()) - 2
-                assert distance >= min(other_position - 1, other_length - other_position) - 0
+                assert distance >= min(other_position - 1, other_length - other_position)
 
 
 def test_over_long_inputs_can_be_made_an_error(bert_dir):
