@@ -2,7 +2,8 @@
 
 A checkpoint is a directory: the model (a full model directory, so it can be loaded like
 any other), ``optimizer.safetensors`` + ``optimizer.json`` (the optimizer's tensors and
-its non-tensor structure), and ``trainer_state.json`` (step, epoch, scheduler, early
+its non-tensor structure), ``average.safetensors`` when the run averages its weights,
+and ``trainer_state.json`` (step, epoch, scheduler, early
 stopping, history, random states). Nothing is pickled, so resuming never runs code
 from a file.
 
@@ -23,8 +24,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-OPTIMIZER_TENSORS, OPTIMIZER_STRUCTURE, STATE_FILE, RNG_FILE = (
-    "optimizer.safetensors", "optimizer.json", "trainer_state.json", "rng.safetensors")
+OPTIMIZER_TENSORS, OPTIMIZER_STRUCTURE, STATE_FILE, RNG_FILE, AVERAGE_FILE = (
+    "optimizer.safetensors", "optimizer.json", "trainer_state.json", "rng.safetensors", "average.safetensors")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -71,7 +72,8 @@ def restore_rng(tensors: dict[str, torch.Tensor], python_state: Any) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def save_checkpoint(directory: Path, *, tagger, optimizer, scheduler, trainer_state: dict[str, Any]) -> None:
+def save_checkpoint(directory: Path, *, tagger, optimizer, scheduler, trainer_state: dict[str, Any],
+                    average: dict[str, torch.Tensor] | None = None) -> None:
     directory = Path(directory)
     temporary = directory.with_name(directory.name + ".tmp")
     previous = directory.with_name(directory.name + ".old")
@@ -82,6 +84,8 @@ def save_checkpoint(directory: Path, *, tagger, optimizer, scheduler, trainer_st
     (temporary / OPTIMIZER_STRUCTURE).write_text(json.dumps(structure), encoding="utf-8")
     rng_tensors, python_rng = rng_state()
     save_file(rng_tensors, str(temporary / RNG_FILE))
+    if average is not None:
+        save_file(average, str(temporary / AVERAGE_FILE))
     state = {**trainer_state, "scheduler": scheduler.state_dict(), "python_rng": python_rng}
     (temporary / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
     if directory.exists():
@@ -107,3 +111,9 @@ def load_checkpoint(directory: Path) -> tuple[dict[str, Any], dict[str, Any], di
     structure = json.loads((directory / OPTIMIZER_STRUCTURE).read_text(encoding="utf-8"))
     optimizer_state = optimizer_from_files(load_file(str(directory / OPTIMIZER_TENSORS)), structure)
     return trainer_state, optimizer_state, load_file(str(directory / RNG_FILE))
+
+
+def load_average(directory: Path) -> dict[str, torch.Tensor] | None:
+    """The weight average saved with a checkpoint, if the run keeps one."""
+    path = Path(directory) / AVERAGE_FILE
+    return load_file(str(path)) if path.is_file() else None

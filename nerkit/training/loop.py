@@ -27,6 +27,7 @@ from nerkit.data.spans import Example
 from nerkit.metrics.entity_f1 import Report, entity_report
 from nerkit.tagger import Tagger
 from nerkit.training import checkpoint as ckpt
+from nerkit.training.averaging import WeightAverage
 from nerkit.training.data import load_split
 
 logger = logging.getLogger(__name__)
@@ -264,11 +265,25 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
         config.to_yaml(output / CONFIG_FILE)
 
     unwrapped = accelerator.unwrap_model(tagger)
+    average = None
+    if config.training.average_decay:
+        average = WeightAverage(unwrapped, config.training.average_decay, updates=state.get("average_updates", 0))
+        if checkpoint_dir:
+            saved = ckpt.load_average(checkpoint_dir)
+            if saved is None:
+                from nerkit.errors import NerkitError
+
+                raise NerkitError(f"{checkpoint_dir}: training.average_decay is set but the checkpoint has no "
+                                  f"weight average ({ckpt.AVERAGE_FILE}); resume with the run's own config")
+            average.load_state_tensors(saved)
 
     def save_state() -> None:
+        if average is not None:
+            state["average_updates"] = average.updates
         if accelerator.is_main_process:
             ckpt.save_checkpoint(output / CHECKPOINT_DIR, tagger=unwrapped, optimizer=optimizer,
-                                 scheduler=scheduler, trainer_state=state)
+                                 scheduler=scheduler, trainer_state=state,
+                                 average=average.state_tensors() if average is not None else None)
 
     events = training_events(accelerator=accelerator, tagger=tagger, optimizer=optimizer, scheduler=scheduler,
                              loader=loader, sampler=sampler, epochs=epochs, max_steps=config.training.max_steps,
@@ -283,6 +298,8 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     with reporter:
         for event in events:
             if isinstance(event, Step):
+                if average is not None:
+                    average.update(unwrapped)
                 state.update(epoch=event.epoch, step=event.step, batch_in_epoch=event.batch_in_epoch)
                 epoch_micro_batches = event.batch_in_epoch
                 epoch_loss += event.loss
@@ -299,17 +316,20 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
                       "words_per_second": epoch_words / seconds if seconds else 0.0, "seconds": seconds,
                       "cpu_seconds": time.process_time() - epoch_cpu_started}
             improved = True
-            if dev_examples is not None:
-                report = evaluate(unwrapped, dev_examples)
-                record["dev_f1"] = report.micro.f1
-                record["dev_macro_f1"] = report.macro.f1
-                improved = state["best_f1"] is None or report.micro.f1 > state["best_f1"]
-            if improved:
-                state.update(best_f1=record.get("dev_f1"), best_epoch=event.epoch + 1, epochs_without_improvement=0)
-                if accelerator.is_main_process:
-                    unwrapped.save_pretrained(output)
-            else:
-                state["epochs_without_improvement"] += 1
+            # With weight averaging, the average is what is evaluated and saved.
+            with average.applied(unwrapped) if average is not None else contextlib.nullcontext():
+                if dev_examples is not None:
+                    report = evaluate(unwrapped, dev_examples)
+                    record["dev_f1"] = report.micro.f1
+                    record["dev_macro_f1"] = report.macro.f1
+                    improved = state["best_f1"] is None or report.micro.f1 > state["best_f1"]
+                if improved:
+                    state.update(best_f1=record.get("dev_f1"), best_epoch=event.epoch + 1,
+                                 epochs_without_improvement=0)
+                    if accelerator.is_main_process:
+                        unwrapped.save_pretrained(output)
+                else:
+                    state["epochs_without_improvement"] += 1
             state["history"].append(record)
             if event.complete:  # a cut-short epoch is resumed where it stopped, not skipped
                 state.update(epoch=event.epoch + 1, batch_in_epoch=0)
