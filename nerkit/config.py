@@ -88,6 +88,9 @@ class DataConfig(Section):
     test: str | None = None
     scheme: str = "auto"  # scheme of CoNLL inputs: auto, IOB1, BIO, BIOES
     overlapping: Literal["error", "outermost"] = "error"  # what a flat head does with nested spans
+    # Read consecutive sentences of a document (CoNLL -DOCSTART- blocks) as passages of at most
+    # this many words, in training and prediction; None: each sentence alone.
+    document_context: int | None = Field(None, ge=1)
 
 
 class TrainingConfig(Section):

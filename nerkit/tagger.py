@@ -8,6 +8,7 @@ unpickles anything.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from nerkit.config import Config, EncoderConfig, HeadConfig, LossConfig
+from nerkit.data.documents import join_documents, split_spans
 from nerkit.data.schemes import scheme_tags, spans_to_tags
 from nerkit.data.spans import Example, ScoredSpan, is_flat, keep_outermost
 from nerkit.encoders import build_encoder
@@ -82,7 +84,7 @@ def flat_examples(examples: list[Example], policy: str) -> list[Example]:
     for example in examples:
         spans, removed = keep_outermost(example.spans)
         dropped += removed
-        kept_examples.append(Example(example.tokens, spans, example.text, example.offsets, example.source))
+        kept_examples.append(dataclasses.replace(example, spans=spans))
     logger.warning("dropped %d nested entities to keep the outermost ones (data.overlapping=outermost)", dropped)
     return kept_examples
 
@@ -108,7 +110,8 @@ class Tagger(nn.Module):
             raise DataError("the training data holds no entities", path=config.data.train)
         label_names, label_counts = count_labels(train_examples, config.head, entity_types)
         encoder = build_encoder(config.encoder, examples=train_examples)
-        model_config = {"encoder": encoder.config(), "head": config.head.model_dump(), "loss": config.loss.model_dump()}
+        model_config = {"encoder": encoder.config(), "head": config.head.model_dump(), "loss": config.loss.model_dump(),
+                        "document_context": config.data.document_context}
         return cls._assemble(model_config, encoder, entity_types, label_names, label_counts)
 
     @classmethod
@@ -161,6 +164,7 @@ class Tagger(nn.Module):
                               f"is not the one this nerkit reads ({FORMAT_VERSION})")
         encoder = build_encoder(EncoderConfig.model_validate(description["encoder"]), directory=directory)
         model_config = {key: description[key] for key in ("encoder", "head", "loss")}
+        model_config["document_context"] = description.get("document_context")  # absent before it existed
         tagger = cls._assemble(model_config, encoder, description["entity_types"], description["label_names"],
                                description["label_counts"])
         tagger.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
@@ -172,10 +176,18 @@ class Tagger(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @property
+    def document_context(self) -> int | None:
+        """Words per passage when the model reads sentences with their document around them."""
+        return self.config.get("document_context")
+
     def prepare(self, examples: list[Example], *, overlapping: str = "error") -> list[Example]:
-        """Check examples against this model: flat heads refuse (or flatten) nested spans."""
+        """The training examples this model learns from: flat heads refuse (or flatten) nested
+        spans; with document context, sentences are joined into their documents' passages."""
         if self.head.flat:
             examples = flat_examples(examples, overlapping)
+        if self.document_context:
+            examples = [passage.example for passage in join_documents(examples, self.document_context)]
         return examples
 
     def collate(self, examples: list[Example]) -> dict[str, torch.Tensor]:
@@ -193,10 +205,21 @@ class Tagger(nn.Module):
 
     def predict_examples(self, examples: list[Example], *, token_budget: int = 4000,
                          max_sentences: int = 128) -> list[list[ScoredSpan]]:
-        """Spans for tokenized examples, in input order (batched by length internally)."""
+        """Spans for tokenized examples, in input order (batched by length internally). With
+        document context, sentences of one document are predicted together as passages."""
         from nerkit.predict.predictor import predict_spans
 
-        return predict_spans(self, examples, token_budget=token_budget, max_sentences=max_sentences)
+        if not self.document_context or all(example.document is None for example in examples):
+            return predict_spans(self, examples, token_budget=token_budget, max_sentences=max_sentences)
+        passages = join_documents(examples, self.document_context)
+        passage_spans = predict_spans(self, [passage.example for passage in passages], token_budget=token_budget,
+                                      max_sentences=max_sentences)
+        results: list[list[ScoredSpan]] = [[] for _ in examples]
+        for passage, spans in zip(passages, passage_spans):
+            lengths = [len(examples[index]) for index, _ in passage.members]
+            for (index, _), member_spans in zip(passage.members, split_spans(passage, spans, lengths)):
+                results[index] = member_spans
+        return results
 
     def predict(self, texts: str | Iterable[str], **options) -> list[dict[str, Any]]:
         """Entities in raw texts: one ``{"text", "entities": [{"start", "end", "type", "text",

@@ -50,11 +50,13 @@ def read_examples(source: str | Path, *, scheme: str = "auto", tag_column: int =
 # --------------------------------------------------------------------------- CoNLL
 
 
-def _conll_sentences(path: Path, tag_column: int) -> Iterator[tuple[int, list[str], list[str]]]:
-    """Yield ``(first line number, tokens, tags)`` per sentence, validating every line."""
+def _conll_sentences(path: Path, tag_column: int) -> Iterator[tuple[int, list[str], list[str], int | None]]:
+    """Yield ``(first line number, tokens, tags, document)`` per sentence, validating every
+    line; ``document`` counts ``-DOCSTART-`` lines from 0 (None before the first one)."""
     tokens: list[str] = []
     tags: list[str] = []
     first_line = 0
+    document: int | None = None
     expected_columns: int | None = None
     expected_line = 0
     with open(path, encoding="utf-8-sig") as handle:  # utf-8-sig drops a BOM
@@ -62,8 +64,10 @@ def _conll_sentences(path: Path, tag_column: int) -> Iterator[tuple[int, list[st
             columns = line.split()
             if not columns or columns[0] == "-DOCSTART-":
                 if tokens:
-                    yield first_line, tokens, tags
+                    yield first_line, tokens, tags, document
                 tokens, tags = [], []
+                if columns:
+                    document = 0 if document is None else document + 1
                 continue
             if len(columns) < 2:
                 raise DataError(
@@ -90,7 +94,7 @@ def _conll_sentences(path: Path, tag_column: int) -> Iterator[tuple[int, list[st
             tokens.append(columns[0])
             tags.append(tag)
     if tokens:
-        yield first_line, tokens, tags
+        yield first_line, tokens, tags, document
 
 
 def _forced_scheme(scheme: str, where: str) -> str:
@@ -109,16 +113,16 @@ def read_conll(path: str | Path, *, scheme: str = "auto", tag_column: int = -1) 
     sentences = list(_conll_sentences(path, tag_column))
     if not sentences:
         raise DataError("the file holds no sentences; expected CoNLL columns 'token ... tag'", path=str(path))
-    scheme = detect_scheme(tags for _, _, tags in sentences) if scheme == "auto" else scheme
+    scheme = detect_scheme(tags for _, _, tags, _ in sentences) if scheme == "auto" else scheme
     examples = []
     repaired_total = 0
-    for line_number, tokens, tags in sentences:
+    for line_number, tokens, tags, document in sentences:
         try:
             spans, repaired = tags_to_spans(tags, scheme)
         except DataError as error:
             raise DataError(f"{error} (sentence starting here)", path=str(path), line=line_number) from None
         repaired_total += repaired
-        examples.append(Example(tokens=tokens, spans=spans, source=f"{path} line {line_number}"))
+        examples.append(Example(tokens=tokens, spans=spans, source=f"{path} line {line_number}", document=document))
     if repaired_total:
         logger.warning(
             "%s: %d entities start with a continuation tag (I-/E-) that the %s scheme does not "

@@ -32,6 +32,7 @@ class Example:
     text: str | None = None
     offsets: list[tuple[int, int]] | None = None  # character [start, end) of each token in text
     source: str | None = None  # "file line N" where the example began, for error messages
+    document: int | None = None  # which document of its file (CoNLL -DOCSTART-), when the file says
 
     def __len__(self) -> int:
         return len(self.tokens)
