@@ -109,11 +109,12 @@ def test_predict_conll_round_trip(model, tmp_path):
     result = invoke("predict", path, "--model", model, "--format", "conll")
     assert result.exit_code == 0, result.output
 
-    input_sentences = [[line.split() for line in block.splitlines()]
-                       for block in CONLL_INPUT.split("\n\n") if not block.startswith("-DOCSTART-")]
-    output_sentences = [[line.split() for line in block.splitlines()]
-                        for block in result.stdout.strip("\n").split("\n\n")]
-    assert len(output_sentences) == len(input_sentences)
+    blocks_in = [block for block in CONLL_INPUT.split("\n\n") if block.strip()]
+    blocks_out = result.stdout.strip("\n").split("\n\n")
+    assert blocks_out[0] == "-DOCSTART- -X- -X- O O"  # the document line is echoed, tagged O
+    input_sentences = [[line.split() for line in block.splitlines()] for block in blocks_in[1:]]
+    output_sentences = [[line.split() for line in block.splitlines()] for block in blocks_out[1:]]
+    assert len(blocks_out) == len(blocks_in) and len(output_sentences) == len(input_sentences)
     tagger = Tagger.from_pretrained(model)
     for rows_in, rows_out in zip(input_sentences, output_sentences):
         assert [row[:-1] for row in rows_out] == rows_in  # every input column, unchanged

@@ -179,11 +179,15 @@ def test_missing_file(tmp_path):
 
 
 def test_iter_conll_rows_keeps_columns_and_drops_bom(tmp_path):
-    lines = ["\ufeff-DOCSTART- -X- O\n", "\n", "EU NNP B-ORG\n", "rejects VBZ O\n", "   \n", "Peter NNP\n"]
+    lines = ["\ufeff-DOCSTART- -X- O\n", "\n", "EU NNP B-ORG\n", "rejects VBZ O\n", "   \n", "Peter NNP\n",
+             "\n", "-DOCSTART- -X- O\n", "Paris NNP\n"]
     rows = list(iter_conll_rows(lines, name="in.txt"))
-    assert [r for r, _ in rows] == [[["EU", "NNP", "B-ORG"], ["rejects", "VBZ", "O"]], [["Peter", "NNP"]]]
-    assert [e.tokens for _, e in rows] == [["EU", "rejects"], ["Peter"]]
-    assert [e.source for _, e in rows] == ["in.txt line 3", "in.txt line 6"]
+    assert [r for r, _, _ in rows] == [[["EU", "NNP", "B-ORG"], ["rejects", "VBZ", "O"]], [["Peter", "NNP"]],
+                                       [["Paris", "NNP"]]]
+    assert [e.tokens for _, e, _ in rows] == [["EU", "rejects"], ["Peter"], ["Paris"]]
+    assert [e.source for _, e, _ in rows] == ["in.txt line 3", "in.txt line 6", "in.txt line 9"]
+    assert [e.document for _, e, _ in rows] == [0, 0, 1]
+    assert [starts for _, _, starts in rows] == [[["-DOCSTART-", "-X-", "O"]], [], [["-DOCSTART-", "-X-", "O"]]]
 
 
 # ----------------------------------------------------------------------------- JSON lines

@@ -246,25 +246,36 @@ def read_hf_dataset(name_or_path: str | Path, *, split: str | None = None, schem
     return examples
 
 
-def iter_conll_rows(lines, *, name: str = "<stdin>") -> Iterator[tuple[list[list[str]], Example]]:
-    """Stream CoNLL sentences for prediction: ``(rows of columns, Example)`` per sentence.
+def iter_conll_rows(lines, *, name: str = "<stdin>") -> Iterator[tuple[list[list[str]], Example, list[list[str]]]]:
+    """Stream CoNLL sentences for prediction: ``(rows of columns, Example, document lines)``
+    per sentence, where the document lines are the ``-DOCSTART-`` lines (as columns) met
+    just before the sentence and each Example carries its document number.
 
     Only the first column (the token) is required here; the rows are kept so the writer
-    can echo every input column and append the predicted tag.
+    can echo every input column (``-DOCSTART-`` lines included) and append the predicted tag.
     """
     rows: list[list[str]] = []
+    starts: list[list[str]] = []
     first_line = 0
+    document: int | None = None
+
+    def sentence():
+        return rows, Example([row[0] for row in rows], source=f"{name} line {first_line}", document=document), starts
+
     for line_number, line in enumerate(lines, start=1):
         if line_number == 1:
             line = line.lstrip("\ufeff")
         columns = line.split()
         if not columns or columns[0] == "-DOCSTART-":
             if rows:
-                yield rows, Example([row[0] for row in rows], source=f"{name} line {first_line}")
-                rows = []
+                yield sentence()
+                rows, starts = [], []
+            if columns:
+                starts.append(columns)
+                document = 0 if document is None else document + 1
             continue
         if not rows:
             first_line = line_number
         rows.append(columns)
     if rows:
-        yield rows, Example([row[0] for row in rows], source=f"{name} line {first_line}")
+        yield sentence()

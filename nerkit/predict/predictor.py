@@ -56,6 +56,7 @@ def predict_texts(tagger, texts: Iterable[str], *, token_budget: int = 4000,
 
 
 def predict_conll(tagger, examples: Iterable[Example], **options) -> Iterator[tuple[Example, list[ScoredSpan]]]:
-    """Stream ``(example, spans)`` for tokenized examples (CoNLL in -> CoNLL out)."""
+    """Stream ``(example, spans)`` for tokenized examples (CoNLL in -> CoNLL out); a model
+    trained with document context reads each chunk's documents as passages."""
     for chunk in iterate_chunks(iter(examples), CHUNK):
-        yield from zip(chunk, predict_spans(tagger, chunk, **options))
+        yield from zip(chunk, tagger.predict_examples(chunk, **options))

@@ -22,18 +22,21 @@ def write_jsonl_predictions(tagger, source: IO[str], sink: IO[str], *, name: str
 
 
 def write_conll_predictions(tagger, source: IO[str], sink: IO[str], *, name: str = "<stdin>", **options) -> int:
-    """Echo every input column and append the predicted BIO tag; sentences keep their order.
-    Nested predictions (span head) are reduced to their outermost spans for this format."""
+    """Echo every input column and append the predicted BIO tag; sentences keep their order
+    and ``-DOCSTART-`` lines are echoed too (tagged O). Nested predictions (span head) are
+    reduced to their outermost spans for this format."""
     rows_by_example = {}
 
     def examples():
-        for rows, example in iter_conll_rows(source, name=name):
-            rows_by_example[id(example)] = rows
+        for rows, example, starts in iter_conll_rows(source, name=name):
+            rows_by_example[id(example)] = rows, starts
             yield example
 
     count = 0
     for example, spans in predict_conll(tagger, examples(), **options):
-        rows = rows_by_example.pop(id(example))
+        rows, starts = rows_by_example.pop(id(example))
+        for columns in starts:
+            sink.write(" ".join(columns + ["O"]) + "\n\n")
         flat, _ = keep_outermost([Span(*s[:3]) for s in spans])
         for columns, tag in zip(rows, spans_to_tags(flat, len(rows), "BIO")):
             sink.write(" ".join(columns + [tag]) + "\n")
