@@ -14,7 +14,7 @@ export OMP_NUM_THREADS=1
 R=benchmarks/results
 phase=${1:?usage: $0 PHASE}
 
-COMMON=(--config configs/conll-bilstm-crf.yaml
+COMMON=(--config configs/conll-bilstm-crf.yaml --set training.average_decay=null  # the study predates averaging
         --set training.cpu_threads=1 --set training.patience=null --set training.max_minutes=null)
 # Weibo: character level, 8 fine types (PER.NOM ... GPE.NOM); 12 epochs for every loss.
 W=$R/data/weibo-char

@@ -26,7 +26,8 @@ run() {  # run NAME TEST_DATA ARGS...: train, log, then score the best model on 
 
 GENIA=(--config configs/genia-bilstm-span.yaml)
 GENIA_TEST=../shared/data/genia/test.jsonl
-CONLL=(--config configs/conll-bilstm-crf.yaml)
+# The CoNLL recipe as it was for these runs: 30 epochs, no weight averaging, no time limit.
+CONLL=(--config configs/conll-bilstm-crf.yaml --epochs 30 --set training.average_decay=null --set training.max_minutes=null)
 CONLL_TEST=../shared/data/conll2003/test.txt
 
 case $phase in
