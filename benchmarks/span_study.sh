@@ -41,10 +41,12 @@ case $phase in
   conll-crf)       run conll-bilstm-crf $CONLL_TEST "${CONLL[@]}" ;;
   table)
     python - $R <<'PY'
-import json, sys
+import json, math, sys
 from pathlib import Path
+from safetensors import safe_open
 root = Path(sys.argv[1])
-print("| run | epochs | train min | dev F1 | test F1 | test nested F1 (support) |\n|---|---:|---:|---:|---:|---:|")
+print("| run | head parameters | epochs | train min | dev F1 | test F1 | test nested F1 (support) |\n"
+      "|---|---:|---:|---:|---:|---:|---:|")
 for name in ["genia-span-zlpr", "genia-span-bce", "genia-span-efficient", "genia-minilm-span",
              "conll-bilstm-span", "conll-bilstm-crf"]:
     if not (root / name / "test.json").is_file():
@@ -53,7 +55,9 @@ for name in ["genia-span-zlpr", "genia-span-bce", "genia-span-efficient", "genia
     history = json.loads((root / name / "history.json").read_text())
     nested = test.get("nested")
     nested = f"{100 * nested['f1']:.2f} ({nested['support']})" if nested else "-"
-    print(f"| {name} | {len(history)} | {sum(r['seconds'] for r in history) / 60:.1f} | "
+    with safe_open(str(root / name / "model.safetensors"), "pt") as weights:
+        head = sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys() if k.startswith("head."))
+    print(f"| {name} | {head:,} | {len(history)} | {sum(r['seconds'] for r in history) / 60:.1f} | "
           f"{100 * max(r['dev_f1'] for r in history):.2f} | {100 * test['micro']['f1']:.2f} | {nested} |")
 PY
     ;;
