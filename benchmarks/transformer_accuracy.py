@@ -10,8 +10,8 @@ systems and seeds found there is printed at the end (means over seeds).
     python benchmarks/transformer_accuracy.py --systems trainer,softmax,crf [--epochs 1] [--threads 1] [--seed 13]
 
 nerkit keeps the best epoch by dev F1; the Trainer keeps its last (the same with one epoch).
-nerkit's softmax model is kept in benchmarks/results/minilm-softmax-full for
-transformer_predict_throughput.py --model.
+nerkit's models are kept in benchmarks/results/minilm-HEAD-full-seedN (the softmax one for
+transformer_predict_throughput.py --model).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def run_trainer(epochs: int, seed: int) -> dict:
 
 
 def run_nerkit(head: str, epochs: int, seed: int, threads: int) -> dict:
-    output = RESULTS / f"minilm-{head}-full"
+    output = RESULTS / f"minilm-{head}-full-seed{seed}"
     config = load_config(CONFIG, values={
         "encoder.model": str(minilm_directory()), "head.type": head, "training.epochs": epochs,
         "training.seed": seed, "training.cpu_threads": threads, "training.progress": False,
