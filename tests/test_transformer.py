@@ -171,3 +171,56 @@ def test_input_lengths_are_the_sub_words_the_model_processes(bert_dir):
         features = encoder.featurize([example])
         assert encoder.input_lengths([example]) == [int(features["attention_mask"].sum())]
     assert encoder.input_lengths([short])[0] > len(short)  # sub-words and [CLS]/[SEP], not words
+
+
+def test_sparse_embedding_gradients_equal_dense_ones(bert_dir):
+    from nerkit.training.gradients import SparseEmbeddingGradients
+
+    encoder = _encoder(bert_dir)
+    encoder.eval()  # no dropout: both backward passes see the same graph
+    features = encoder.featurize(synthetic_examples("train")[:8])
+    table = encoder.model.get_input_embeddings()
+    encoder(features).square().sum().backward()
+    dense = table.weight.grad.clone()
+    table.weight.grad = None
+
+    sparse = SparseEmbeddingGradients(encoder.sparse_gradient_tables())
+    buffer = table.weight.grad
+    for _ in range(2):  # accumulates into the kept buffer, like gradient accumulation
+        encoder(features).square().sum().backward()
+    assert table.sparse and table.weight.grad is buffer and not buffer.is_sparse
+    torch.testing.assert_close(buffer, 2 * dense)
+    optimizer = torch.optim.SGD(encoder.parameters(), lr=0.1)
+    sparse.zero_grad(optimizer)
+    assert table.weight.grad is buffer and not buffer.any()
+    assert all(p.grad is None for p in encoder.parameters() if p is not table.weight)
+    sparse.close()
+    assert not table.sparse and table.weight.grad is None
+
+
+def test_cpu_training_with_sparse_embedding_gradients_matches_dense(tmp_path, bert_dir, monkeypatch):
+    from safetensors.torch import load_file
+
+    from nerkit.training.gradients import SparseEmbeddingGradients
+
+    zeroed = []
+    original = SparseEmbeddingGradients.zero_grad
+    monkeypatch.setattr(SparseEmbeddingGradients, "zero_grad",
+                        lambda self, optimizer: zeroed.append(1) or original(self, optimizer))
+
+    def run(name):
+        config = load_config(values={
+            "encoder.type": "transformer", "encoder.model": str(bert_dir), "head.type": "softmax", "data.dev": None,
+            "training.max_steps": 5, "training.progress": False, "training.learning_rate": 1e-3,
+            "output": str(tmp_path / name)})
+        train(config)
+        return load_file(tmp_path / name / "model.safetensors")
+
+    sparse = run("sparse")
+    assert len(zeroed) == 5  # the CPU run used sparse gradients at every step
+    monkeypatch.setattr(TransformerEncoder, "sparse_gradient_tables", lambda self: [])
+    dense = run("dense")
+    assert len(zeroed) == 5
+    assert sparse.keys() == dense.keys()
+    for name in sparse:
+        torch.testing.assert_close(sparse[name], dense[name], rtol=1e-5, atol=1e-6)
