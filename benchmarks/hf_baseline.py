@@ -15,14 +15,15 @@ from nerkit.metrics.entity_f1 import entity_report
 
 
 class CountingCollator:
-    """Wraps the Trainer's collator to count the real (non-padding) tokens it served."""
+    """Wraps the Trainer's collator to count the real (non-padding) and padded tokens it served."""
 
     def __init__(self, collator):
-        self.collator, self.real_tokens = collator, 0
+        self.collator, self.real_tokens, self.padded_tokens = collator, 0, 0
 
     def __call__(self, features):
         batch = self.collator(features)
         self.real_tokens += int(batch["attention_mask"].sum())
+        self.padded_tokens += batch["attention_mask"].numel()
         return batch
 
 

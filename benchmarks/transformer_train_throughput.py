@@ -3,7 +3,8 @@ AutoModelForTokenClassification (first sub-word labelled, the others -100), rand
 group_by_length sampling. Same MiniLM weights, same CoNLL-2003 data, 32 sentences a batch,
 fp32, the same number of optimizer steps; each setting repeated, interleaved, medians.
 
-Real tokens are the non-padding sub-words of the batches each system actually trained on.
+Real tokens are the non-padding sub-words of the batches each system actually trained on;
+padding is the share of extra (padding) positions the model computed on top of them.
 Dev entity F1 (strict) after the same steps is reported beside the speed. nerkit's model of
 the last repeat is kept in benchmarks/results/minilm-softmax for the prediction benchmark.
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+from contextlib import nullcontext
+from unittest.mock import patch
 
 import torch
 
@@ -23,13 +26,15 @@ from common import DATA, RESULTS, minilm_directory
 from hf_baseline import encode, fine_tune_with_trainer, trainer_f1
 from nerkit import Tagger, evaluate, load_config, read_examples, train
 from nerkit.data.schemes import scheme_tags
+from nerkit.encoders.transformer import TransformerEncoder
 from nerkit.training.loop import BudgetBatchSampler
 
 
 def trainer_run(model_dir, tokenizer, dataset, tags, *, steps, strategy, seed, dev, dev_encodings):
     model, collator, seconds = fine_tune_with_trainer(model_dir, tokenizer, dataset, tags, steps=steps,
                                                       warmup_ratio=0.05, strategy=strategy, seed=seed)
-    return collator.real_tokens / seconds, trainer_f1(model, dev, dev_encodings, tags)
+    padding = collator.padded_tokens / collator.real_tokens - 1
+    return collator.real_tokens / seconds, padding, trainer_f1(model, dev, dev_encodings, tags)
 
 
 def nerkit_run(model_dir, train_file, examples, piece_counts, *, steps, seed, dev, keep=None):
@@ -50,7 +55,8 @@ def nerkit_run(model_dir, train_file, examples, piece_counts, *, steps, seed, de
     sampler = BudgetBatchSampler(piece_counts, token_budget=32 * 512, max_sentences=32, seed=seed)
     served = [i for batch in sampler.batches(0)[:steps] for i in batch]
     real_tokens = sum(piece_counts[i] for i in served)
-    return real_tokens / seconds, evaluate(tagger, dev).micro.f1
+    padded_tokens = sum(len(batch) * max(piece_counts[i] for i in batch) for batch in sampler.batches(0)[:steps])
+    return real_tokens / seconds, padded_tokens / real_tokens - 1, evaluate(tagger, dev).micro.f1
 
 
 def main() -> None:
@@ -77,19 +83,28 @@ def main() -> None:
     dataset = Dataset.from_list([{k: r[k] for k in ("input_ids", "attention_mask", "labels")} for r in rows])
     dev_encodings = encode(tokenizer, dev, tags)
 
-    results = {"trainer random": [], "trainer group_by_length": [], "nerkit softmax": []}
+    results = {"trainer random": [], "trainer group_by_length": [], "nerkit softmax": [],
+               "nerkit, dense embedding grad": []}
     f1 = {name: [] for name in results}
+    padding = {name: [] for name in results}
     for repeat in range(args.repeats):
         for strategy in ("random", "group_by_length"):
-            speed, score = trainer_run(model_dir, tokenizer, dataset, tags, steps=args.steps, strategy=strategy,
-                                       seed=repeat, dev=dev, dev_encodings=dev_encodings)
+            speed, padded, score = trainer_run(model_dir, tokenizer, dataset, tags, steps=args.steps,
+                                               strategy=strategy, seed=repeat, dev=dev, dev_encodings=dev_encodings)
             results[f"trainer {strategy}"].append(speed)
             f1[f"trainer {strategy}"].append(score)
+            padding[f"trainer {strategy}"].append(padded)
         last = repeat == args.repeats - 1
-        speed, score = nerkit_run(model_dir, train_file, examples, piece_counts, steps=args.steps, seed=repeat, dev=dev,
-                                  keep=RESULTS / "minilm-softmax" if last else None)
-        results["nerkit softmax"].append(speed)
-        f1["nerkit softmax"].append(score)
+        for name in ("nerkit softmax", "nerkit, dense embedding grad"):
+            # The second: nerkit before sparse embedding gradients on the CPU (the baseline of that change).
+            dense = name.endswith("grad")
+            with patch.object(TransformerEncoder, "sparse_gradient_tables", lambda self: []) if dense else nullcontext():
+                speed, padded, score = nerkit_run(model_dir, train_file, examples, piece_counts, steps=args.steps,
+                                                  seed=repeat, dev=dev,
+                                                  keep=RESULTS / "minilm-softmax" if last and not dense else None)
+            results[name].append(speed)
+            f1[name].append(score)
+            padding[name].append(padded)
         print(f"repeat {repeat + 1}: " + ", ".join(f"{k} {v[-1]:.0f} tok/s" for k, v in results.items()), flush=True)
 
     print(f"\nMiniLM-L6-H384, CoNLL-2003 train, {args.steps} steps x 32 sentences, fp32, {args.threads} thread(s), "
@@ -97,8 +112,8 @@ def main() -> None:
     best_trainer = max(statistics.median(results[k]) for k in ("trainer random", "trainer group_by_length"))
     for name, speeds in results.items():
         median = statistics.median(speeds)
-        print(f"{name:26} {median:8.0f} real tokens/s  ({median / best_trainer:.2f}x the faster Trainer)  "
-              f"dev F1 {100 * statistics.median(f1[name]):.2f}")
+        print(f"{name:30} {median:8.0f} real tokens/s  ({median / best_trainer:.2f}x the faster Trainer)  "
+              f"padding {100 * statistics.median(padding[name]):5.1f} %  dev F1 {100 * statistics.median(f1[name]):.2f}")
 
 
 if __name__ == "__main__":
