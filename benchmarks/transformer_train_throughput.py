@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-from contextlib import nullcontext
-from unittest.mock import patch
 
 import torch
 
@@ -26,7 +24,6 @@ from common import DATA, RESULTS, minilm_directory
 from hf_baseline import encode, fine_tune_with_trainer, trainer_f1
 from nerkit import Tagger, evaluate, load_config, read_examples, train
 from nerkit.data.schemes import scheme_tags
-from nerkit.encoders.transformer import TransformerEncoder
 from nerkit.training.loop import BudgetBatchSampler
 
 
@@ -83,8 +80,7 @@ def main() -> None:
     dataset = Dataset.from_list([{k: r[k] for k in ("input_ids", "attention_mask", "labels")} for r in rows])
     dev_encodings = encode(tokenizer, dev, tags)
 
-    results = {"trainer random": [], "trainer group_by_length": [], "nerkit softmax": [],
-               "nerkit, dense embedding grad": []}
+    results = {"trainer random": [], "trainer group_by_length": [], "nerkit softmax": []}
     f1 = {name: [] for name in results}
     padding = {name: [] for name in results}
     for repeat in range(args.repeats):
@@ -95,16 +91,11 @@ def main() -> None:
             f1[f"trainer {strategy}"].append(score)
             padding[f"trainer {strategy}"].append(padded)
         last = repeat == args.repeats - 1
-        for name in ("nerkit softmax", "nerkit, dense embedding grad"):
-            # The second: nerkit before sparse embedding gradients on the CPU (the baseline of that change).
-            dense = name.endswith("grad")
-            with patch.object(TransformerEncoder, "sparse_gradient_tables", lambda self: []) if dense else nullcontext():
-                speed, padded, score = nerkit_run(model_dir, train_file, examples, piece_counts, steps=args.steps,
-                                                  seed=repeat, dev=dev,
-                                                  keep=RESULTS / "minilm-softmax" if last and not dense else None)
-            results[name].append(speed)
-            f1[name].append(score)
-            padding[name].append(padded)
+        speed, padded, score = nerkit_run(model_dir, train_file, examples, piece_counts, steps=args.steps,
+                                          seed=repeat, dev=dev, keep=RESULTS / "minilm-softmax" if last else None)
+        results["nerkit softmax"].append(speed)
+        f1["nerkit softmax"].append(score)
+        padding["nerkit softmax"].append(padded)
         print(f"repeat {repeat + 1}: " + ", ".join(f"{k} {v[-1]:.0f} tok/s" for k, v in results.items()), flush=True)
 
     print(f"\nMiniLM-L6-H384, CoNLL-2003 train, {args.steps} steps x 32 sentences, fp32, {args.threads} thread(s), "
@@ -112,7 +103,7 @@ def main() -> None:
     best_trainer = max(statistics.median(results[k]) for k in ("trainer random", "trainer group_by_length"))
     for name, speeds in results.items():
         median = statistics.median(speeds)
-        print(f"{name:30} {median:8.0f} real tokens/s  ({median / best_trainer:.2f}x the faster Trainer)  "
+        print(f"{name:26} {median:8.0f} real tokens/s  ({median / best_trainer:.2f}x the faster Trainer)  "
               f"padding {100 * statistics.median(padding[name]):5.1f} %  dev F1 {100 * statistics.median(f1[name]):.2f}")
 
 

@@ -41,9 +41,3 @@ class Encoder(nn.Module):
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by learning-rate group; transformers separate the pretrained body."""
         return {"encoder": list(self.parameters())}
-
-    def sparse_gradient_tables(self) -> list[nn.Embedding]:
-        """Lookup tables large enough that a dense gradient per step costs more than it should
-        on the CPU; the training loop may switch them to sparse gradients (see
-        ``nerkit.training.gradients``)."""
-        return []

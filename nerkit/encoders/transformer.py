@@ -105,10 +105,6 @@ class TransformerEncoder(Encoder):
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"encoder": list(self.model.parameters()), "head": list(self.dropout.parameters())}
 
-    def sparse_gradient_tables(self) -> list[nn.Embedding]:
-        embeddings = self.model.get_input_embeddings()
-        return [embeddings] if isinstance(embeddings, nn.Embedding) and embeddings.weight.requires_grad else []
-
     # ----------------------------------------------------------------- features
 
     def input_lengths(self, examples: list[Example]) -> list[int]:

@@ -28,7 +28,6 @@ from nerkit.metrics.entity_f1 import Report, entity_report
 from nerkit.tagger import Tagger
 from nerkit.training import checkpoint as ckpt
 from nerkit.training.averaging import WeightAverage
-from nerkit.training.gradients import SparseEmbeddingGradients
 from nerkit.training.data import load_split
 
 logger = logging.getLogger(__name__)
@@ -139,8 +138,7 @@ def _optimizer(tagger: Tagger, config: Config) -> torch.optim.Optimizer:
 def training_events(*, accelerator, tagger, optimizer, scheduler, loader, sampler: BudgetBatchSampler,
                     epochs: int, max_steps: int | None, start_epoch: int, start_step: int,
                     start_batch: int, max_grad_norm: float, accumulation: int = 1,
-                    deadline: float | None = None,
-                    sparse_gradients: SparseEmbeddingGradients | None = None) -> Iterator[Step | EpochEnd]:
+                    deadline: float | None = None) -> Iterator[Step | EpochEnd]:
     """Train, yielding a ``Step`` after every optimizer step and an ``EpochEnd`` after every
     epoch. The consumer may stop iterating at any event. Past ``deadline`` (a
     ``time.monotonic()`` value) or ``max_steps`` the current epoch ends early and training stops.
@@ -148,7 +146,6 @@ def training_events(*, accelerator, tagger, optimizer, scheduler, loader, sample
     With ``accumulation`` > 1, gradients of that many micro-batches are summed (each loss
     divided by ``accumulation``) before one optimizer step; an epoch's leftover micro-batches
     make one last, smaller step. Steps, and so checkpoints, fall on step boundaries only.
-    With ``sparse_gradients``, its tables' gradient buffers are zeroed in place, not freed.
     """
     step = start_step
     for epoch in range(start_epoch, epochs):
@@ -172,10 +169,7 @@ def training_events(*, accelerator, tagger, optimizer, scheduler, loader, sample
             accelerator.clip_grad_norm_(tagger.parameters(), max_grad_norm)
             optimizer.step()
             scheduler.step()
-            if sparse_gradients is not None:
-                sparse_gradients.zero_grad(optimizer)
-            else:
-                optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             step += 1
             batch_in_epoch += pending
             yield Step(epoch, step, batch_in_epoch, pending_loss / pending, pending_words)
@@ -274,10 +268,6 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
         config.to_yaml(output / CONFIG_FILE)
 
     unwrapped = accelerator.unwrap_model(tagger)
-    sparse_gradients = None
-    if accelerator.device.type == "cpu" and accelerator.num_processes == 1:
-        tables = unwrapped.encoder.sparse_gradient_tables()
-        sparse_gradients = SparseEmbeddingGradients(tables) if tables else None
     average = None
     if config.training.average_decay:
         average = WeightAverage(unwrapped, config.training.average_decay, updates=state.get("average_updates", 0))
@@ -302,8 +292,7 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
                              loader=loader, sampler=sampler, epochs=epochs, max_steps=config.training.max_steps,
                              start_epoch=state["epoch"], start_step=state["step"],
                              start_batch=state["batch_in_epoch"], max_grad_norm=config.training.max_grad_norm,
-                             accumulation=config.training.gradient_accumulation, deadline=deadline,
-                             sparse_gradients=sparse_gradients)
+                             accumulation=config.training.gradient_accumulation, deadline=deadline)
     reporter = ProgressReporter(enabled=accelerator.is_main_process, bar=config.training.progress,
                                 epochs=epochs, batches_per_epoch=batches_per_epoch)
     epoch_loss, epoch_batches, epoch_words, epoch_started = 0.0, 0, 0, time.perf_counter()
@@ -361,8 +350,6 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
                 logger.info("no better dev F1 for %d epochs: stopping early", patience)
                 break
 
-    if sparse_gradients is not None:
-        sparse_gradients.close()
     if accelerator.is_main_process and state["history"]:
         from nerkit.training.plot import plot_history
 
