@@ -105,6 +105,27 @@ def main() -> None:
         median = statistics.median(speeds)
         print(f"{name:26} {median:8.0f} real tokens/s  ({median / best_trainer:.2f}x the faster Trainer)  "
               f"padding {100 * statistics.median(padding[name]):5.1f} %  dev F1 {100 * statistics.median(f1[name]):.2f}")
+    trainer_epoch, nerkit_epoch = epoch_padding(piece_counts, args.repeats)
+    print(f"padding over a whole epoch (no training; median of {args.repeats} shuffles): Trainer group_by_length "
+          f"{100 * trainer_epoch:.1f} %, nerkit {100 * nerkit_epoch:.1f} %")
+
+
+def epoch_padding(piece_counts, repeats):
+    """Padding share of one epoch's batches: the Trainer's length grouping (the function its
+    sampler calls) and nerkit's sampler."""
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    def share(batches):
+        real = sum(piece_counts[i] for batch in batches for i in batch)
+        return sum(len(batch) * max(piece_counts[i] for i in batch) for batch in batches) / real - 1
+
+    trainer, nerkit = [], []
+    for seed in range(repeats):
+        order = get_length_grouped_indices(piece_counts, 32, generator=torch.Generator().manual_seed(seed))
+        trainer.append(share([order[i:i + 32] for i in range(0, len(order), 32)]))
+        nerkit.append(share(BudgetBatchSampler(piece_counts, token_budget=32 * 512, max_sentences=32,
+                                               seed=seed).batches(0)))
+    return statistics.median(trainer), statistics.median(nerkit)
 
 
 if __name__ == "__main__":
