@@ -49,11 +49,15 @@ def nerkit_run(model_dir, train_file, examples, piece_counts, *, steps, seed, de
         if keep is not None:  # the prediction benchmark's model
             tagger.save_pretrained(keep)
     # The same batches nerkit trained on: grouped by sub-words with special tokens (piece_counts).
-    sampler = BudgetBatchSampler(piece_counts, token_budget=32 * 512, max_sentences=32, seed=seed)
-    served = [i for batch in sampler.batches(0)[:steps] for i in batch]
-    real_tokens = sum(piece_counts[i] for i in served)
-    padded_tokens = sum(len(batch) * max(piece_counts[i] for i in batch) for batch in sampler.batches(0)[:steps])
-    return real_tokens / seconds, padded_tokens / real_tokens - 1, evaluate(tagger, dev).micro.f1
+    batches = BudgetBatchSampler(piece_counts, token_budget=32 * 512, max_sentences=32, seed=seed).batches(0)[:steps]
+    real_tokens = sum(piece_counts[i] for batch in batches for i in batch)
+    return real_tokens / seconds, padding_share(piece_counts, batches), evaluate(tagger, dev).micro.f1
+
+
+def padding_share(piece_counts, batches):
+    """Padding positions a model computes on ``batches``, as a share of their real tokens."""
+    real = sum(piece_counts[i] for batch in batches for i in batch)
+    return sum(len(batch) * max(piece_counts[i] for i in batch) for batch in batches) / real - 1
 
 
 def main() -> None:
@@ -115,16 +119,12 @@ def epoch_padding(piece_counts, repeats):
     sampler calls) and nerkit's sampler."""
     from transformers.trainer_pt_utils import get_length_grouped_indices
 
-    def share(batches):
-        real = sum(piece_counts[i] for batch in batches for i in batch)
-        return sum(len(batch) * max(piece_counts[i] for i in batch) for batch in batches) / real - 1
-
     trainer, nerkit = [], []
     for seed in range(repeats):
         order = get_length_grouped_indices(piece_counts, 32, generator=torch.Generator().manual_seed(seed))
-        trainer.append(share([order[i:i + 32] for i in range(0, len(order), 32)]))
-        nerkit.append(share(BudgetBatchSampler(piece_counts, token_budget=32 * 512, max_sentences=32,
-                                               seed=seed).batches(0)))
+        trainer.append(padding_share(piece_counts, [order[i:i + 32] for i in range(0, len(order), 32)]))
+        sampler = BudgetBatchSampler(piece_counts, token_budget=32 * 512, max_sentences=32, seed=seed)
+        nerkit.append(padding_share(piece_counts, sampler.batches(0)))
     return statistics.median(trainer), statistics.median(nerkit)
 
 
