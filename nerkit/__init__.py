@@ -10,7 +10,8 @@ from nerkit.data.readers import read_examples
 from nerkit.data.spans import Example, ScoredSpan, Span
 from nerkit.errors import ConfigError, DataError, NerkitError
 from nerkit.tagger import Tagger
-from nerkit.training.loop import TrainResult, evaluate, train
+from nerkit.evaluation import evaluate
+from nerkit.training.loop import TrainResult, train
 
 __version__ = "0.1.0"
 

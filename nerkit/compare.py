@@ -18,7 +18,7 @@ from typing import Any
 
 from nerkit.config import Config, parse_override
 from nerkit.errors import ConfigError
-from nerkit.training.data import load_split
+from nerkit.data.sources import load_split
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,8 @@ def parse_loss(text: str) -> tuple[str, dict[str, Any]]:
 
 def compare(config: Config, losses: list[str], *, seeds: list[int] | None = None) -> Comparison:
     """Train ``config`` once per loss and seed under ``config.output/<loss>/seed-<seed>``."""
-    from nerkit.training.loop import evaluate, train
+    from nerkit.evaluation import evaluate
+    from nerkit.training.loop import train
     from nerkit.tagger import Tagger
 
     if not losses:

@@ -14,9 +14,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from nerkit.data.sources import SYNTHETIC
 from nerkit.errors import ConfigError
 
-SYNTHETIC = "synthetic"  # data source name of the corpus bundled with the package
 DEFAULT_OUTPUT = "runs/default"  # where `nerkit train` writes and `nerkit predict` reads
 
 

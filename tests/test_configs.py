@@ -51,7 +51,7 @@ def test_config_builds_a_model_that_trains_and_decodes(path, synthetic_train, re
 def test_config_data_sources_exist(path):
     """The bundled corpus by a split it has; files relative to the repository root (where
     `nerkit train` runs), checked when the shared data folder is present."""
-    from nerkit.training.data import load_split
+    from nerkit.data.sources import load_split
 
     data = load_config(path).data
     for source in (data.train, data.dev, data.test):

@@ -24,7 +24,7 @@ from nerkit.heads.global_pointer import GlobalPointerHead  # noqa: E402
 from nerkit.losses import build_loss  # noqa: E402
 from nerkit.losses.zlpr import ZLPR  # noqa: E402
 from nerkit.metrics.entity_f1 import entity_report, seqeval_report, span_set_report  # noqa: E402
-from nerkit.training.data import load_split  # noqa: E402
+from nerkit.data.sources import load_split  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TYPES = ["A", "B", "C"]

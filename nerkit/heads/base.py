@@ -35,6 +35,14 @@ class Head(nn.Module):
     def config(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    #: Score cells a training batch may hold (see ``cells_per_batch``); None: no such limit.
+    max_cells: int | None = None
+
+    def cells_per_batch(self, batch_size: int, words: int) -> int | None:
+        """Cells of the score tensor for ``batch_size`` sentences padded to ``words``, for heads
+        whose memory grows faster than the padded word count (the span head); None otherwise."""
+        return None
+
 
 class TaggingHead(Head):
     """A head that predicts one tag per word in BIO or BIOES."""

@@ -24,11 +24,12 @@ from torch.utils.data import DataLoader
 from nerkit.config import Config
 from nerkit.data.batching import budget_batches
 from nerkit.data.spans import Example
-from nerkit.metrics.entity_f1 import Report, entity_report
+from nerkit.metrics.entity_f1 import Report
 from nerkit.tagger import Tagger
 from nerkit.training import checkpoint as ckpt
 from nerkit.training.averaging import WeightAverage
-from nerkit.training.data import load_split
+from nerkit.data.sources import load_split
+from nerkit.evaluation import evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +93,6 @@ class TrainResult:
     steps: int
     history: list[dict[str, Any]] = field(default_factory=list)
     test_report: Report | None = None
-
-
-def evaluate(tagger: Tagger, examples: list[Example]) -> Report:
-    """Entity-level scores of ``tagger`` on gold ``examples`` (seqeval strict when flat)."""
-    predicted = tagger.predict_examples(examples)
-    return entity_report([e.spans for e in examples], predicted, [len(e) for e in examples], tagger.entity_types)
 
 
 def _schedule(config: Config, total_steps: int):
@@ -233,8 +228,8 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
 
     sampler = BudgetBatchSampler(tagger.encoder.input_lengths(train_examples), token_budget=config.training.token_budget,
                                  max_sentences=config.training.max_sentences, seed=config.training.seed,
-                                 cells_per_batch=getattr(tagger.head, "cells_per_batch", None),
-                                 max_cells=getattr(tagger.head, "max_cells", None))
+                                 cells_per_batch=tagger.head.cells_per_batch if tagger.head.max_cells else None,
+                                 max_cells=tagger.head.max_cells)
     peak_cells = sampler.peak_cells()
     if peak_cells is not None:
         logger.info("span scores: at most %d cells (%.1f MiB of float32) per training batch (head.max_cells=%d)",
@@ -361,4 +356,4 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     return result
 
 
-__all__ = ["train", "evaluate", "training_events", "TrainResult", "Step", "EpochEnd"]
+__all__ = ["train", "training_events", "TrainResult", "Step", "EpochEnd"]

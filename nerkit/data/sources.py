@@ -1,10 +1,12 @@
-"""Data sources named in the configuration: files, datasets, or the bundled corpus."""
+"""Data sources by name, the same for every command: files, saved datasets, ``hf:`` names,
+or the corpus bundled with the package (``synthetic:SPLIT``)."""
 
 from __future__ import annotations
 
-from nerkit.config import SYNTHETIC
 from nerkit.data.readers import read_examples
 from nerkit.data.spans import Example
+
+SYNTHETIC = "synthetic"  # data source name of the corpus bundled with the package
 
 
 def load_split(source: str, scheme: str = "auto") -> list[Example]:

@@ -1,0 +1,19 @@
+"""Evaluation: entity-level scores of a tagger on gold examples.
+
+``metrics/`` keeps the arithmetic (seqeval for flat spans, exact span sets for nested);
+this module runs the model and hands its predictions to it.
+"""
+
+from __future__ import annotations
+
+from nerkit.data.spans import Example
+from nerkit.metrics.entity_f1 import Report, entity_report
+
+
+def evaluate(tagger, examples: list[Example]) -> Report:
+    """Entity-level scores of ``tagger`` on gold ``examples`` (seqeval strict when flat)."""
+    predicted = tagger.predict_examples(examples)
+    return entity_report([e.spans for e in examples], predicted, [len(e) for e in examples], tagger.entity_types)
+
+
+__all__ = ["evaluate"]
