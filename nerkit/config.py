@@ -9,7 +9,7 @@ resolved configuration into the run directory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -24,62 +24,90 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class EncoderConfig(Section):
-    type: Literal["bilstm", "transformer"] = "bilstm"
-    # BiLSTM
-    word_dim: int = Field(100, ge=1)
-    char_dim: int = Field(30, ge=1)
-    char_filters: int = Field(50, ge=1)
-    char_kernel: int = Field(3, ge=1)
-    case_dim: int = Field(8, ge=1)
-    hidden_size: int = Field(200, ge=1)  # per direction
-    num_layers: int = Field(1, ge=1)
-    dropout: float | None = Field(None, ge=0, lt=1)  # default: 0.5 for the BiLSTM, 0.1 for transformers
-    word_dropout: float = Field(0.05, ge=0, lt=1)  # probability of replacing a word by <unk> in training
-    min_count: int = Field(1, ge=1)  # words seen fewer times in training become <unk>
-    # Transformer
-    model: str | None = None  # local Hugging Face model directory or hub name
-    pooling: Literal["first", "mean"] = "first"  # word vector from its first sub-word, or the mean of all
-    window_overlap: int | None = Field(None, ge=0)  # sub-words shared by consecutive windows of a long
-    # input; default min(128, half a window): enough context on both sides of every word
-    max_window: int | None = Field(None, ge=8)  # sub-words per window incl. special tokens (default: the model's)
-    long_inputs: Literal["window", "error"] = "window"  # what to do with inputs longer than one window
+class ComponentSection(Section):
+    """A section that picks a registry entry by ``type`` (``name`` for the loss); every other key
+    is one of that entry's settings, validated against its factory's typed keyword-only
+    arguments, with the factory's defaults filled in. ``settings()`` returns them."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    section: ClassVar[str]
+    key: ClassVar[str] = "type"
+
+    @classmethod
+    def registry(cls):
+        raise NotImplementedError
+
+    @model_validator(mode="before")
+    @classmethod
+    def _validate_settings(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        name = data.get(cls.key, cls.model_fields[cls.key].default)
+        if not isinstance(name, str):
+            raise ConfigError(f"{cls.section}.{cls.key}={name!r}: expected the name of a registered {cls.section}")
+        settings = {key: value for key, value in data.items() if key != cls.key}
+        return {cls.key: name, **cls.validate_settings(name, settings)}
+
+    @classmethod
+    def validate_settings(cls, name: str, settings: dict[str, Any]) -> dict[str, Any]:
+        return cls.registry().get(name).validate(settings, section=cls.section)
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
 
 
-# The loss a head trains with when the configuration names none (LossConfig.name unset):
-# ZLPR for the span head (LOSSES.md 4.3: no class weights or threshold to tune), CE otherwise.
-HEAD_DEFAULT_LOSS = {"softmax": "ce", "crf": "ce", "span": "zlpr"}
+class EncoderConfig(ComponentSection):
+    """``type``: a registered encoder (``nerkit encoders``): bilstm, transformer or a plug-in."""
+
+    section: ClassVar[str] = "encoder"
+    type: str = "bilstm"
+
+    @classmethod
+    def registry(cls):
+        from nerkit.encoders import ENCODERS
+
+        return ENCODERS
 
 
-class HeadConfig(Section):
-    type: Literal["softmax", "crf", "span"] = "crf"
-    scheme: Literal["BIO", "BIOES"] = "BIO"  # tags of the tagging heads
-    posthoc_tau: float = Field(0.0, ge=0)  # softmax: post-hoc logit adjustment at prediction (0 = off)
-    # Span head (GlobalPointer, LOSSES.md 4.1, 4.2)
-    variant: Literal["standard", "efficient"] = "standard"  # efficient: one shared score matrix + type term
-    head_size: int = Field(64, ge=2)  # d, channels of each start/end vector; even (RoPE turns channel pairs)
-    max_span_length: int | None = Field(None, ge=1)  # words; longer spans are never predicted (None: any)
-    flat_decoding: bool = False  # keep non-overlapping spans only, highest score first (flat data)
-    # Score cells (sentences x types x words x words) computed at once when decoding; about
-    # 64 MiB of float32 per block at the default. Training batches are bounded by token_budget.
-    max_cells: int = Field(2**24, ge=1)
+class HeadConfig(ComponentSection):
+    """``type``: a registered head (``nerkit heads``): softmax, crf, span or a plug-in."""
 
-    @model_validator(mode="after")
-    def _check_head_size(self) -> "HeadConfig":
-        if self.head_size % 2:
-            raise ValueError(f"head_size={self.head_size} must be even: rotary position embedding "
-                             "turns pairs of channels")
-        return self
+    section: ClassVar[str] = "head"
+    type: str = "crf"
+
+    @classmethod
+    def registry(cls):
+        from nerkit.heads import HEADS
+
+        return HEADS
+
+    def default_loss(self) -> str:
+        return self.registry().get(self.type).metadata["default_loss"]
 
 
-class LossConfig(Section):
-    """``name`` picks the registry entry; every other key is passed to it as a hyper-parameter."""
+class LossConfig(ComponentSection):
+    """``name`` picks the registry entry (``nerkit losses``); every other key is passed to it as a
+    hyper-parameter, type-checked here and range-checked by its factory. Defaults stay the
+    factory's, so only what was set is saved with the model."""
 
-    model_config = ConfigDict(extra="allow")
+    section: ClassVar[str] = "loss"
+    key: ClassVar[str] = "name"
     name: str = "ce"
 
+    @classmethod
+    def registry(cls):
+        from nerkit.losses import LOSSES
+
+        return LOSSES
+
+    @classmethod
+    def validate_settings(cls, name: str, settings: dict[str, Any]) -> dict[str, Any]:
+        from nerkit.losses import validate_loss_params
+
+        return validate_loss_params(name, settings, section=cls.section)
+
     def params(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+        return self.settings()
 
 
 class DataConfig(Section):
@@ -126,27 +154,22 @@ class Config(Section):
     @model_validator(mode="before")
     @classmethod
     def _head_default_loss(cls, data: Any) -> Any:
-        """A loss left unnamed is the head's default (``HEAD_DEFAULT_LOSS``), and so is the loss
-        ``flooding`` wraps when ``inner`` is unset; a loss named explicitly is kept as written,
-        so ``--loss ce`` with the span head is refused with the losses that fit it."""
+        """A loss left unnamed is the head's default (its registration's ``default_loss``: ZLPR
+        for the span head, docs/losses.md 4.3, CE otherwise), and so is the loss ``flooding``
+        wraps when ``inner`` is unset; a loss named explicitly is kept as written, so
+        ``--loss ce`` with the span head is refused with the losses that fit it."""
         if not isinstance(data, dict):
             return data
         head, loss = data.get("head") or {}, data.get("loss") or {}
         head_type = head.get("type", "crf") if isinstance(head, dict) else getattr(head, "type", "crf")
-        if not isinstance(loss, dict) or head_type not in HEAD_DEFAULT_LOSS:
+        if not isinstance(loss, dict) or not isinstance(head_type, str):
             return data
-        default = HEAD_DEFAULT_LOSS[head_type]
+        default = HeadConfig.registry().get(head_type).metadata["default_loss"]
         if "name" not in loss:
             loss = {**loss, "name": default}
         if loss.get("name") == "flooding" and "inner" not in loss:
             loss = {**loss, "inner": default}
         return {**data, "loss": loss}
-
-    @model_validator(mode="after")
-    def _check(self) -> "Config":
-        if self.encoder.type == "transformer" and not self.encoder.model:
-            raise ValueError("encoder.model must name a model directory or hub name for a transformer encoder")
-        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -199,6 +222,8 @@ def load_config(path: str | Path | None = None, *, overrides: list[str] = (),
         _set_path(tree, key, value)  # None is a value here (e.g. data.dev=None: no dev set)
     try:
         return Config.model_validate(tree)
+    except ConfigError as error:  # raised by a registry's validation of a section's settings
+        raise ConfigError(f"{path}: {error}" if path else str(error)) from None
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in item['loc']) or 'config'}: {item['msg']}" for item in error.errors()

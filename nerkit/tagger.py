@@ -26,33 +26,47 @@ from nerkit.config import Config, EncoderConfig, HeadConfig, LossConfig
 from nerkit.data.documents import join_documents, split_spans
 from nerkit.data.schemes import scheme_tags, spans_to_tags
 from nerkit.data.spans import Example, ScoredSpan, is_flat, keep_outermost
-from nerkit.encoders import build_encoder
+from nerkit.encoders import EncoderContext
 from nerkit.errors import ConfigError, DataError, NerkitError
-from nerkit.heads import LOSS_KINDS, build_head
+from nerkit.heads import HeadContext
 from nerkit.losses import available_losses, build_loss, get_loss_spec
-from nerkit.losses.priors import log_prior
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
-FORMAT_VERSION = 1
+# 2: the head and encoder sections hold only their own registry settings; in 1 the head section
+# held every built-in head's fields (``upgrade_format_1`` reads it).
+FORMAT_VERSION = 2
+
+
+def build_encoder(config: EncoderConfig, context: EncoderContext):
+    return config.registry().get(config.type).build(context, **config.settings())
+
+
+def upgrade_format_1(description: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 model description as format 2: its head section keeps its own head's settings
+    (format 1 saved the fields of every built-in head in one flat section)."""
+    head = dict(description["head"])
+    known = {setting.name for setting in HeadConfig.registry().get(head["type"]).settings}
+    return {**description, "head": {key: value for key, value in head.items() if key == "type" or key in known}}
 
 
 def count_labels(examples: list[Example], head: HeadConfig, entity_types: list[str]) -> tuple[list[str], list[int]]:
-    """Label names and counts as the head sees them (LOSSES.md 1.5): tags over words for a
-    tagging head (``O`` included), entities per type for the span head."""
-    if head.type == "span":
+    """Label names and counts as the head sees them (LOSSES.md 1.5), as its registration says:
+    tags over words for a tagging head (``O`` included), entities per type for a span head."""
+    if HeadConfig.registry().get(head.type).metadata["labels"] == "types":
         counts = Counter(span.type for example in examples for span in example.spans)
         return list(entity_types), [counts[t] for t in entity_types]
-    tags = scheme_tags(entity_types, head.scheme)
-    counts = Counter(tag for example in examples for tag in spans_to_tags(example.spans, len(example), head.scheme))
+    scheme = head.settings().get("scheme", "BIO")
+    tags = scheme_tags(entity_types, scheme)
+    counts = Counter(tag for example in examples for tag in spans_to_tags(example.spans, len(example), scheme))
     return tags, [counts[t] for t in tags]
 
 
 def build_head_loss(config: LossConfig, head_type: str, label_counts: list[int]) -> nn.Module:
     """The registered loss ``config.name`` for a head, given the training label counts."""
     spec = get_loss_spec(config.name)
-    kinds = LOSS_KINDS[head_type]
+    kinds = HeadConfig.registry().get(head_type).metadata["losses"]
     params = config.params()
     # A wrapper (flooding) fits a head only if the loss it wraps does.
     inner = params.get("inner", "ce") if "wrapper" in spec.applies_to else None
@@ -109,7 +123,7 @@ class Tagger(nn.Module):
         if not entity_types:
             raise DataError("the training data holds no entities", path=config.data.train)
         label_names, label_counts = count_labels(train_examples, config.head, entity_types)
-        encoder = build_encoder(config.encoder, examples=train_examples)
+        encoder = build_encoder(config.encoder, EncoderContext(examples=train_examples))
         model_config = {"encoder": encoder.config(), "head": config.head.model_dump(), "loss": config.loss.model_dump(),
                         "document_context": config.data.document_context}
         return cls._assemble(model_config, encoder, entity_types, label_names, label_counts)
@@ -118,9 +132,9 @@ class Tagger(nn.Module):
     def _assemble(cls, model_config, encoder, entity_types, label_names, label_counts) -> "Tagger":
         head_config = HeadConfig.model_validate(model_config["head"])
         loss = build_head_loss(LossConfig.model_validate(model_config["loss"]), head_config.type, label_counts)
-        prior = log_prior(label_counts) if head_config.type == "softmax" else None
-        head = build_head(head_config, input_size=encoder.output_size, entity_types=entity_types,
-                          loss=loss, loss_name=model_config["loss"]["name"], log_prior=prior)
+        context = HeadContext(input_size=encoder.output_size, entity_types=list(entity_types), loss=loss,
+                              label_names=list(label_names), label_counts=list(label_counts))
+        head = HeadConfig.registry().get(head_config.type).build(context, **head_config.settings())
         return cls(encoder, head, entity_types=entity_types, label_names=label_names,
                    label_counts=label_counts, config=model_config)
 
@@ -159,10 +173,12 @@ class Tagger(nn.Module):
             raise NerkitError(f"{directory}: not a nerkit model directory (no {CONFIG_FILE}); "
                               "train one with `nerkit train` or pass --model DIR")
         description = json.loads(config_path.read_text(encoding="utf-8"))
-        if description.get("format_version") != FORMAT_VERSION:
+        if description.get("format_version") not in (1, FORMAT_VERSION):
             raise NerkitError(f"{config_path}: format version {description.get('format_version')} "
                               f"is not the one this nerkit reads ({FORMAT_VERSION})")
-        encoder = build_encoder(EncoderConfig.model_validate(description["encoder"]), directory=directory)
+        if description.get("format_version") == 1:
+            description = upgrade_format_1(description)
+        encoder = build_encoder(EncoderConfig.model_validate(description["encoder"]), EncoderContext(directory=directory))
         model_config = {key: description[key] for key in ("encoder", "head", "loss")}
         model_config["document_context"] = description.get("document_context")  # absent before it existed
         tagger = cls._assemble(model_config, encoder, description["entity_types"], description["label_names"],

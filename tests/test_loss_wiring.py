@@ -14,7 +14,7 @@ from nerkit import Tagger, load_config, train
 from nerkit.compare import compare, parse_loss, write_comparison
 from nerkit.data.synthetic import synthetic_examples
 from nerkit.errors import ConfigError
-from nerkit.heads import LOSS_KINDS
+from nerkit.heads import HEADS
 from nerkit.losses import available_losses
 
 TINY = {"encoder.hidden_size": 12, "encoder.word_dim": 12, "encoder.char_filters": 8, "encoder.char_dim": 8,
@@ -22,7 +22,7 @@ TINY = {"encoder.hidden_size": 12, "encoder.word_dim": 12, "encoder.char_filters
 
 
 def _fitting(head: str) -> list[str]:
-    return sorted({spec.name for kind in LOSS_KINDS[head] for spec in available_losses(kind)})
+    return sorted({spec.name for kind in HEADS.get(head).metadata["losses"] for spec in available_losses(kind)})
 
 
 @pytest.mark.parametrize("head,loss", [(h, n) for h in ("softmax", "crf", "span") for n in _fitting(h)])

@@ -9,7 +9,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from nerkit import Tagger, load_config, train  # noqa: E402
-from nerkit.config import EncoderConfig  # noqa: E402
+from nerkit.encoders import ENCODERS, EncoderContext  # noqa: E402
 from nerkit.data.spans import Example  # noqa: E402
 from nerkit.data.synthetic import synthetic_examples, synthetic_texts  # noqa: E402
 from nerkit.encoders.transformer import TransformerEncoder  # noqa: E402
@@ -43,7 +43,7 @@ def roberta_dir(tmp_path_factory):
 
 
 def _encoder(model_dir, **settings) -> TransformerEncoder:
-    return TransformerEncoder.from_pretrained_model(EncoderConfig(type="transformer", model=str(model_dir), **settings))
+    return ENCODERS.get("transformer").build(EncoderContext(), model=str(model_dir), **settings)
 
 
 def _word_text(encoder, features, row, word):

@@ -1,32 +1,12 @@
-"""Encoders: examples -> word vectors ``[batch, words, hidden]``."""
+"""Encoders: examples -> word vectors ``[batch, words, hidden]``. Each registers itself in
+``ENCODERS`` (``nerkit encoders`` lists them); importing this package imports the built-in ones.
+The transformer module imports ``transformers`` only when a transformer encoder is built."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from nerkit.config import EncoderConfig
-from nerkit.data.spans import Example
 from nerkit.encoders.base import Encoder
-from nerkit.encoders.bilstm import BiLSTMEncoder
+from nerkit.encoders.registry import ENCODERS, EncoderContext, register_encoder
+from nerkit.encoders.bilstm import BiLSTMEncoder  # noqa: E402  (registers "bilstm")
+from nerkit.encoders import transformer  # noqa: E402,F401  (registers "transformer")
 
-_BILSTM_SETTINGS = ("word_dim", "char_dim", "char_filters", "char_kernel", "case_dim", "hidden_size",
-                    "num_layers", "dropout", "word_dropout")
-
-
-def build_encoder(config: EncoderConfig, *, examples: list[Example] | None = None,
-                  directory: Path | None = None) -> Encoder:
-    """A new encoder from training ``examples``, or a saved one from ``directory``."""
-    if config.type == "bilstm":
-        settings = {name: getattr(config, name) for name in _BILSTM_SETTINGS}
-        settings["dropout"] = 0.5 if config.dropout is None else config.dropout
-        if directory is not None:
-            return BiLSTMEncoder.from_directory(directory, settings)
-        return BiLSTMEncoder.from_examples(examples, min_count=config.min_count, **settings)
-    from nerkit.encoders.transformer import TransformerEncoder  # imports transformers only when needed
-
-    if directory is not None:
-        return TransformerEncoder.from_directory(directory, config)
-    return TransformerEncoder.from_pretrained_model(config)
-
-
-__all__ = ["Encoder", "BiLSTMEncoder", "build_encoder"]
+__all__ = ["ENCODERS", "Encoder", "EncoderContext", "BiLSTMEncoder", "register_encoder"]

@@ -41,3 +41,8 @@ class Encoder(nn.Module):
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by learning-rate group; transformers separate the pretrained body."""
         return {"encoder": list(self.parameters())}
+
+    def report(self) -> str | None:
+        """A line for the user about the inputs seen since loading (transformers: how many
+        needed overlapping windows), or None."""
+        return None

@@ -11,15 +11,17 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import Field
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nerkit.data.spans import Example
 from nerkit.data.vocab import Vocabulary
 from nerkit.encoders.base import Encoder
+from nerkit.encoders.registry import EncoderContext, register_encoder
 
 WORDS_FILE, CHARS_FILE = "words.json", "chars.json"
 CASINGS = ("pad", "lower", "upper", "title", "mixed", "numeric", "has_digit", "other")
@@ -128,3 +130,22 @@ class BiLSTMEncoder(Encoder):
         outputs, _ = self.lstm(packed)
         word_vectors, _ = pad_packed_sequence(outputs, batch_first=True, total_length=words)
         return self.dropout(word_vectors)  # shape: (batch, words, 2*hidden)
+
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Probability = Annotated[float, Field(ge=0, lt=1)]
+
+
+@register_encoder("bilstm", summary="BiLSTM over word embeddings, a character CNN and casing features")
+def bilstm_encoder(context: EncoderContext, *, word_dim: PositiveInt = 100, char_dim: PositiveInt = 30,
+                   char_filters: PositiveInt = 50, char_kernel: PositiveInt = 3, case_dim: PositiveInt = 8,
+                   hidden_size: PositiveInt = 200, num_layers: PositiveInt = 1, dropout: Probability = 0.5,
+                   word_dropout: Probability = 0.05, min_count: PositiveInt = 1) -> BiLSTMEncoder:
+    """``hidden_size``: per direction. ``word_dropout``: probability of replacing a word by <unk> in
+    training. ``min_count``: words seen fewer times in training become <unk>."""
+    settings = dict(word_dim=word_dim, char_dim=char_dim, char_filters=char_filters, char_kernel=char_kernel,
+                    case_dim=case_dim, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout,
+                    word_dropout=word_dropout)
+    if context.directory is not None:
+        return BiLSTMEncoder.from_directory(context.directory, settings)
+    return BiLSTMEncoder.from_examples(context.examples, min_count=min_count, **settings)

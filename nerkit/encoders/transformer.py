@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from nerkit.config import EncoderConfig
 from nerkit.data.spans import Example
 from nerkit.encoders.base import Encoder
+from nerkit.encoders.registry import EncoderContext, register_encoder
 from nerkit.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -61,30 +62,24 @@ class TransformerEncoder(Encoder):
     # ----------------------------------------------------------------- building and saving
 
     @classmethod
-    def _settings(cls, config: EncoderConfig) -> dict[str, Any]:
-        return {"model": config.model, "pooling": config.pooling, "window_overlap": config.window_overlap,
-                "max_window": config.max_window, "long_inputs": config.long_inputs,
-                "dropout": 0.1 if config.dropout is None else config.dropout}
-
-    @classmethod
-    def from_pretrained_model(cls, config: EncoderConfig) -> "TransformerEncoder":
+    def from_pretrained_model(cls, settings: dict[str, Any]) -> "TransformerEncoder":
         """Load pretrained weights and tokenizer from a local directory or the hub."""
         from transformers import AutoModel, AutoTokenizer
 
         _quiet_transformers()
         try:
-            tokenizer = AutoTokenizer.from_pretrained(config.model)
-            model = AutoModel.from_pretrained(config.model)
+            tokenizer = AutoTokenizer.from_pretrained(settings["model"])
+            model = AutoModel.from_pretrained(settings["model"])
         except (OSError, ValueError) as error:
             raise ConfigError(
-                f"cannot load the encoder {config.model!r}: {str(error).splitlines()[0]} "
+                f"cannot load the encoder {settings['model']!r}: {str(error).splitlines()[0]} "
                 "Without network access, pass a local model directory (one holding config.json, the weights "
                 "and tokenizer files) as --encoder PATH"
             ) from None
-        return cls(model, tokenizer, cls._settings(config))
+        return cls(model, tokenizer, settings)
 
     @classmethod
-    def from_directory(cls, directory: Path, config: EncoderConfig) -> "TransformerEncoder":
+    def from_directory(cls, directory: Path, settings: dict[str, Any]) -> "TransformerEncoder":
         """Rebuild from a nerkit model directory: architecture and tokenizer from its
         ``encoder/`` folder; the weights come with the tagger's model.safetensors."""
         from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -92,7 +87,7 @@ class TransformerEncoder(Encoder):
         _quiet_transformers()
         source = directory / ENCODER_SUBDIR
         model = AutoModel.from_config(AutoConfig.from_pretrained(source))
-        return cls(model, AutoTokenizer.from_pretrained(source), cls._settings(config))
+        return cls(model, AutoTokenizer.from_pretrained(source), settings)
 
     def config(self) -> dict[str, Any]:
         return {"type": "transformer", **self.settings}
@@ -104,6 +99,10 @@ class TransformerEncoder(Encoder):
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"encoder": list(self.model.parameters()), "head": list(self.dropout.parameters())}
+
+    def report(self) -> str | None:
+        return (f"{self.windowed_inputs} inputs longer than the encoder's window went through overlapping "
+                "windows" if self.windowed_inputs else None)
 
     # ----------------------------------------------------------------- features
 
@@ -231,3 +230,20 @@ class TransformerEncoder(Encoder):
             summed = torch.where(inside.unsqueeze(-1), pieces, torch.zeros_like(pieces)).sum(dim=2)
             word_vectors = summed / counts.unsqueeze(-1).to(summed.dtype)
         return self.dropout(word_vectors)
+
+
+@register_encoder("transformer", summary="any Hugging Face AutoModel with a fast tokenizer; words pooled from sub-words")
+def transformer_encoder(context: EncoderContext, *, model: str, pooling: Literal["first", "mean"] = "first",
+                        window_overlap: Annotated[int, Field(ge=0)] | None = None,
+                        max_window: Annotated[int, Field(ge=8)] | None = None,
+                        long_inputs: Literal["window", "error"] = "window",
+                        dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1) -> TransformerEncoder:
+    """``model``: a local Hugging Face model directory or a hub name. ``pooling``: a word's vector
+    from its first sub-word or the mean of all. ``window_overlap``: sub-words shared by consecutive
+    windows of a long input (default min(128, half a window)). ``max_window``: sub-words per window
+    with special tokens (default: the model's). ``long_inputs``: overlapping windows, or an error."""
+    settings = {"model": model, "pooling": pooling, "window_overlap": window_overlap, "max_window": max_window,
+                "long_inputs": long_inputs, "dropout": dropout}
+    if context.directory is not None:
+        return TransformerEncoder.from_directory(context.directory, settings)
+    return TransformerEncoder.from_pretrained_model(settings)

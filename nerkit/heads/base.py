@@ -16,11 +16,12 @@ from torch import nn
 
 from nerkit.data.schemes import normalize_scheme, scheme_tags, spans_to_tags, tags_to_spans
 from nerkit.data.spans import Example, ScoredSpan
-from nerkit.losses.functional import IGNORE_INDEX
+from nerkit.errors import ConfigError
+from nerkit.losses import IGNORE_INDEX
 
 
 class Head(nn.Module):
-    kind: str  # "softmax", "crf" or "span": which losses fit (see LossSpec.applies_to)
+    kind: str  # the name it is registered under (``nerkit heads``)
     flat: bool = True  # whether the head can only represent non-overlapping spans
 
     def targets(self, examples: list[Example], words: int) -> dict[str, torch.Tensor]:
@@ -34,6 +35,12 @@ class Head(nn.Module):
 
     def config(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def configure_decoding(self, **options: Any) -> None:
+        """Change how a trained head decodes (the softmax tagger's ``posthoc_tau``); a head
+        refuses the options it does not have."""
+        if options:
+            raise ConfigError(f"the {self.kind} head has no decoding option {', '.join(sorted(options))}")
 
     #: Score cells a training batch may hold (see ``cells_per_batch``); None: no such limit.
     max_cells: int | None = None

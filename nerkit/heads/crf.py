@@ -1,12 +1,15 @@
 """Linear-chain CRF over word emissions, with the tag scheme's invalid transitions forbidden.
 
-Loss: with ``ce`` (the default), the negative log-likelihood of the gold tag sequences,
+Loss: with ``ce`` (the default; any loss whose ``crf_sequence_nll`` hook is set), the
+negative log-likelihood of the gold tag sequences,
 summed over the batch and divided by the number of words, so its scale matches the token
 losses (LOSSES.md 1.3). Any other token loss of the registry (``focal``, ``weighted-ce``,
 ...) is applied to the CRF's posterior marginals ``log p(y_t | x)`` from forward-backward,
 which are differentiable: a class-weighted or focal CRF keeps the transition structure
 and Viterbi decoding while re-weighting words by class, in the spirit of AllenNLP's
-weighted CRFs. Decoding is batched Viterbi; each predicted span is scored with the mean
+weighted CRFs. Decoding is batched Viterbi over the emissions after the loss's
+``adjust_logits`` hook (so ``logit-adjusted`` with ``decision=overall`` shifts the CRF's
+decisions as it does the softmax tagger's); each predicted span is scored with the mean
 posterior marginal probability of its words' tags.
 """
 
@@ -15,9 +18,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from typing import Literal
+
 from nerkit.data.schemes import allowed_transition
 from nerkit.data.spans import ScoredSpan
 from nerkit.heads.base import TaggingHead
+from nerkit.heads.registry import HeadContext, register_head
+from nerkit.losses import hooks
 
 # Finite, so that forbidden paths never produce inf - inf = NaN; exp(-1e4) is exactly 0 in float32.
 FORBIDDEN = -1e4
@@ -27,10 +34,10 @@ class CRFHead(TaggingHead):
     kind = "crf"
 
     def __init__(self, input_size: int, entity_types: list[str], *, scheme: str = "BIO",
-                 loss: nn.Module | None = None, sequence_nll: bool = True):
+                 loss: nn.Module | None = None):
         super().__init__(entity_types, scheme)
         self.loss_function = loss
-        self.sequence_nll = sequence_nll or loss is None
+        self.sequence_nll = loss is None or hooks(loss).crf_sequence_nll
         tags = len(self.tags)
         self.projection = nn.Linear(input_size, tags)
         self.transitions = nn.Parameter(torch.zeros(tags, tags))  # [from, to]
@@ -140,7 +147,7 @@ class CRFHead(TaggingHead):
 
     def decode(self, word_vectors, batch) -> list[list[ScoredSpan]]:
         mask = batch["mask"]
-        emissions = self.emissions(word_vectors)
+        emissions = hooks(self.loss_function).adjust_logits(self.emissions(word_vectors))  # shape: (batch, words, tags)
         paths = self.viterbi(emissions, mask)
         marginals = self.marginals(emissions, mask)
         decoded = []
@@ -148,3 +155,9 @@ class CRFHead(TaggingHead):
             chosen = marginals[row, torch.arange(len(path)), torch.tensor(path)].tolist()
             decoded.append(self.spans_from_tags(path, chosen))
         return decoded
+
+
+@register_head("crf", losses=("crf", "token"), default_loss="ce", labels="tags",
+               summary="linear-chain CRF, Viterbi decoding; ce = sequence NLL, other token losses on its marginals")
+def crf_head(context: HeadContext, *, scheme: Literal["BIO", "BIOES"] = "BIO") -> CRFHead:
+    return CRFHead(context.input_size, context.entity_types, scheme=scheme, loss=context.loss)

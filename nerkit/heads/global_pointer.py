@@ -25,14 +25,17 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from nerkit.data.spans import Example, ScoredSpan, Span
 from nerkit.errors import ConfigError, DataError
 from nerkit.heads.base import Head
+from nerkit.heads.registry import HeadContext, register_head
+from nerkit.losses import hooks
 
 logger = logging.getLogger(__name__)
 
@@ -150,9 +153,7 @@ class GlobalPointerHead(Head):
 
     def _sparse_targets(self, words: int) -> bool:
         """Whether the loss (ZLPR, possibly inside flooding) computes sparsely at this length."""
-        loss = getattr(self.loss_function, "inner", self.loss_function)
-        use_sparse = getattr(loss, "use_sparse", None)
-        return use_sparse is not None and use_sparse(len(self.entity_types), words)
+        return hooks(self.loss_function).sparse_span_targets(len(self.entity_types), words)
 
     def targets(self, examples: list[Example], words: int) -> dict[str, torch.Tensor]:
         cells = self.cells_per_batch(len(examples), words)
@@ -259,3 +260,20 @@ class GlobalPointerHead(Head):
         return {"type": self.kind, "variant": self.variant, "head_size": self.head_size,
                 "max_span_length": self.max_span_length, "flat_decoding": self.flat_decoding,
                 "max_cells": self.max_cells}
+
+
+@register_head("span", losses=("span",), default_loss="zlpr", labels="types",
+               summary="GlobalPointer span scores with rotary positions; nested entities")
+def span_head(context: HeadContext, *, variant: Literal["standard", "efficient"] = "standard",
+              head_size: Annotated[int, Field(ge=2, multiple_of=2)] = 64,
+              max_span_length: Annotated[int, Field(ge=1)] | None = None, flat_decoding: bool = False,
+              max_cells: Annotated[int, Field(ge=1)] = 2**24) -> GlobalPointerHead:
+    """``variant``: efficient = one shared score matrix plus a per-type term (docs/losses.md 4.2).
+    ``head_size``: channels of each start/end vector, even (RoPE turns channel pairs).
+    ``max_span_length``: words; longer spans are never predicted (None: any).
+    ``flat_decoding``: keep non-overlapping spans only, highest score first (flat data).
+    ``max_cells``: score cells (sentences x types x words x words) computed at once when decoding,
+    about 64 MiB of float32 per block at the default; training batches are cut to hold at most as many."""
+    return GlobalPointerHead(context.input_size, context.entity_types, loss=context.loss, variant=variant,
+                             head_size=head_size, max_span_length=max_span_length,
+                             flat_decoding=flat_decoding, max_cells=max_cells)

@@ -7,26 +7,31 @@ loss's scale ``s``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from nerkit.data.spans import ScoredSpan
+from nerkit.errors import ConfigError
 from nerkit.heads.base import TaggingHead
-from nerkit.losses.am_softmax import CosineClassifier
+from nerkit.heads.registry import HeadContext, register_head
+from nerkit.losses import CosineClassifier, hooks, log_prior
 
 
 class SoftmaxHead(TaggingHead):
     kind = "softmax"
 
     def __init__(self, input_size: int, entity_types: list[str], *, scheme: str = "BIO",
-                 loss: nn.Module, log_prior: torch.Tensor | None = None, posthoc_tau: float = 0.0,
-                 cosine: bool = False):
+                 loss: nn.Module, log_prior: torch.Tensor | None = None, posthoc_tau: float = 0.0):
         super().__init__(entity_types, scheme)
-        self.projection = CosineClassifier(input_size, len(self.tags)) if cosine else nn.Linear(input_size, len(self.tags))
-        # Cosines live in [-1, 1]; the loss's scale turns them into usable probabilities.
-        self.score_scale = float(getattr(loss, "s", 1.0)) if cosine else 1.0
+        # A margin loss on cosines (am-softmax) turns the linear layer into a cosine classifier;
+        # cosines live in [-1, 1] and the loss's scale turns them into usable probabilities.
+        cosine_scale = hooks(loss).cosine_scale
+        self.projection = (nn.Linear(input_size, len(self.tags)) if cosine_scale is None
+                           else CosineClassifier(input_size, len(self.tags)))
+        self.score_scale = 1.0 if cosine_scale is None else float(cosine_scale)
         self.loss_function = loss
         self.posthoc_tau = posthoc_tau
         # Post-hoc logit adjustment (LOSSES.md 2.6): predict argmax z - tau * log(prior).
@@ -40,10 +45,7 @@ class SoftmaxHead(TaggingHead):
         return self.loss_function(self.logits(word_vectors), batch["tag_ids"], batch["mask"])
 
     def decision_logits(self, word_vectors: torch.Tensor) -> torch.Tensor:
-        logits = self.logits(word_vectors).float() * self.score_scale
-        adjust = getattr(self.loss_function, "adjust_logits", None)
-        if adjust is not None:
-            logits = adjust(logits)
+        logits = hooks(self.loss_function).adjust_logits(self.logits(word_vectors).float() * self.score_scale)
         if self.posthoc_tau:
             logits = logits - self.posthoc_tau * self.log_prior
         return logits
@@ -57,3 +59,19 @@ class SoftmaxHead(TaggingHead):
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "posthoc_tau": self.posthoc_tau}
+
+    def configure_decoding(self, *, posthoc_tau: float | None = None, **options: Any) -> None:
+        if posthoc_tau is not None:
+            if posthoc_tau < 0:
+                raise ConfigError(f"posthoc_tau={posthoc_tau}: expected a value >= 0")
+            self.posthoc_tau = float(posthoc_tau)
+        super().configure_decoding(**options)
+
+
+@register_head("softmax", losses=("token", "cosine"), default_loss="ce", labels="tags",
+               summary="a linear layer per word (a cosine classifier for margin losses), any token loss")
+def softmax_head(context: HeadContext, *, scheme: Literal["BIO", "BIOES"] = "BIO",
+                 posthoc_tau: Annotated[float, Field(ge=0)] = 0.0) -> SoftmaxHead:
+    """``posthoc_tau``: post-hoc logit adjustment at prediction, argmax z - tau * log prior (0 = off)."""
+    return SoftmaxHead(context.input_size, context.entity_types, scheme=scheme, loss=context.loss,
+                       log_prior=log_prior(context.label_counts), posthoc_tau=posthoc_tau)

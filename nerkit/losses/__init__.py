@@ -4,12 +4,15 @@ Importing this package imports every loss module, which registers it.
 """
 
 from nerkit.losses.registry import (
+    LOSSES,
     LossSpec,
     available_losses,
     build_loss,
     get_loss_spec,
     register_loss,
+    validate_loss_params,
 )
+from nerkit.losses.hooks import LossHooks, hooks
 from nerkit.losses import ce  # noqa: F401  (registers "ce")
 from nerkit.losses import weighted_ce  # noqa: F401  (registers "weighted-ce")
 from nerkit.losses import truncated  # noqa: F401  (registers "hard-truncated", "soft-truncated")
@@ -22,12 +25,17 @@ from nerkit.losses import bce  # noqa: F401  (registers "bce")
 from nerkit.losses import flooding  # noqa: F401  (registers "flooding")
 from nerkit.losses.am_softmax import CosineClassifier
 from nerkit.losses.base import LossModule, TokenLoss
-from nerkit.losses.functional import InvalidLabelError
+from nerkit.losses.functional import IGNORE_INDEX, InvalidLabelError
 from nerkit.losses.priors import class_weights, log_prior
 from nerkit.losses.zlpr import SPARSE_AUTO_THRESHOLD
 
 __all__ = [
+    "LOSSES",
+    "LossHooks",
+    "hooks",
+    "validate_loss_params",
     "CosineClassifier",
+    "IGNORE_INDEX",
     "InvalidLabelError",
     "LossModule",
     "LossSpec",

@@ -53,6 +53,11 @@ class AMSoftmax(TokenLoss):
         self.s = float(s)
         self.m = float(m)
 
+    @property
+    def cosine_scale(self) -> float:
+        """The softmax head becomes a cosine classifier; its scores are softmax(s * cos)."""
+        return self.s
+
     def per_token(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         margin = F.one_hot(labels, z.shape[-1]).to(z.dtype) * self.m  # shape: (batch, words, classes)
         _, log_p_gold = gold_terms(self.s * (z - margin), labels)  # shape: (batch, words)

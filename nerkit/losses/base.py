@@ -1,6 +1,7 @@
 """Small base classes shared by the loss modules (LOSSES.md section 1).
 
-``LossModule`` gives every loss the prediction-time hook ``adjust_logits``; ``TokenLoss``
+``LossModule`` gives every built-in loss the optional hooks of ``hooks.LossHooks`` with their
+defaults; ``TokenLoss``
 adds the plumbing of the element-wise losses (token losses, and binary forms on a grid)
 so that a subclass only writes its per-token and/or per-cell formula.
 """
@@ -11,19 +12,12 @@ import torch
 from torch import nn
 
 from nerkit.errors import ConfigError
+from nerkit.losses.hooks import LossHooks
 from nerkit.losses.functional import binary_inputs, token_inputs, token_mean
 
 
-class LossModule(nn.Module):
-    """Base of every nerkit loss module."""
-
-    def adjust_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """Logits to decode from at prediction time.
-
-        The identity for almost every loss; ``logit-adjusted`` with ``decision="overall"``
-        adds ``tau * log pi`` (LOSSES.md 2.6). Taggers call it before ``argmax``/Viterbi.
-        """
-        return logits
+class LossModule(LossHooks, nn.Module):
+    """Base of every nerkit loss module: an ``nn.Module`` with the default hooks."""
 
 
 class TokenLoss(LossModule):

@@ -13,6 +13,9 @@ from nerkit.losses.registry import register_loss
 class CrossEntropy(TokenLoss):
     """``l = -log p_t = LSE(z) - z_y`` per valid token, token mean (LOSSES.md 2.1, 1.3)."""
 
+    # On the CRF, cross-entropy of the whole tag sequence: the CRF's own negative log-likelihood.
+    crf_sequence_nll = True
+
     def per_token(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         _, log_p_gold = gold_terms(z, labels)  # shape: (batch, words)
         return -log_p_gold

@@ -20,6 +20,7 @@ from torch import nn
 from nerkit.errors import ConfigError
 from nerkit.losses.base import LossModule
 from nerkit.losses.functional import token_mean
+from nerkit.losses.hooks import hooks
 from nerkit.losses.registry import build_loss, check_choice, check_range, get_loss_spec, register_loss
 
 MODES = ("batch", "sample")
@@ -40,9 +41,21 @@ class Flooding(LossModule):
         # torch's abs has derivative sign(0) = 0 at L = b: the sub-gradient LOSSES.md 3 asks for.
         return (loss - self.b).abs() + self.b
 
+    # The hooks are the wrapped loss's, except the CRF's sequence NLL: flooding must see the
+    # loss value it wraps, so on the CRF it wraps the loss of the posterior marginals.
     def adjust_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        adjust = getattr(self.inner, "adjust_logits", None)
-        return logits if adjust is None else adjust(logits)
+        return hooks(self.inner).adjust_logits(logits)
+
+    @property
+    def changes_decoding(self) -> bool:
+        return hooks(self.inner).changes_decoding
+
+    @property
+    def cosine_scale(self) -> float | None:
+        return hooks(self.inner).cosine_scale
+
+    def sparse_span_targets(self, num_types: int, words: int) -> bool:
+        return hooks(self.inner).sparse_span_targets(num_types, words)
 
 
 # Listed under every head kind a wrapped loss can serve, so that a head's check

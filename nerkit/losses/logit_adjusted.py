@@ -48,6 +48,10 @@ class LogitAdjusted(TokenLoss):
         _, log_p_gold = gold_terms(z, labels)  # shape: (batch, words)
         return -log_p_gold
 
+    @property
+    def changes_decoding(self) -> bool:
+        return self.decision == "overall" and self.tau != 0.0 and self.log_prior is not None
+
     def adjust_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """``balanced``: the raw logits; ``overall``: ``logits + tau * log pi`` (float32 or float64)."""
         if self.decision != "overall":

@@ -18,103 +18,70 @@ Contract of the modules a factory returns (LOSSES.md section 1):
 Factories that want class statistics declare a keyword-only ``label_counts`` argument;
 the tagger passes the counts it took from the training data (LOSSES.md 1.5) to exactly
 those factories (see ``LossSpec.accepts``).
+
+What a head may ask of a loss beyond ``forward`` (decode-time adjustment, a cosine
+classifier, the CRF's own sequence NLL, sparse span targets) is ``nerkit.losses.hooks``.
 """
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
 from nerkit.errors import ConfigError
+from nerkit.registry import Registry, Setting, Spec
 
 # Arguments the tagger supplies itself; they are not user hyper-parameters.
 CONTEXT_ARGUMENTS = frozenset({"label_counts", "num_classes"})
 
-
-@dataclass(frozen=True)
-class HyperParameter:
-    name: str
-    annotation: str
-    default: Any
+HyperParameter = Setting  # the name ``nerkit losses`` and older code use
 
 
-@dataclass(frozen=True)
-class LossSpec:
-    name: str
-    factory: Callable[..., nn.Module]
-    applies_to: tuple[str, ...]
-    summary: str
+class LossSpec(Spec):
+    @property
+    def applies_to(self) -> tuple[str, ...]:
+        return self.metadata["applies_to"]
 
     @property
-    def hyper_parameters(self) -> list[HyperParameter]:
-        params = []
-        for parameter in inspect.signature(self.factory).parameters.values():
-            if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
-                continue
-            if parameter.name in CONTEXT_ARGUMENTS:
-                continue
-            annotation = parameter.annotation
-            if not isinstance(annotation, str):
-                annotation = getattr(annotation, "__name__", str(annotation))
-            default = None if parameter.default is inspect.Parameter.empty else parameter.default
-            params.append(HyperParameter(parameter.name, annotation, default))
-        return params
-
-    def accepts(self, argument: str) -> bool:
-        parameters = inspect.signature(self.factory).parameters
-        return argument in parameters or any(
-            p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-        )
+    def hyper_parameters(self) -> list[Setting]:
+        return self.settings
 
 
-_REGISTRY: dict[str, LossSpec] = {}
+LOSSES = Registry("loss", group="nerkit.losses", context=CONTEXT_ARGUMENTS, spec_class=LossSpec)
 
 
 def register_loss(name: str, *, applies_to: tuple[str, ...], summary: str = ""):
     """Register ``factory`` under ``name``. ``applies_to`` names the input kinds it takes:
-    ``"token"`` (softmax tagger), ``"binary"``, ``"span"``, ``"crf"``, ``"wrapper"``."""
-
-    def decorate(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"loss {name!r} is registered twice")
-        doc = summary or (inspect.getdoc(factory) or "").split("\n")[0]
-        _REGISTRY[name] = LossSpec(name, factory, tuple(applies_to), doc)
-        return factory
-
-    return decorate
+    ``"token"`` (softmax tagger), ``"binary"``, ``"span"``, ``"crf"``, ``"wrapper"``; a head
+    takes the losses of the kinds it lists when it registers (``nerkit heads``)."""
+    return LOSSES.register(name, summary=summary, applies_to=tuple(applies_to))
 
 
 def get_loss_spec(name: str) -> LossSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ConfigError(f"unknown loss {name!r}; registered losses: {known}") from None
+    return LOSSES.get(name)
 
 
 def available_losses(applies_to: str | None = None) -> list[LossSpec]:
-    specs = sorted(_REGISTRY.values(), key=lambda spec: spec.name)
+    specs = LOSSES.specs()
     if applies_to is None:
         return specs
     return [spec for spec in specs if applies_to in spec.applies_to]
 
 
+def validate_loss_params(name: str, params: dict[str, Any], *, section: str = "loss") -> dict[str, Any]:
+    """The hyper-parameters ``params`` of loss ``name``, type-checked against its factory before
+    it runs (``--set loss.gamma=abc`` is an error naming ``loss.gamma``), defaults not filled in."""
+    spec = get_loss_spec(name)
+    context = {key: params[key] for key in CONTEXT_ARGUMENTS if key in params}
+    settings = {key: value for key, value in params.items() if key not in CONTEXT_ARGUMENTS}
+    validated = spec.validate(settings, section=section)
+    return {**{key: validated[key] for key in settings}, **context}
+
+
 def build_loss(name: str, **params: Any) -> nn.Module:
     """Build the loss registered as ``name`` with the given hyper-parameters."""
-    spec = get_loss_spec(name)
-    signature = inspect.signature(spec.factory)
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
-    unknown = [key for key in params if key not in signature.parameters and not takes_any]
-    if unknown:
-        allowed = ", ".join(p.name for p in spec.hyper_parameters) or "none"
-        raise ConfigError(
-            f"loss {name!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
-            f"its hyper-parameters: {allowed}"
-        )
-    return spec.factory(**params)
+    return get_loss_spec(name).build(**validate_loss_params(name, params))
 
 
 def check_range(name: str, value: float, low: float, high: float, *,

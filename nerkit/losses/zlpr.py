@@ -123,6 +123,9 @@ class ZLPR(LossModule):
         span grid of ``T`` types and ``L`` words; for plain rows call ``use_sparse_cells(C)``."""
         return self.use_sparse_cells(num_types * length * length)
 
+    def sparse_span_targets(self, num_types: int, words: int) -> bool:  # the span head's hook
+        return self.use_sparse(num_types, words)
+
     def use_sparse_cells(self, cells_per_sequence: int) -> bool:
         if self.sparse == "auto":
             return cells_per_sequence > SPARSE_AUTO_THRESHOLD

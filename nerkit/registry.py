@@ -1,0 +1,180 @@
+"""One shape for every registry: a name -> factory with keyword-only, typed settings.
+
+Losses, heads and encoders each have a ``Registry`` (``nerkit.losses``, ``nerkit.heads``,
+``nerkit.encoders``). A factory's keyword-only arguments are its settings: their annotations
+(``Annotated[int, Field(ge=1)]`` for a range) and defaults are what the configuration is
+validated against and what ``nerkit losses|heads|encoders`` print. Its positional arguments,
+and the keyword-only names a registry lists as ``context``, are supplied by nerkit itself
+(the input size of a head, the training label counts of a loss, ...).
+
+Built-ins register exactly like plug-ins. Plug-ins arrive through ``--code FILE`` (imported
+before anything else; see ``nerkit.plugins``) or through the entry-point group of each
+registry (``nerkit.losses``, ``nerkit.heads``, ``nerkit.encoders``) of an installed package:
+loading an entry point is enough, its decorators run on import. Entry points are looked up
+lazily, the first time a registry is consulted.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable
+
+from pydantic import ConfigDict, ValidationError, create_model
+
+from nerkit.errors import ConfigError, NerkitError
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One keyword-only argument of a factory, as ``nerkit losses|heads|encoders`` prints it."""
+
+    name: str
+    annotation: str
+    default: Any
+    required: bool
+
+
+def _annotation_text(annotation: Any) -> str:
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A registered factory and what its registry knows about it (``metadata``: for losses
+    ``applies_to``; for heads ``losses``, ``default_loss`` and ``labels``)."""
+
+    kind: str  # "loss", "head" or "encoder": used in messages
+    name: str
+    factory: Callable[..., Any]
+    summary: str
+    context: frozenset[str]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def _setting_parameters(self) -> list[inspect.Parameter]:
+        return [p for p in inspect.signature(self.factory).parameters.values()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in self.context]
+
+    @property
+    def takes_any(self) -> bool:
+        """Whether the factory takes ``**settings`` (flooding passes them to the loss it wraps)."""
+        return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(self.factory).parameters.values())
+
+    @property
+    def settings(self) -> list[Setting]:
+        hints = self._hints()
+        return [Setting(p.name, _annotation_text(hints.get(p.name, Any)),
+                        None if p.default is inspect.Parameter.empty else p.default,
+                        p.default is inspect.Parameter.empty)
+                for p in self._setting_parameters()]
+
+    def accepts(self, argument: str) -> bool:
+        return argument in inspect.signature(self.factory).parameters or self.takes_any
+
+    def _hints(self) -> dict[str, Any]:
+        try:
+            return typing.get_type_hints(self.factory, include_extras=True)
+        except Exception:  # an annotation that cannot be resolved is not checked
+            return {}
+
+    @functools.cached_property
+    def _model(self):
+        """A pydantic model of the settings, built once: types, ranges, defaults, no extras."""
+        hints = self._hints()
+        fields = {p.name: (hints.get(p.name, Any), ... if p.default is inspect.Parameter.empty else p.default)
+                  for p in self._setting_parameters()}
+        extra = "allow" if self.takes_any else "forbid"
+        return create_model(f"{self.kind}_{self.name}_settings",
+                            __config__=ConfigDict(extra=extra, arbitrary_types_allowed=True), **fields)
+
+    def validate(self, values: dict[str, Any], *, section: str) -> dict[str, Any]:
+        """``values`` checked and converted against the factory's settings, defaults filled in.
+        Errors name ``section.field`` and, for an unknown field, the allowed ones."""
+        try:
+            validated = self._model.model_validate(values)
+        except ValidationError as error:
+            allowed = ", ".join(s.name for s in self.settings) or "none"
+            problems = []
+            for item in error.errors():
+                where = ".".join(str(part) for part in item["loc"])
+                if item["type"] == "extra_forbidden":
+                    problems.append(f"{section}.{where}: not a setting of the {self.kind} {self.name!r} "
+                                    f"(its settings: {allowed})")
+                elif item["type"] == "missing":
+                    problems.append(f"{section}.{where}: required by the {self.kind} {self.name!r}")
+                else:
+                    problems.append(f"{section}.{where}: {item['msg']} (got {item.get('input')!r})")
+            raise ConfigError("; ".join(problems)) from None
+        return {**validated.model_dump(), **(validated.model_extra or {})}
+
+    def build(self, *context: Any, **settings: Any) -> Any:
+        return self.factory(*context, **settings)
+
+
+class Registry:
+    """Name -> ``Spec`` for one kind of component, with lazily loaded entry points."""
+
+    def __init__(self, kind: str, *, group: str, context: frozenset[str] = frozenset(),
+                 spec_class: type[Spec] = Spec):
+        self.kind, self.group, self.context, self.spec_class = kind, group, context, spec_class
+        self._specs: dict[str, Spec] = {}
+        self._entry_points_loaded = False
+
+    def register(self, name: str, *, summary: str = "", **metadata_: Any):
+        """Decorator: register ``factory`` under ``name``."""
+
+        def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
+            if name in self._specs:
+                raise ConfigError(f"{self.kind} {name!r} is registered twice "
+                                  f"({self._specs[name].factory.__module__} and {factory.__module__})")
+            doc = summary or (inspect.getdoc(factory) or "").split("\n")[0]
+            self._specs[name] = self.spec_class(self.kind, name, factory, doc, self.context, dict(metadata_))
+            return factory
+
+        return decorate
+
+    def load_entry_points(self) -> None:
+        """Import every installed plug-in of this registry's entry-point group, once."""
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        for entry_point in metadata.entry_points(group=self.group):
+            try:
+                entry_point.load()
+            except Exception as error:
+                package = entry_point.dist.name if entry_point.dist is not None else "an installed package"
+                raise NerkitError(
+                    f"the plug-in {entry_point.name!r} of {package} (entry point {entry_point.value!r} in group "
+                    f"{self.group!r}) failed to import: {type(error).__name__}: {error}. Fix or uninstall that "
+                    "package") from None
+
+    def get(self, name: str) -> Spec:
+        if name not in self._specs:
+            self.load_entry_points()
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise ConfigError(f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}. A plug-in "
+                              "is loaded with --code FILE or installed with an entry point "
+                              f"in group {self.group!r}") from None
+
+    def __contains__(self, name: str) -> bool:
+        self.load_entry_points()
+        return name in self._specs
+
+    def names(self) -> list[str]:
+        self.load_entry_points()
+        return sorted(self._specs)
+
+    def specs(self) -> list[Spec]:
+        return [self._specs[name] for name in self.names()]
+
+
+__all__ = ["Registry", "Setting", "Spec"]
