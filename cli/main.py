@@ -20,15 +20,38 @@ app = typer.Typer(help="Named-entity recognition in PyTorch: train, evaluate and
 
 DEFAULT_MODEL = "runs/default"
 
+CodeOption = Annotated[Optional[list[Path]], typer.Option(
+    "--code", help="A Python file to import first, registering your own losses, heads or encoders "
+    "(repeatable); give it again to evaluate or predict with a model trained with them.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from nerkit import __version__
+
+        typer.echo(f"nerkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Named-entity recognition in PyTorch: train, evaluate and predict."""
+
 
 def friendly_errors(command):
-    """Report nerkit's own errors as one paragraph on stderr, without a traceback."""
+    """Import the ``--code`` files first, then run the command; report nerkit's own errors as one
+    paragraph on stderr, without a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from nerkit.errors import NerkitError
 
         try:
+            if kwargs.get("code"):
+                from nerkit.plugins import load_code
+
+                load_code(kwargs["code"])
             return command(*args, **kwargs)
         except NerkitError as error:
             typer.echo(f"error: {error}", err=True)
@@ -39,22 +62,13 @@ def friendly_errors(command):
     return wrapper
 
 
+def _decoding(posthoc_tau: float | None) -> dict:
+    """Decoding options given on the command line (the model's own settings otherwise)."""
+    return {} if posthoc_tau is None else {"posthoc_tau": posthoc_tau}
+
+
 POSTHOC_HELP = ("Softmax tagger only: post-hoc logit adjustment, predict argmax(z - tau * log prior) "
                 "(0 = off; default: the model's own setting).")
-
-
-def _load_tagger(model: Path, posthoc_tau: float | None):
-    from nerkit import Tagger
-    from nerkit.errors import NerkitError
-
-    tagger = Tagger.from_pretrained(model)
-    if posthoc_tau is not None:
-        if tagger.head.kind != "softmax":
-            raise NerkitError(f"--posthoc-tau applies to the softmax tagger; {model} has a {tagger.head.kind} head")
-        if posthoc_tau < 0:
-            raise NerkitError(f"--posthoc-tau {posthoc_tau}: expected a value >= 0")
-        tagger.head.posthoc_tau = posthoc_tau
-    return tagger
 
 
 def _setup_logging() -> None:
@@ -63,21 +77,11 @@ def _setup_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _resolve_config(path, overrides, *, train=None, dev=None, test=None, encoder=None, head=None, loss=None,
-                    epochs=None, max_steps=None, seed=None, output=None, progress=True):
-    """Defaults < YAML file < --set overrides < explicit flags."""
-    from nerkit import load_config
-
-    flags = {"data.train": train, "data.dev": dev, "data.test": test, "head.type": head, "loss.name": loss,
-             "training.epochs": epochs, "training.max_steps": max_steps, "training.seed": seed, "output": output}
-    values = {key: value for key, value in flags.items() if value is not None}  # flags not given
-    if not progress:
-        values["training.progress"] = False
-    if encoder is not None:
-        values["encoder.type"] = "bilstm" if encoder == "bilstm" else "transformer"
-        if encoder != "bilstm":
-            values["encoder.model"] = encoder
-    return load_config(path, overrides=overrides or [], values=values)
+def _flags(*, train=None, dev=None, test=None, head=None, loss=None, epochs=None, max_steps=None, seed=None,
+           output=None) -> dict:
+    """The flags a command shares with the configuration, by their dotted configuration keys."""
+    return {"data.train": train, "data.dev": dev, "data.test": test, "head.type": head, "loss.name": loss,
+            "training.epochs": epochs, "training.max_steps": max_steps, "training.seed": seed, "output": output}
 
 
 @app.command()
@@ -88,8 +92,10 @@ def train(
                                                       "saved dataset DIR[:split] or hf:NAME[:split].")] = None,
     dev: Annotated[Optional[str], typer.Option(help="Development data, for model selection.")] = None,
     test: Annotated[Optional[str], typer.Option(help="Test data, scored once with the best model.")] = None,
-    encoder: Annotated[Optional[str], typer.Option(help="'bilstm', or a Hugging Face model directory or name.")] = None,
-    head: Annotated[Optional[str], typer.Option(help="softmax, crf or span.")] = None,
+    encoder: Annotated[Optional[str], typer.Option(help="A registered encoder (`nerkit encoders`: bilstm, ...), "
+                                                   "or a Hugging Face model directory or name.")] = None,
+    head: Annotated[Optional[str], typer.Option(help="A registered head (`nerkit heads`): softmax, crf, span, "
+                                                "...")] = None,
     loss: Annotated[Optional[str], typer.Option(help="A registered loss (see `nerkit losses`).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many optimizer steps.")] = None,
@@ -100,21 +106,19 @@ def train(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any field: section.key=value, "
                                                       "e.g. --set loss.gamma=2 (repeatable).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    code: CodeOption = None,
 ):
     """Train a tagger. With no data given, trains on the small synthetic corpus bundled with nerkit.
 
     The best model (by dev entity F1) is written to the output directory, which
     `nerkit predict` and `nerkit evaluate` read.
     """
-    from nerkit import train as run_training
-    from nerkit.training.loop import CONFIG_FILE
+    from nerkit import config_from_options, train as run_training
 
     _setup_logging()
-    if resume is not None and config is None:
-        config = resume / CONFIG_FILE
-    resolved = _resolve_config(config, set_, train=train_data, dev=dev, test=test, encoder=encoder, head=head,
-                               loss=loss, epochs=epochs, max_steps=max_steps, seed=seed,
-                               output=str(resume) if resume is not None else output, progress=progress)
+    resolved = config_from_options(config, set_ or [], resume=resume, encoder=encoder, progress=progress,
+                                   flags=_flags(train=train_data, dev=dev, test=test, head=head, loss=loss,
+                                                epochs=epochs, max_steps=max_steps, seed=seed, output=output))
     result = run_training(resolved, resume=resume is not None)
     if result.best_f1 is not None:
         typer.echo(f"best dev entity F1 {100 * result.best_f1:.2f} (epoch {result.best_epoch}); "
@@ -129,16 +133,17 @@ def train(
 @friendly_errors
 def evaluate(
     model: Annotated[Path, typer.Argument(help="Model directory.")],
-    data: Annotated[str, typer.Argument(help="Gold data: CoNLL file, JSON lines or dataset.")],
+    data: Annotated[str, typer.Argument(help="Gold data: CoNLL file, JSON lines, saved dataset DIR[:split], "
+                                        "hf:NAME[:split] or synthetic:SPLIT.")],
     output: Annotated[Optional[Path], typer.Option(help="Write the scores as JSON here.")] = None,
     scheme: Annotated[str, typer.Option(help="Tag scheme of CoNLL data: auto, IOB1, BIO, BIOES.")] = "auto",
     posthoc_tau: Annotated[Optional[float], typer.Option(help=POSTHOC_HELP)] = None,
+    code: CodeOption = None,
 ):
     """Score a model on gold data: per-type precision, recall and F1, micro and macro averages."""
-    from nerkit import Tagger, evaluate as score, read_examples
+    from nerkit.evaluation import evaluate_model
 
-    tagger = _load_tagger(model, posthoc_tau)
-    report = score(tagger, read_examples(data, scheme=scheme))
+    report = evaluate_model(model, data, scheme=scheme, decoding=_decoding(posthoc_tau))
     typer.echo(report.table())
     if output is not None:
         output.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")
@@ -155,6 +160,7 @@ def predict(
     output: Annotated[Optional[Path], typer.Option(help="Write here instead of standard output.")] = None,
     batch_words: Annotated[int, typer.Option(help="Words per inference batch.")] = 4000,
     posthoc_tau: Annotated[Optional[float], typer.Option(help=POSTHOC_HELP)] = None,
+    code: CodeOption = None,
 ):
     """Find entities in text. Output is streamed: memory stays flat on large inputs."""
     from nerkit import Tagger
@@ -163,7 +169,8 @@ def predict(
 
     if format not in ("jsonl", "conll"):
         raise NerkitError(f"--format {format!r}: expected jsonl or conll")
-    tagger = _load_tagger(model, posthoc_tau)
+    tagger = Tagger.from_pretrained(model)
+    tagger.configure_decoding(**_decoding(posthoc_tau))
     if file != "-" and not Path(file).is_file():
         raise NerkitError(f"{file}: no such file")
     source = sys.stdin if file == "-" else open(file, encoding="utf-8")
@@ -171,10 +178,9 @@ def predict(
     try:
         writer = write_jsonl_predictions if format == "jsonl" else write_conll_predictions
         count = writer(tagger, source, sink, name=file, token_budget=batch_words)
-        windowed = getattr(tagger.encoder, "windowed_inputs", None)
-        if windowed is not None:  # transformer encoders: say how many inputs needed more than one window
-            typer.echo(f"{count} inputs; {windowed} longer than the encoder's window went through overlapping "
-                       "windows", err=True)
+        note = tagger.encoder.report()
+        if note:
+            typer.echo(f"{count} inputs; {note}", err=True)
     finally:
         if source is not sys.stdin:
             source.close()
@@ -199,16 +205,19 @@ def compare(
     output: Annotated[str, typer.Option(help="Directory for the runs, the table and the plot.")] = "runs/compare",
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any field (repeatable).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = False,
+    code: CodeOption = None,
 ):
     """Train the same configuration once per loss and print one table: micro and macro F1 and
     per-type F1 on dev and test, types ordered by training frequency. Writes comparison.json,
     comparison.md and a PNG plot of per-type F1 into the output directory."""
+    from nerkit import config_from_options
     from nerkit.compare import compare as run_comparison, write_comparison
     from nerkit.errors import NerkitError
 
     _setup_logging()
-    resolved = _resolve_config(config, set_, train=train_data, dev=dev, test=test, encoder=encoder, head=head,
-                               epochs=epochs, max_steps=max_steps, output=output, progress=progress)
+    resolved = config_from_options(config, set_ or [], encoder=encoder, progress=progress,
+                                   flags=_flags(train=train_data, dev=dev, test=test, head=head, epochs=epochs,
+                                                max_steps=max_steps, output=output))
     try:
         seed_list = [int(s) for s in seeds.split(",")] if seeds else None
     except ValueError:
@@ -219,16 +228,39 @@ def compare(
         typer.echo(f"wrote {path}")
 
 
+def _list(kind: str, code) -> None:
+    from nerkit.registry import describe
+
+    if kind == "losses":
+        from nerkit.losses import LOSSES as registry
+    elif kind == "heads":
+        from nerkit.heads import HEADS as registry
+    else:
+        from nerkit.encoders import ENCODERS as registry
+    typer.echo("\n".join(describe(registry)))
+
+
 @app.command()
 @friendly_errors
-def losses():
-    """List the registered losses: where each applies and its hyper-parameters with defaults."""
-    from nerkit.losses import available_losses
+def losses(code: CodeOption = None):
+    """List the registered losses: where each applies, how it changes decoding, and its
+    hyper-parameters with defaults (set them with --set loss.NAME=VALUE)."""
+    _list("losses", code)
 
-    for spec in available_losses():
-        typer.echo(f"{spec.name}  [{', '.join(spec.applies_to)}]  {spec.summary}")
-        for parameter in spec.hyper_parameters:
-            typer.echo(f"    {parameter.name}: {parameter.annotation} = {parameter.default!r}")
+
+@app.command()
+@friendly_errors
+def heads(code: CodeOption = None):
+    """List the registered heads: the loss kinds each takes, its default loss, and its settings
+    with defaults (set them with --set head.NAME=VALUE)."""
+    _list("heads", code)
+
+
+@app.command()
+@friendly_errors
+def encoders(code: CodeOption = None):
+    """List the registered encoders and their settings with defaults (--set encoder.NAME=VALUE)."""
+    _list("encoders", code)
 
 
 def main() -> None:

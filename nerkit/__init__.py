@@ -5,7 +5,7 @@
     tagger.predict(["Angela Merkel visited Paris."])
 """
 
-from nerkit.config import Config, load_config
+from nerkit.config import Config, config_from_options, load_config
 from nerkit.data.readers import read_examples
 from nerkit.data.spans import Example, ScoredSpan, Span
 from nerkit.errors import ConfigError, DataError, NerkitError
@@ -15,5 +15,5 @@ from nerkit.training.loop import TrainResult, train
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "ConfigError", "DataError", "Example", "NerkitError", "ScoredSpan", "Span", "Tagger",
+__all__ = ["Config", "config_from_options", "ConfigError", "DataError", "Example", "NerkitError", "ScoredSpan", "Span", "Tagger",
            "TrainResult", "evaluate", "load_config", "read_examples", "train", "__version__"]

@@ -18,6 +18,7 @@ from nerkit.data.sources import SYNTHETIC
 from nerkit.errors import ConfigError
 
 DEFAULT_OUTPUT = "runs/default"  # where `nerkit train` writes and `nerkit predict` reads
+RUN_CONFIG_FILE = "train_config.yaml"  # the resolved configuration, saved in the run directory
 
 
 class Section(BaseModel):
@@ -230,3 +231,26 @@ def load_config(path: str | Path | None = None, *, overrides: list[str] = (),
         )
         source = f"{path}: " if path else ""
         raise ConfigError(f"{source}invalid configuration: {problems}") from None
+
+
+def config_from_options(path: str | Path | None = None, overrides: list[str] = (), *,
+                        flags: dict[str, Any] | None = None, resume: str | Path | None = None,
+                        encoder: str | None = None, progress: bool = True) -> Config:
+    """The configuration a command's options describe: defaults < YAML file < ``--set``
+    overrides < explicit ``flags`` (dotted keys; ``None`` = not given).
+
+    ``resume``: a run directory whose saved configuration is the base when no file is named,
+    and whose directory is the output. ``encoder``: a registered encoder name, or else a
+    Hugging Face model directory or hub name for the ``transformer`` encoder."""
+    values = {key: value for key, value in (flags or {}).items() if value is not None}
+    if not progress:
+        values["training.progress"] = False
+    if resume is not None:
+        path = path if path is not None else Path(resume) / RUN_CONFIG_FILE
+        values["output"] = str(resume)
+    if encoder is not None:
+        if encoder in EncoderConfig.registry():
+            values["encoder.type"] = encoder
+        else:
+            values["encoder.type"], values["encoder.model"] = "transformer", encoder
+    return load_config(path, overrides=list(overrides or []), values=values)

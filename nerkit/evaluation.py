@@ -6,6 +6,10 @@ this module runs the model and hands its predictions to it.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+from nerkit.data.sources import load_split
 from nerkit.data.spans import Example
 from nerkit.metrics.entity_f1 import Report, entity_report
 
@@ -16,4 +20,15 @@ def evaluate(tagger, examples: list[Example]) -> Report:
     return entity_report([e.spans for e in examples], predicted, [len(e) for e in examples], tagger.entity_types)
 
 
-__all__ = ["evaluate"]
+def evaluate_model(model: str | Path, data: str, *, scheme: str = "auto",
+                   decoding: dict[str, Any] | None = None) -> Report:
+    """``nerkit evaluate``: the model directory ``model`` scored on the data source ``data`` (a file,
+    a saved dataset, ``hf:NAME``, ``synthetic:SPLIT``), with optional decoding options."""
+    from nerkit import Tagger
+
+    tagger = Tagger.from_pretrained(model)
+    tagger.configure_decoding(**(decoding or {}))
+    return evaluate(tagger, load_split(data, scheme))
+
+
+__all__ = ["evaluate", "evaluate_model"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 import typing
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -39,9 +40,18 @@ class Setting:
 
 
 def _annotation_text(annotation: Any) -> str:
-    if typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    if isinstance(annotation, type):
+    """``int``, ``int | None``, ``'BIO' | 'BIOES'``: an annotation as a user reads it (ranges
+    given with ``Annotated`` are left to the factory's docstring)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _annotation_text(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return " | ".join(_annotation_text(argument) for argument in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return " | ".join(repr(argument) for argument in typing.get_args(annotation))
+    if annotation is type(None):
+        return "None"
+    if isinstance(annotation, type) and origin is None:
         return annotation.__name__
     return str(annotation).replace("typing.", "")
 
@@ -177,4 +187,21 @@ class Registry:
         return [self._specs[name] for name in self.names()]
 
 
-__all__ = ["Registry", "Setting", "Spec"]
+def describe(registry: Registry) -> list[str]:
+    """``nerkit losses|heads|encoders``: one line per entry (name, where it applies, summary),
+    then its settings with their types and defaults."""
+    lines = []
+    for spec in registry.specs():
+        where = spec.metadata.get("applies_to") or spec.metadata.get("losses")
+        tags = f"  [{', '.join(where)}]" if where else ""
+        default_loss = spec.metadata.get("default_loss")
+        lines.append(f"{spec.name}{tags}  {spec.summary}" + (f" (default loss: {default_loss})" if default_loss else ""))
+        if spec.metadata.get("decoding"):
+            lines.append(f"    changes decoding: {spec.metadata['decoding']}")
+        for setting in spec.settings:
+            value = "required" if setting.required else f"= {setting.default!r}"
+            lines.append(f"    {setting.name}: {setting.annotation} {value}")
+    return lines
+
+
+__all__ = ["Registry", "Setting", "Spec", "describe"]

@@ -186,6 +186,11 @@ class Tagger(nn.Module):
         tagger.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
         return tagger.to(device).eval()
 
+    def configure_decoding(self, **options: Any) -> None:
+        """Change how the trained model decodes, e.g. ``posthoc_tau`` of the softmax tagger; a
+        head refuses options it does not have (``ConfigError``)."""
+        self.head.configure_decoding(**options)
+
     # ----------------------------------------------------------------- batches
 
     @property

@@ -101,7 +101,7 @@ class TransformerEncoder(Encoder):
         return {"encoder": list(self.model.parameters()), "head": list(self.dropout.parameters())}
 
     def report(self) -> str | None:
-        return (f"{self.windowed_inputs} inputs longer than the encoder's window went through overlapping "
+        return (f"{self.windowed_inputs} longer than the encoder's window went through overlapping "
                 "windows" if self.windowed_inputs else None)
 
     # ----------------------------------------------------------------- features

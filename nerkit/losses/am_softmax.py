@@ -65,6 +65,7 @@ class AMSoftmax(TokenLoss):
 
 
 @register_loss("am-softmax", applies_to=("cosine",),
+               decoding="the softmax head becomes a cosine classifier: argmax of the cosines, scores softmax(s * cos)",
                summary="additive-margin softmax on a cosine classifier (Wang et al. 2018)")
 def build_am_softmax(*, s: float = 30.0, m: float = 0.35) -> nn.Module:
     """AM-Softmax (LOSSES.md 2.8): scale ``s`` in [5, 64], margin ``m`` in [0, 0.5]; only valid

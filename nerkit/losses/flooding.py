@@ -61,6 +61,7 @@ class Flooding(LossModule):
 # Listed under every head kind a wrapped loss can serve, so that a head's check
 # ``kind in applies_to`` lets it through; whether the *inner* loss fits is checked on ``inner``.
 @register_loss("flooding", applies_to=("wrapper", "token", "span", "binary", "cosine"),
+               decoding="as the loss it wraps",
                summary="flooding wrapper |L - b| + b around another loss (Ishida et al. 2020)")
 def build_flooding(
     *,

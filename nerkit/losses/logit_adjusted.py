@@ -62,6 +62,7 @@ class LogitAdjusted(TokenLoss):
 
 
 @register_loss("logit-adjusted", applies_to=("token",),
+               decoding="with decision=overall, adds tau * log prior to the scores before argmax or Viterbi",
                summary="logit-adjusted CE: softmax(z + tau log prior) (Menon et al. 2020)")
 def build_logit_adjusted(
     *,

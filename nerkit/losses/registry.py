@@ -51,11 +51,13 @@ class LossSpec(Spec):
 LOSSES = Registry("loss", group="nerkit.losses", context=CONTEXT_ARGUMENTS, spec_class=LossSpec)
 
 
-def register_loss(name: str, *, applies_to: tuple[str, ...], summary: str = ""):
+def register_loss(name: str, *, applies_to: tuple[str, ...], summary: str = "", decoding: str = ""):
     """Register ``factory`` under ``name``. ``applies_to`` names the input kinds it takes:
     ``"token"`` (softmax tagger), ``"binary"``, ``"span"``, ``"crf"``, ``"wrapper"``; a head
-    takes the losses of the kinds it lists when it registers (``nerkit heads``)."""
-    return LOSSES.register(name, summary=summary, applies_to=tuple(applies_to))
+    takes the losses of the kinds it lists when it registers (``nerkit heads``). ``decoding``
+    says how the loss's hooks change what a head decodes (``nerkit losses`` prints it); empty
+    when they do not."""
+    return LOSSES.register(name, summary=summary, applies_to=tuple(applies_to), decoding=decoding)
 
 
 def get_loss_spec(name: str) -> LossSpec:
