@@ -3,11 +3,14 @@
 Lample et al. (2016) and Ma & Hovy (2016): words are looked up lower-cased with digits
 mapped to 0 (so "1996" and "2001" share an entry), the case that this drops comes back
 through a small casing embedding and through the character CNN, which sees the raw word
-and gives unseen words a representation.
+and gives unseen words a representation. Pretrained static word vectors (word2vec, GloVe,
+fastText) can initialise the word embedding (``word_vectors.py``); they are fine-tuned
+with the rest unless ``freeze_word_vectors`` is set.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from pathlib import Path
@@ -22,10 +25,15 @@ from nerkit.data.spans import Example
 from nerkit.data.vocab import Vocabulary
 from nerkit.encoders.base import Encoder
 from nerkit.encoders.registry import EncoderContext, register_encoder
+from nerkit.encoders.word_vectors import VectorCoverage, initialise_embedding, match_word_vectors
+from nerkit.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 WORDS_FILE, CHARS_FILE = "words.json", "chars.json"
 CASINGS = ("pad", "lower", "upper", "title", "mixed", "numeric", "has_digit", "other")
 _DIGITS = re.compile(r"\d")
+DEFAULT_WORD_DIM = 100
 
 
 def normalize_word(word: str) -> str:
@@ -49,16 +57,22 @@ def casing(word: str) -> int:
 
 
 class BiLSTMEncoder(Encoder):
-    def __init__(self, words: Vocabulary, chars: Vocabulary, *, word_dim: int = 100, char_dim: int = 30,
+    def __init__(self, words: Vocabulary, chars: Vocabulary, *, word_dim: int = DEFAULT_WORD_DIM, char_dim: int = 30,
                  char_filters: int = 50, char_kernel: int = 3, case_dim: int = 8, hidden_size: int = 200,
-                 num_layers: int = 1, dropout: float = 0.5, word_dropout: float = 0.05):
+                 num_layers: int = 1, dropout: float = 0.5, word_dropout: float = 0.05,
+                 freeze_word_vectors: bool = False):
         super().__init__()
         self.words, self.chars = words, chars
         self.settings = dict(word_dim=word_dim, char_dim=char_dim, char_filters=char_filters,
                              char_kernel=char_kernel, case_dim=case_dim, hidden_size=hidden_size,
-                             num_layers=num_layers, dropout=dropout, word_dropout=word_dropout)
+                             num_layers=num_layers, dropout=dropout, word_dropout=word_dropout,
+                             freeze_word_vectors=freeze_word_vectors)
         self.word_dropout = word_dropout
+        self.vector_coverage: VectorCoverage | None = None  # set by from_examples when it loads word vectors
         self.word_embedding = nn.Embedding(len(words), word_dim, padding_idx=0)
+        # A frozen embedding gets no gradient and no optimizer slot; the setting is saved, so a
+        # resumed or reloaded model is frozen too.
+        self.word_embedding.weight.requires_grad_(not freeze_word_vectors)
         self.char_embedding = nn.Embedding(len(chars), char_dim, padding_idx=0)
         self.case_embedding = nn.Embedding(len(CASINGS), case_dim, padding_idx=0)
         # Padding keeps one-character words as wide as the kernel.
@@ -72,14 +86,40 @@ class BiLSTMEncoder(Encoder):
     # ----------------------------------------------------------------- building and saving
 
     @classmethod
-    def from_examples(cls, examples: list[Example], *, min_count: int = 1, **settings: Any) -> "BiLSTMEncoder":
+    def from_examples(cls, examples: list[Example], *, min_count: int = 1, word_vectors: str | Path | None = None,
+                      word_vectors_extra: int = 0, **settings: Any) -> "BiLSTMEncoder":
         """Build the vocabularies from training data; words seen fewer than ``min_count``
-        times map to the unknown entry (their characters still reach the CNN)."""
+        times map to the unknown entry (their characters still reach the CNN).
+
+        ``word_vectors``: a word2vec/GloVe/fastText text file (gzipped or not) whose vectors
+        initialise the embedding of the vocabulary words it has; the coverage is logged and
+        kept in ``vector_coverage``. ``word_vectors_extra``: also add up to this many words of
+        the file that training did not see (its first ones: the files are most frequent
+        first), so that they keep their vector at prediction time. Only the vocabulary's
+        rows are stored in the model; loading it never needs the file again.
+        """
+        if word_vectors is None and (word_vectors_extra or settings.get("freeze_word_vectors")):
+            option = "word_vectors_extra" if word_vectors_extra else "freeze_word_vectors"
+            raise ConfigError(f"encoder.{option} needs encoder.word_vectors (a word vectors file)")
+        if word_vectors_extra < 0:
+            raise ConfigError(f"encoder.word_vectors_extra must be 0 or more, got {word_vectors_extra}")
         word_counts = Counter(normalize_word(token) for example in examples for token in example.tokens)
         char_counts = Counter(char for example in examples for token in example.tokens for char in token)
         words = Vocabulary.from_counts(word_counts, min_count=min_count)
         chars = Vocabulary.from_counts(char_counts)
-        return cls(words, chars, **settings)
+        if word_vectors is None:
+            return cls(words, chars, **settings)
+        # Read before building: the words of the file that are kept change the embedding's size.
+        matched = match_word_vectors(word_vectors, words, word_dim=settings.get("word_dim", DEFAULT_WORD_DIM),
+                                     normalize=normalize_word, extra_words=word_vectors_extra)
+        encoder = cls(words, chars, **settings)
+        initialise_embedding(encoder.word_embedding, matched)
+        encoder.vector_coverage = matched.coverage(words, word_counts)
+        logger.info("word vectors %s", encoder.vector_coverage)
+        if not matched.rows:
+            logger.warning("%s: no word of the training data has a vector in this file (another language, "
+                           "or a binary file?)", word_vectors)
+        return encoder
 
     @classmethod
     def from_directory(cls, directory: Path, settings: dict[str, Any]) -> "BiLSTMEncoder":
@@ -140,12 +180,18 @@ Probability = Annotated[float, Field(ge=0, lt=1)]
 def bilstm_encoder(context: EncoderContext, *, word_dim: PositiveInt = 100, char_dim: PositiveInt = 30,
                    char_filters: PositiveInt = 50, char_kernel: PositiveInt = 3, case_dim: PositiveInt = 8,
                    hidden_size: PositiveInt = 200, num_layers: PositiveInt = 1, dropout: Probability = 0.5,
-                   word_dropout: Probability = 0.05, min_count: PositiveInt = 1) -> BiLSTMEncoder:
+                   word_dropout: Probability = 0.05, min_count: PositiveInt = 1, word_vectors: str | None = None,
+                   word_vectors_extra: Annotated[int, Field(ge=0)] = 0,
+                   freeze_word_vectors: bool = False) -> BiLSTMEncoder:
     """``hidden_size``: per direction. ``word_dropout``: probability of replacing a word by <unk> in
-    training. ``min_count``: words seen fewer times in training become <unk>."""
+    training. ``min_count``: words seen fewer times in training become <unk>. ``word_vectors``: a
+    word2vec/GloVe/fastText text file (gzipped or not) initialising the word embedding (read when
+    training starts; the model keeps the rows it uses). ``word_vectors_extra``: also keep up to this
+    many words of the file unseen in training. ``freeze_word_vectors``: do not fine-tune them."""
     settings = dict(word_dim=word_dim, char_dim=char_dim, char_filters=char_filters, char_kernel=char_kernel,
                     case_dim=case_dim, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout,
-                    word_dropout=word_dropout)
+                    word_dropout=word_dropout, freeze_word_vectors=freeze_word_vectors)
     if context.directory is not None:
         return BiLSTMEncoder.from_directory(context.directory, settings)
-    return BiLSTMEncoder.from_examples(context.examples, min_count=min_count, **settings)
+    return BiLSTMEncoder.from_examples(context.examples, min_count=min_count, word_vectors=word_vectors,
+                                       word_vectors_extra=word_vectors_extra, **settings)
