@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from nerkit.data.spans import Example
 from nerkit.metrics.entity_f1 import Report, entity_report
+from nerkit.predict import Tagger
 
 
-def evaluate(tagger, examples: list[Example]) -> Report:
+def evaluate(tagger: Tagger, examples: list[Example]) -> Report:
     """Entity-level scores of ``tagger`` on gold ``examples`` (seqeval strict when flat)."""
     predicted = tagger.predict_examples(examples)
     return entity_report([e.spans for e in examples], predicted, [len(e) for e in examples], tagger.entity_types)
