@@ -135,10 +135,11 @@ def evaluate(
     posthoc_tau: Annotated[Optional[float], typer.Option(help=POSTHOC_HELP)] = None,
 ):
     """Score a model on gold data: per-type precision, recall and F1, micro and macro averages."""
-    from nerkit import Tagger, evaluate as score, read_examples
+    from nerkit import evaluate as score
+    from nerkit.data.sources import load_split
 
     tagger = _load_tagger(model, posthoc_tau)
-    report = score(tagger, read_examples(data, scheme=scheme))
+    report = score(tagger, load_split(data, scheme=scheme))
     typer.echo(report.table())
     if output is not None:
         output.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")
