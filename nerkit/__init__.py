@@ -2,14 +2,15 @@
 
     from nerkit import Tagger, train, evaluate, load_config
     tagger = Tagger.from_pretrained("runs/default")
-    tagger.predict(["Angela Merkel visited Paris."])
+    tagger.predict("Angela Merkel visited Paris.")      # one record: {"text", "entities"}
+    tagger.predict(["Angela Merkel visited Paris."])    # a list of records, in input order
 """
 
 from nerkit.config import Config, config_from_options, load_config
 from nerkit.data.readers import read_examples
 from nerkit.data.spans import Example, ScoredSpan, Span
 from nerkit.errors import ConfigError, DataError, NerkitError
-from nerkit.tagger import Tagger
+from nerkit.predict import Tagger
 from nerkit.evaluation import evaluate
 from nerkit.training.loop import TrainResult, train
 

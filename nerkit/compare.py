@@ -125,7 +125,7 @@ def compare(config: Config, losses: list[str], *, seeds: list[int] | None = None
     """Train ``config`` once per loss and seed under ``config.output/<loss>/seed-<seed>``."""
     from nerkit.evaluation import evaluate
     from nerkit.training.loop import train
-    from nerkit.tagger import Tagger
+    from nerkit.predict import Tagger
 
     if not losses:
         raise ConfigError("--losses: name at least one loss")

@@ -12,9 +12,10 @@ from typing import Any
 from nerkit.data.sources import load_split
 from nerkit.data.spans import Example
 from nerkit.metrics.entity_f1 import Report, entity_report
+from nerkit.predict import Tagger
 
 
-def evaluate(tagger, examples: list[Example]) -> Report:
+def evaluate(tagger: Tagger, examples: list[Example]) -> Report:
     """Entity-level scores of ``tagger`` on gold ``examples`` (seqeval strict when flat)."""
     predicted = tagger.predict_examples(examples)
     return entity_report([e.spans for e in examples], predicted, [len(e) for e in examples], tagger.entity_types)
@@ -24,8 +25,6 @@ def evaluate_model(model: str | Path, data: str, *, scheme: str = "auto",
                    decoding: dict[str, Any] | None = None) -> Report:
     """``nerkit evaluate``: the model directory ``model`` scored on the data source ``data`` (a file,
     a saved dataset, ``hf:NAME``, ``synthetic:SPLIT``), with optional decoding options."""
-    from nerkit import Tagger
-
     tagger = Tagger.from_pretrained(model)
     tagger.configure_decoding(**(decoding or {}))
     return evaluate(tagger, load_split(data, scheme))

@@ -1,4 +1,8 @@
-"""``Tagger`` = encoder + head + labels, and the model directory that holds them.
+"""``TaggerModel`` = encoder + head + labels, and the model directory that holds them.
+
+The model encodes and decodes batches; reading texts, batching them, stitching document
+passages and character offsets belong to prediction (``nerkit.predict``), whose public
+``Tagger`` subclasses this class. Nothing here imports prediction back.
 
 A model directory is plain files: ``config.json`` (everything needed to rebuild the
 model: encoder and head settings, loss, entity types, tags, label counts),
@@ -16,20 +20,23 @@ import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from nerkit.config import Config, EncoderConfig, HeadConfig, LossConfig
-from nerkit.data.documents import join_documents, split_spans
+from nerkit.data.documents import join_documents
 from nerkit.data.schemes import scheme_tags, spans_to_tags
 from nerkit.data.spans import Example, ScoredSpan, is_flat, keep_outermost
 from nerkit.encoders import EncoderContext
 from nerkit.errors import ConfigError, DataError, NerkitError
 from nerkit.heads import HeadContext
 from nerkit.losses import available_losses, build_loss, get_loss_spec
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self needs Python 3.11
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +110,9 @@ def flat_examples(examples: list[Example], policy: str) -> list[Example]:
     return kept_examples
 
 
-class Tagger(nn.Module):
+class TaggerModel(nn.Module):
+    """The model without prediction; ``nerkit.Tagger`` (in ``nerkit.predict``) adds it."""
+
     def __init__(self, encoder, head, *, entity_types: list[str], label_names: list[str],
                  label_counts: list[int], config: dict[str, Any]):
         super().__init__()
@@ -117,7 +126,7 @@ class Tagger(nn.Module):
     # ----------------------------------------------------------------- construction
 
     @classmethod
-    def build(cls, config: Config, train_examples: list[Example]) -> "Tagger":
+    def build(cls, config: Config, train_examples: list[Example]) -> Self:
         """A new, untrained tagger whose vocabularies and labels come from ``train_examples``."""
         entity_types = sorted({span.type for example in train_examples for span in example.spans})
         if not entity_types:
@@ -129,7 +138,7 @@ class Tagger(nn.Module):
         return cls._assemble(model_config, encoder, entity_types, label_names, label_counts)
 
     @classmethod
-    def _assemble(cls, model_config, encoder, entity_types, label_names, label_counts) -> "Tagger":
+    def _assemble(cls, model_config, encoder, entity_types, label_names, label_counts) -> Self:
         head_config = HeadConfig.model_validate(model_config["head"])
         loss = build_head_loss(LossConfig.model_validate(model_config["loss"]), head_config.type, label_counts)
         context = HeadContext(input_size=encoder.output_size, entity_types=list(entity_types), loss=loss,
@@ -166,7 +175,7 @@ class Tagger(nn.Module):
             shutil.rmtree(staging, ignore_errors=True)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> "Tagger":
+    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> Self:
         directory = Path(directory)
         config_path = directory / CONFIG_FILE
         if not config_path.is_file():
@@ -220,33 +229,21 @@ class Tagger(nn.Module):
         """The training loss of a collated batch."""
         return self.head.loss(self.encoder(batch), batch)
 
+    def encode(self, examples: list[Example]) -> dict[str, torch.Tensor]:
+        """The inference features of a batch of examples (no targets), on the model's device."""
+        return {name: tensor.to(self.device) for name, tensor in self.encoder.featurize(examples).items()}
+
     @torch.inference_mode()
     def decode(self, batch: dict[str, torch.Tensor]) -> list[list[ScoredSpan]]:
+        """The predicted spans of each example of an encoded batch."""
         return self.head.decode(self.encoder(batch), batch)
 
-    def predict_examples(self, examples: list[Example], *, token_budget: int = 4000,
-                         max_sentences: int = 128) -> list[list[ScoredSpan]]:
-        """Spans for tokenized examples, in input order (batched by length internally). With
-        document context, sentences of one document are predicted together as passages."""
-        from nerkit.predict.predictor import predict_spans
 
-        if not self.document_context or all(example.document is None for example in examples):
-            return predict_spans(self, examples, token_budget=token_budget, max_sentences=max_sentences)
-        passages = join_documents(examples, self.document_context)
-        passage_spans = predict_spans(self, [passage.example for passage in passages], token_budget=token_budget,
-                                      max_sentences=max_sentences)
-        results: list[list[ScoredSpan]] = [[] for _ in examples]
-        for passage, spans in zip(passages, passage_spans):
-            lengths = [len(examples[index]) for index, _ in passage.members]
-            for (index, _), member_spans in zip(passage.members, split_spans(passage, spans, lengths)):
-                results[index] = member_spans
-        return results
-
-    def predict(self, texts: str | Iterable[str], **options) -> list[dict[str, Any]]:
-        """Entities in raw texts: one ``{"text", "entities": [{"start", "end", "type", "text",
-        "score"}]}`` per text, character offsets half-open."""
-        from nerkit.predict.predictor import predict_texts
-
-        single = isinstance(texts, str)
-        results = list(predict_texts(self, [texts] if single else texts, **options))
-        return results[0] if single else results
+def __getattr__(name: str):
+    # The public class moved up a layer; say where instead of a bare "cannot import name".
+    # ImportError, not AttributeError: `from nerkit.tagger import Tagger` replaces an
+    # AttributeError's message with its own.
+    if name == "Tagger":
+        raise ImportError("nerkit.tagger.Tagger moved: use `from nerkit import Tagger` "
+                          "(nerkit.tagger.TaggerModel is the model without prediction)")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

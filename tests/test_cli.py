@@ -155,6 +155,18 @@ def test_evaluate_writes_scores(model, synthetic_dev, tmp_path):
     assert 0 < scores["micro"]["f1"] <= 1
 
 
+def test_evaluate_reads_the_same_data_sources_as_train(model, synthetic_dev, tmp_path):
+    """DATA is any source `nerkit train` reads, the bundled corpus (synthetic:SPLIT) included."""
+    scores_path = tmp_path / "scores.json"
+    result = invoke("evaluate", model, "synthetic:dev", "--output", scores_path)
+    assert result.exit_code == 0, result.output
+    scores = json.loads(scores_path.read_text(encoding="utf-8"))
+    assert scores["micro"]["support"] == sum(len(e.spans) for e in synthetic_dev)
+    expected = evaluate(Tagger.from_pretrained(model), synthetic_dev)
+    assert scores["micro"]["f1"] == pytest.approx(expected.micro.f1)
+    assert result.stdout.startswith(expected.table())
+
+
 def test_losses_lists_the_registry():
     result = invoke("losses")
     assert result.exit_code == 0, result.output
@@ -191,6 +203,10 @@ def test_predict_bad_format(model, text_file):
 
 def test_evaluate_missing_data(model, tmp_path):
     assert_friendly_failure(invoke("evaluate", model, tmp_path / "gold.conll"), "gold.conll")
+
+
+def test_evaluate_unknown_synthetic_split(model):
+    assert_friendly_failure(invoke("evaluate", model, "synthetic:nosuch"), "nosuch", "train, dev, test")
 
 
 def test_evaluate_malformed_data(model, tmp_path):

@@ -2,42 +2,82 @@
 
 Inputs are read as a stream and handled in chunks: each chunk is sorted by length and
 batched under a token budget, and its results come out in input order before the next
-chunk is read, so memory stays flat on files of any size.
+chunk is read, so memory stays flat on files of any size. Models trained with document
+context read the sentences of a document together, as passages, and get their spans back
+per sentence.
+
+Everything here takes the model (``nerkit.tagger.TaggerModel``) as an argument and uses
+only its batch interface (``encode``/``decode``), so the model never calls back here.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator, TypedDict
 
 from nerkit.data.batching import budget_batches, iterate_chunks
+from nerkit.data.documents import join_documents, split_spans
 from nerkit.data.spans import Example, ScoredSpan
 from nerkit.data.text import example_from_text
+from nerkit.errors import NerkitError
+from nerkit.tagger import TaggerModel
 
 CHUNK = 2048  # inputs read ahead and sorted together
 
 
-def predict_spans(tagger, examples: list[Example], *, token_budget: int = 4000,
+class Entity(TypedDict):
+    """One predicted entity; ``text[start:end]`` is its surface (character offsets, half-open)."""
+
+    start: int
+    end: int
+    type: str
+    text: str
+    score: float
+
+
+class Prediction(TypedDict):
+    """The record of one input text: the text and its entities in reading order."""
+
+    text: str
+    entities: list[Entity]
+
+
+def predict_spans(model: TaggerModel, examples: list[Example], *, token_budget: int = 4000,
                   max_sentences: int = 128) -> list[list[ScoredSpan]]:
     """Predicted spans of each example, in input order. Empty examples get no spans."""
     results: list[list[ScoredSpan]] = [[] for _ in examples]
     non_empty = [index for index, example in enumerate(examples) if len(example) > 0]
-    lengths = tagger.encoder.input_lengths([examples[index] for index in non_empty]) if non_empty else []
-    was_training = tagger.training
-    tagger.eval()
+    lengths = model.encoder.input_lengths([examples[index] for index in non_empty]) if non_empty else []
+    was_training = model.training
+    model.eval()
     try:
         for batch_indices in budget_batches(lengths, token_budget=token_budget, max_sentences=max_sentences):
-            batch_examples = [examples[non_empty[i]] for i in batch_indices]
-            features = tagger.encoder.featurize(batch_examples)
-            features = {name: tensor.to(tagger.device) for name, tensor in features.items()}
-            for i, spans in zip(batch_indices, tagger.decode(features)):
+            batch = model.encode([examples[non_empty[i]] for i in batch_indices])
+            for i, spans in zip(batch_indices, model.decode(batch)):
                 results[non_empty[i]] = spans
     finally:
-        tagger.train(was_training)
+        model.train(was_training)
     return results
 
 
-def entities_with_offsets(example: Example, spans: list[ScoredSpan]) -> list[dict[str, Any]]:
-    entities = []
+def predict_examples(model: TaggerModel, examples: list[Example], *, token_budget: int = 4000,
+                     max_sentences: int = 128) -> list[list[ScoredSpan]]:
+    """Spans for tokenized examples, in input order. With document context, the sentences of
+    one document are predicted together as passages and the spans split back per sentence."""
+    options = {"token_budget": token_budget, "max_sentences": max_sentences}
+    if not model.document_context or all(example.document is None for example in examples):
+        return predict_spans(model, examples, **options)
+    passages = join_documents(examples, model.document_context)
+    passage_spans = predict_spans(model, [passage.example for passage in passages], **options)
+    results: list[list[ScoredSpan]] = [[] for _ in examples]
+    for passage, spans in zip(passages, passage_spans):
+        lengths = [len(examples[index]) for index, _ in passage.members]
+        for (index, _), member_spans in zip(passage.members, split_spans(passage, spans, lengths)):
+            results[index] = member_spans
+    return results
+
+
+def entities_with_offsets(example: Example, spans: list[ScoredSpan]) -> list[Entity]:
+    entities: list[Entity] = []
     for span in sorted(spans, key=lambda s: (s.start, -s.end, s.type)):
         start, end = example.offsets[span.start][0], example.offsets[span.end - 1][1]
         entities.append({"start": start, "end": end, "type": span.type, "text": example.text[start:end],
@@ -45,18 +85,36 @@ def entities_with_offsets(example: Example, spans: list[ScoredSpan]) -> list[dic
     return entities
 
 
-def predict_texts(tagger, texts: Iterable[str], *, token_budget: int = 4000,
-                  max_sentences: int = 128) -> Iterator[dict[str, Any]]:
-    """Stream ``{"text", "entities"}`` records for a stream of raw texts."""
-    for chunk in iterate_chunks(iter(texts), CHUNK):
+def predict_texts(model: TaggerModel, texts: Iterable[str], *, batch_size: int = CHUNK, token_budget: int = 4000,
+                  max_sentences: int = 128) -> Iterator[Prediction]:
+    """Stream ``{"text", "entities"}`` records for a stream of raw texts, in input order.
+    ``batch_size`` texts are read ahead and sorted by length together; nothing is read
+    before the first record is asked for. Arguments are checked now, texts as they come."""
+    if isinstance(texts, str):
+        raise NerkitError("expected a stream of texts and got one str; for one text use tagger.predict(text) "
+                          "or pass [text]")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise NerkitError(f"batch_size {batch_size!r}: expected a whole number of texts >= 1")
+    return _predict_chunks(model, texts, batch_size, token_budget=token_budget, max_sentences=max_sentences)
+
+
+def _predict_chunks(model: TaggerModel, texts: Iterable[str], batch_size: int, **options) -> Iterator[Prediction]:
+    for chunk in iterate_chunks(_checked_texts(texts), batch_size):
         examples = [example_from_text(text) for text in chunk]
-        for example, spans in zip(examples, predict_spans(tagger, examples, token_budget=token_budget,
-                                                          max_sentences=max_sentences)):
-            yield {"text": example.text, "entities": entities_with_offsets(example, spans)}
+        for text, example, spans in zip(chunk, examples, predict_spans(model, examples, **options)):
+            yield {"text": text, "entities": entities_with_offsets(example, spans)}
 
 
-def predict_conll(tagger, examples: Iterable[Example], **options) -> Iterator[tuple[Example, list[ScoredSpan]]]:
+def _checked_texts(texts: Iterable[str]) -> Iterator[str]:
+    for number, text in enumerate(texts, 1):
+        if not isinstance(text, str):
+            raise NerkitError(f"text {number} of the input is of type {type(text).__name__}, expected str")
+        yield text
+
+
+def predict_conll(model: TaggerModel, examples: Iterable[Example],
+                  **options) -> Iterator[tuple[Example, list[ScoredSpan]]]:
     """Stream ``(example, spans)`` for tokenized examples (CoNLL in -> CoNLL out); a model
     trained with document context reads each chunk's documents as passages."""
     for chunk in iterate_chunks(iter(examples), CHUNK):
-        yield from zip(chunk, tagger.predict_examples(chunk, **options))
+        yield from zip(chunk, predict_examples(model, chunk, **options))

@@ -25,7 +25,7 @@ from nerkit.config import Config
 from nerkit.data.batching import budget_batches
 from nerkit.data.spans import Example
 from nerkit.metrics.entity_f1 import Report
-from nerkit.tagger import Tagger
+from nerkit.predict import Tagger
 from nerkit.training import checkpoint as ckpt
 from nerkit.training.averaging import WeightAverage
 from nerkit.data.sources import load_split

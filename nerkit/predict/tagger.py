@@ -1,0 +1,53 @@
+"""``Tagger``: the model (``nerkit.tagger.TaggerModel``) plus prediction on texts and examples.
+
+    tagger = Tagger.from_pretrained("runs/default")
+    tagger.predict("Angela Merkel visited Paris.")            # one record
+    tagger.predict(["Angela Merkel visited Paris.", "..."])   # a list of records, in order
+    for record in tagger.pipe(open("texts.txt")): ...          # a lazy stream of records
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, overload
+
+from nerkit.data.spans import Example, ScoredSpan
+from nerkit.predict.predictor import CHUNK, Prediction, predict_examples, predict_texts
+from nerkit.tagger import TaggerModel
+
+
+class Tagger(TaggerModel):
+    """Encoder + head + labels (see ``TaggerModel``), and prediction: ``predict`` for a text or
+    a list of texts, ``pipe`` for a stream, ``predict_examples`` for tokenized sentences."""
+
+    def predict_examples(self, examples: list[Example], *, token_budget: int = 4000,
+                         max_sentences: int = 128) -> list[list[ScoredSpan]]:
+        """Spans for tokenized examples, in input order (batched by length internally). With
+        document context, sentences of one document are predicted together as passages."""
+        return predict_examples(self, examples, token_budget=token_budget, max_sentences=max_sentences)
+
+    def pipe(self, texts: Iterable[str], *, batch_size: int = CHUNK, token_budget: int = 4000,
+             max_sentences: int = 128) -> Iterator[Prediction]:
+        """Records for a stream of raw texts, one per text and in input order, produced lazily:
+        ``batch_size`` texts are read ahead and sorted by length, and inference batches hold at
+        most ``token_budget`` words and ``max_sentences`` texts."""
+        return predict_texts(self, texts, batch_size=batch_size, token_budget=token_budget,
+                             max_sentences=max_sentences)
+
+    # A str is an Iterable[str] too; the first overload that fits wins, as in typeshed.
+    @overload
+    def predict(self, texts: str, *, batch_size: int = ..., token_budget: int = ...,  # type: ignore[overload-overlap]
+                max_sentences: int = ...) -> Prediction: ...
+
+    @overload
+    def predict(self, texts: Iterable[str], *, batch_size: int = ..., token_budget: int = ...,
+                max_sentences: int = ...) -> list[Prediction]: ...
+
+    def predict(self, texts: str | Iterable[str], *, batch_size: int = CHUNK, token_budget: int = 4000,
+                max_sentences: int = 128) -> Prediction | list[Prediction]:
+        """Entities in raw text: for one ``str``, its record ``{"text", "entities": [{"start",
+        "end", "type", "text", "score"}]}`` (character offsets, half-open); for an iterable of
+        texts, the list of their records in input order."""
+        options = {"batch_size": batch_size, "token_budget": token_budget, "max_sentences": max_sentences}
+        if isinstance(texts, str):
+            return next(self.pipe([texts], **options))
+        return list(self.pipe(texts, **options))

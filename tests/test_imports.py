@@ -1,0 +1,166 @@
+"""The import arrows of DESIGN.md ("arrows point down only"), read from the source with
+``ast``: every import statement counts, also those inside functions or under
+``TYPE_CHECKING``, because a lazy import is still an upward dependency."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "nerkit"
+
+
+@dataclass(frozen=True)
+class Import:
+    file: str  # relative to the repository root, e.g. "nerkit/heads/softmax.py"
+    line: int
+    module: str  # the module imported from ("nerkit.losses" for `from nerkit.losses import X`)
+    names: tuple[str, ...]  # the names taken from it (empty for `import module`)
+
+    def __str__(self) -> str:
+        statement = f"from {self.module} import {', '.join(self.names)}" if self.names else f"import {self.module}"
+        return f"{self.file}:{self.line}: {statement}"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> list[Import]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    file = path.relative_to(PACKAGE.parent).as_posix()
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [Import(file, node.lineno, alias.name, ()) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative: resolve against this file's package
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                module = ".".join(base + ([module] if module else []))
+            found.append(Import(file, node.lineno, module, tuple(alias.name for alias in node.names)))
+    return found
+
+
+def is_module(name: str) -> bool:
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def targets(statement: Import) -> list[str]:
+    """The modules a statement reaches: ``from nerkit import tagger`` reaches ``nerkit.tagger``."""
+    submodules = [f"{statement.module}.{name}" for name in statement.names if is_module(f"{statement.module}.{name}")]
+    return submodules or [statement.module]
+
+
+def within(name: str, *prefixes: str) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
+
+
+def files(pattern: str) -> list[Path]:
+    return sorted(PACKAGE.glob(pattern))
+
+
+# ----------------------------------------------------------------------------- the rules
+
+
+def never_imports_the_command_line() -> tuple[list[Path], Callable[[Import], bool]]:
+    # nerkit/__main__.py is the command line's entry point (`python -m nerkit`), not a part of
+    # the library: nothing imports it, and running it is running the command line.
+    return ([path for path in files("**/*.py") if path != PACKAGE / "__main__.py"],
+            lambda statement: any(within(target, "nerkit_cli", "cli") for target in targets(statement)))
+
+
+def tagger_never_imports_prediction_or_above() -> tuple[list[Path], Callable[[Import], bool]]:
+    above = ("nerkit.predict", "nerkit.training", "nerkit.evaluation", "nerkit.compare", "nerkit_cli", "cli")
+    # `nerkit` itself is the public API on top of everything (its __init__ imports training).
+    return ([PACKAGE / "tagger.py"],
+            lambda statement: any(target == "nerkit" or within(target, *above) for target in targets(statement)))
+
+
+def heads_use_only_the_public_losses() -> tuple[list[Path], Callable[[Import], bool]]:
+    public = set(importlib.import_module("nerkit.losses").__all__)
+
+    def violates(statement: Import) -> bool:
+        if statement.module == "nerkit.losses":
+            return bool(set(statement.names) - public)
+        if statement.module == "nerkit" and "losses" in statement.names:
+            return False  # the package itself
+        return any(within(target, "nerkit.losses") and target != "nerkit.losses" for target in targets(statement))
+
+    return files("heads/*.py"), violates
+
+
+def data_imports_only_data_and_errors() -> tuple[list[Path], Callable[[Import], bool]]:
+    return (files("data/*.py"),
+            lambda statement: any(within(target, "nerkit") and not within(target, "nerkit.data", "nerkit.errors")
+                                  for target in targets(statement)))
+
+
+def predict_never_imports_training() -> tuple[list[Path], Callable[[Import], bool]]:
+    return (files("predict/*.py"),
+            lambda statement: any(target == "nerkit" or within(target, "nerkit.training", "nerkit_cli", "cli")
+                                  for target in targets(statement)))
+
+
+RULES = [
+    pytest.param(never_imports_the_command_line, id="nerkit-never-imports-cli"),
+    pytest.param(tagger_never_imports_prediction_or_above, id="tagger-never-imports-predict-training-evaluation"),
+    pytest.param(heads_use_only_the_public_losses, id="heads-import-only-public-losses"),
+    pytest.param(data_imports_only_data_and_errors, id="data-imports-only-data-and-errors"),
+    pytest.param(predict_never_imports_training, id="predict-never-imports-training"),
+]
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_import_arrows_point_down(rule):
+    paths, violates = rule()
+    assert paths, "the rule applies to no file: the layout changed, update the rule"
+    violations = [str(statement) for path in paths for statement in imports_of(path) if violates(statement)]
+    assert not violations, "imports against the arrows of DESIGN.md:\n" + "\n".join(violations)
+
+
+# ----------------------------------------------------------------------------- the checker itself
+
+
+@pytest.mark.parametrize("rule,source,file,expected", [
+    (never_imports_the_command_line, "def f():\n    from nerkit_cli.main import app\n", "training/loop.py", True),
+    (never_imports_the_command_line, "import cli.main\n", "compare.py", True),
+    (never_imports_the_command_line, "from nerkit.data import spans\n", "compare.py", False),
+    (tagger_never_imports_prediction_or_above, "from nerkit.predict.predictor import predict_spans\n", "tagger.py",
+     True),
+    (tagger_never_imports_prediction_or_above, "from nerkit import evaluation\n", "tagger.py", True),
+    (tagger_never_imports_prediction_or_above, "from nerkit import Tagger\n", "tagger.py", True),
+    (tagger_never_imports_prediction_or_above, "from nerkit.heads import build_head\n", "tagger.py", False),
+    (heads_use_only_the_public_losses, "from nerkit.losses import CosineClassifier\n", "heads/x.py", False),
+    (heads_use_only_the_public_losses, "from nerkit.losses import token_inputs\n", "heads/x.py", True),
+    (heads_use_only_the_public_losses, "from nerkit.losses.functional import IGNORE_INDEX\n", "heads/x.py", True),
+    (heads_use_only_the_public_losses, "from nerkit.losses import functional\n", "heads/x.py", True),
+    (heads_use_only_the_public_losses, "from ..losses.am_softmax import AMSoftmax\n", "heads/x.py", True),
+    (data_imports_only_data_and_errors, "from nerkit.errors import DataError\n", "data/x.py", False),
+    (data_imports_only_data_and_errors, "from .spans import Span\n", "data/x.py", False),
+    (data_imports_only_data_and_errors, "from nerkit.config import Config\n", "data/x.py", True),
+    (predict_never_imports_training, "from nerkit.training.loop import train\n", "predict/x.py", True),
+    (predict_never_imports_training, "from nerkit.tagger import TaggerModel\n", "predict/x.py", False),
+])
+def test_the_rules_catch_what_they_name(tmp_path, monkeypatch, rule, source, file, expected):
+    """Each rule flags a violating statement and passes a harmless one (a copy of the package
+    layout in tmp_path, so relative imports resolve as they would in nerkit/)."""
+    fake_package = tmp_path / "nerkit"
+    for existing in PACKAGE.rglob("*.py"):  # the real layout, so `from nerkit import losses` is a module
+        copy = fake_package / existing.relative_to(PACKAGE)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.touch()
+    path = fake_package / file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(source, encoding="utf-8")
+    monkeypatch.setitem(globals(), "PACKAGE", fake_package)
+    _, violates = rule()
+    assert any(violates(statement) for statement in imports_of(path)) is expected
