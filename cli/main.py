@@ -163,29 +163,12 @@ def predict(
     code: CodeOption = None,
 ):
     """Find entities in text. Output is streamed: memory stays flat on large inputs."""
-    from nerkit import Tagger
-    from nerkit.errors import NerkitError
-    from nerkit.predict.writers import write_conll_predictions, write_jsonl_predictions
+    from nerkit.predict.files import predict_file
 
-    if format not in ("jsonl", "conll"):
-        raise NerkitError(f"--format {format!r}: expected jsonl or conll")
-    tagger = Tagger.from_pretrained(model)
-    tagger.configure_decoding(**_decoding(posthoc_tau))
-    if file != "-" and not Path(file).is_file():
-        raise NerkitError(f"{file}: no such file")
-    source = sys.stdin if file == "-" else open(file, encoding="utf-8")
-    sink = open(output, "w", encoding="utf-8") if output else sys.stdout
-    try:
-        writer = write_jsonl_predictions if format == "jsonl" else write_conll_predictions
-        count = writer(tagger, source, sink, name=file, token_budget=batch_words)
-        note = tagger.encoder.report()
-        if note:
-            typer.echo(f"{count} inputs; {note}", err=True)
-    finally:
-        if source is not sys.stdin:
-            source.close()
-        if sink is not sys.stdout:
-            sink.close()
+    summary = predict_file(model, file, output, format=format, token_budget=batch_words,
+                           decoding=_decoding(posthoc_tau))
+    if summary.note:
+        typer.echo(f"{summary.inputs} inputs; {summary.note}", err=True)
 
 
 @app.command()
