@@ -23,7 +23,7 @@ WEIBO=(--train $W/train.txt --dev $W/dev.txt --test $W/test.txt --set data.schem
 C=$R/data/conll2003-longtail
 CONLL=(--train $C/train.txt --dev ../shared/data/conll2003/dev.txt --test ../shared/data/conll2003/test.txt
        --epochs 6)
-# Every token loss at its defaults (LOSSES.md section 6).
+# Every token loss at its defaults (docs/losses.md section 6).
 DEFAULTS=ce,weighted-ce,focal,logit-adjusted,soft-truncated,hard-truncated,dice,flooding,am-softmax
 # The dev-only grid (seed 1) around the defaults focal gamma=2, logit-adjusted tau=1,
 # soft-truncated K=1, flooding b=0.01. Smaller tau, not larger: on Weibo dev (seed 1) the default

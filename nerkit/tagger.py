@@ -59,7 +59,7 @@ def upgrade_format_1(description: dict[str, Any]) -> dict[str, Any]:
 
 
 def count_labels(examples: list[Example], head: HeadConfig, entity_types: list[str]) -> tuple[list[str], list[int]]:
-    """Label names and counts as the head sees them (LOSSES.md 1.5), as its registration says:
+    """Label names and counts as the head sees them (docs/losses.md 1.5), as its registration says:
     tags over words for a tagging head (``O`` included), entities per type for a span head."""
     if HeadConfig.registry().get(head.type).metadata["labels"] == "types":
         counts = Counter(span.type for example in examples for span in example.spans)

@@ -1,7 +1,7 @@
-"""Tests of nerkit.losses against LOSSES.md.
+"""Tests of nerkit.losses against docs/losses.md.
 
 Every loss is compared, value and gradient, with an independent float64 transcription of
-its formula written here from LOSSES.md (section 1.6): the references below loop over the
+its formula written here from docs/losses.md (section 1.6): the references below loop over the
 valid tokens / cells one at a time and use only elementary operations, never the
 package's helpers. Gradients are checked both against autograd through the reference and
 against central finite differences (step 1e-6) of the implementation.
@@ -71,7 +71,7 @@ def span_batch(seed: int, batch: int = 2, types: int = 2, words: int = 4, length
 
 
 # ---------------------------------------------------------------------------------------
-# Independent float64 references, written from LOSSES.md
+# Independent float64 references, written from docs/losses.md
 
 
 def lse(values: list) -> torch.Tensor:
@@ -90,12 +90,12 @@ def softplus(x):
 
 
 def ce_token(z, y):
-    """LOSSES.md 2.1: LSE(z) - z_y."""
+    """docs/losses.md 2.1: LSE(z) - z_y."""
     return lse(list(z)) - z[y]
 
 
 def token_reference(per_token):
-    """Mean over valid tokens (mask and label != -100) of per_token(z_row, y) (LOSSES.md 1.3)."""
+    """Mean over valid tokens (mask and label != -100) of per_token(z_row, y) (docs/losses.md 1.3)."""
 
     def loss(z, labels, mask):
         terms = []
@@ -218,7 +218,7 @@ def ref_am_softmax(s, m):
 
 
 def binary_reference(per_cell):
-    """Mean over valid cells of per_cell(x, y) (LOSSES.md 1.3, 4.5)."""
+    """Mean over valid cells of per_cell(x, y) (docs/losses.md 1.3, 4.5)."""
 
     def loss(x, labels, mask):
         terms = [per_cell(x.reshape(-1)[k], int(labels.reshape(-1)[k]))
@@ -263,7 +263,7 @@ def ref_focal_binary(gamma, alpha):
 
 
 def ref_zlpr(scores, labels, mask):
-    """LOSSES.md 4.3: per (b, t) row log(1 + sum_N e^s) + log(1 + sum_P e^-s); mean over rows with a valid cell."""
+    """docs/losses.md 4.3: per (b, t) row log(1 + sum_N e^s) + log(1 + sum_P e^-s); mean over rows with a valid cell."""
     rows = []
     flat_scores = scores.reshape(-1, scores.shape[-2] * scores.shape[-1]) if scores.dim() == 4 else scores
     flat_labels = labels.reshape(flat_scores.shape)
@@ -281,7 +281,7 @@ def ref_zlpr(scores, labels, mask):
 
 
 def ref_class_weights(counts, scheme, beta, a, norm, max_weight=None):
-    """LOSSES.md 2.2 in plain Python floats."""
+    """docs/losses.md 2.2 in plain Python floats."""
     n = [c + a for c in counts]
     total = sum(n)
     num = len(n)
@@ -526,7 +526,7 @@ def test_sparse_zlpr_equals_dense_with_index_labels():
 
 
 def ref_zlpr_sparse(scores, labels, mask, eps=1e-7):
-    """LOSSES.md 4.4: u = log(1 + sum_A e^s), v = LSE_P(s), neg = u + log(clamp(1 - e^(v - u), eps, 1))."""
+    """docs/losses.md 4.4: u = log(1 + sum_A e^s), v = LSE_P(s), neg = u + log(clamp(1 - e^(v - u), eps, 1))."""
     rows = []
     flat_scores = scores.reshape(-1, scores.shape[-2] * scores.shape[-1])
     flat_labels = labels.reshape(flat_scores.shape)
@@ -577,7 +577,7 @@ def test_zlpr_dense_equals_sparse_property(seed, words, types, density, scale):
 
 
 def test_sparse_zlpr_clamp_binds_when_positives_dominate():
-    """LOSSES.md 4.4: 1 - e^(v - u) is clamped at eps, so there sparse != dense, by design."""
+    """docs/losses.md 4.4: 1 - e^(v - u) is clamped at eps, so there sparse != dense, by design."""
     scores = torch.tensor([[[[30.0]]]], dtype=F64, requires_grad=True)  # one cell, positive, score 30
     labels = torch.ones(1, 1, 1, 1, dtype=torch.long)
     mask = torch.ones(1, 1, 1, 1, dtype=torch.bool)
@@ -666,7 +666,7 @@ def test_token_label_out_of_range_raises():
 
 
 # ---------------------------------------------------------------------------------------
-# Identities (LOSSES.md 1.6)
+# Identities (docs/losses.md 1.6)
 
 
 def assert_same_loss(first, second, logits, labels, mask):
@@ -699,7 +699,7 @@ def test_token_identities(first, second):
 
 
 def test_soft_truncated_two_tags_equals_su_binary_form():
-    """With C = 2 the log-odds form is Su's binary formula on the logit difference (LOSSES.md 2.4)."""
+    """With C = 2 the log-odds form is Su's binary formula on the logit difference (docs/losses.md 2.4)."""
     logits, labels, mask = token_batch(3, classes=2)
     valid = mask & (labels != -100)
     soft = build_loss("soft-truncated", K=4.0, m=0.5)

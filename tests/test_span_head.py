@@ -1,4 +1,4 @@
-"""The span head (GlobalPointer and Efficient GlobalPointer, LOSSES.md 4): scores against a loop
+"""The span head (GlobalPointer and Efficient GlobalPointer, docs/losses.md 4): scores against a loop
 with explicit 2x2 rotation matrices, RoPE's relative-position property, decoding against brute
 force over all cells, exactly zero gradient on invalid cells, the efficient variant's size and
 layout, targets, the default loss, nested scores, a train/save/load round trip on nested data,
@@ -49,7 +49,7 @@ def word_mask(lengths: list[int], words: int) -> torch.Tensor:
 
 
 def brute_validity(lengths: list[int], words: int, max_span_length: int | None = None) -> torch.Tensor:
-    """Valid cells ``[B, T, L, L]`` from LOSSES.md 1.2, by explicit loops."""
+    """Valid cells ``[B, T, L, L]`` from docs/losses.md 1.2, by explicit loops."""
     valid = torch.zeros(len(lengths), len(TYPES), words, words, dtype=torch.bool)
     for b, length in enumerate(lengths):
         for i in range(words):
@@ -70,7 +70,7 @@ def rotation(position: int, d: int) -> torch.Tensor:
 
 
 def reference_scores(head: GlobalPointerHead, word_vectors: torch.Tensor, lengths: list[int]) -> torch.Tensor:
-    """s_t(i, j) of LOSSES.md 4.1 / 4.2 cell by cell, with -inf on invalid cells."""
+    """s_t(i, j) of docs/losses.md 4.1 / 4.2 cell by cell, with -inf on invalid cells."""
     batch, words, _ = word_vectors.shape
     d = head.head_size
     weight, bias = head.projection.weight.detach(), head.projection.bias.detach()
@@ -143,8 +143,8 @@ def test_efficient_variant_size_shapes_and_bf16():
     d, types = 8, len(TYPES)
     standard, efficient = make_head("standard", head_size=d), make_head("efficient", head_size=d)
     count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
-    assert count(standard) == types * 2 * d * (INPUT_SIZE + 1)  # LOSSES.md 4.1
-    assert count(efficient) == 2 * d * (INPUT_SIZE + 1) + types * 2 * (2 * d + 1)  # LOSSES.md 4.2
+    assert count(standard) == types * 2 * d * (INPUT_SIZE + 1)  # docs/losses.md 4.1
+    assert count(efficient) == 2 * d * (INPUT_SIZE + 1) + types * 2 * (2 * d + 1)  # docs/losses.md 4.2
     assert efficient.projection.out_features == 2 * d and efficient.type_projection.out_features == 2 * types
     word_vectors = torch.randn(3, 5, INPUT_SIZE, dtype=torch.float64)
     assert efficient.span_logits(word_vectors, word_mask([5, 2, 1], 5)).shape == (3, types, 5, 5)

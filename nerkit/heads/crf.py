@@ -3,7 +3,7 @@
 Loss: with ``ce`` (the default; any loss whose ``crf_sequence_nll`` hook is set), the
 negative log-likelihood of the gold tag sequences,
 summed over the batch and divided by the number of words, so its scale matches the token
-losses (LOSSES.md 1.3). Any other token loss of the registry (``focal``, ``weighted-ce``,
+losses (docs/losses.md 1.3). Any other token loss of the registry (``focal``, ``weighted-ce``,
 ...) is applied to the CRF's posterior marginals ``log p(y_t | x)`` from forward-backward,
 which are differentiable: a class-weighted or focal CRF keeps the transition structure
 and Viterbi decoding while re-weighting words by class, in the spirit of AllenNLP's

@@ -1,14 +1,14 @@
 """Span head for nested NER: GlobalPointer (Su 2021) and Efficient GlobalPointer (Su 2022).
 
-Every span ``(start i, end j)``, both inclusive, of every entity type gets a score (LOSSES.md
+Every span ``(start i, end j)``, both inclusive, of every entity type gets a score (docs/losses.md
 4.1, 4.2); a positive score is an entity ``(i, j + 1, type)`` (4.6), so nested and overlapping
 entities come out as they are. Scores are ``[batch, types, words, words]``; invalid cells
 (``i > j``, ``j >= length``, or ``j - i >= max_span_length`` when set) are ``-inf``, and the loss
-is also given the validity mask explicitly (LOSSES.md 1.2, 1.4).
+is also given the validity mask explicitly (docs/losses.md 1.2, 1.4).
 
 Targets (built in collation): ``span_labels [B, T, L, L]`` (bool), or, when the loss is ZLPR and
 its ``sparse`` rule picks the sparse computation for this padded length, ``span_index [B, T, P]``
-(flat cell ids ``i * L + j``, padded with -1; LOSSES.md 4.4). The validity mask is not shipped
+(flat cell ids ``i * L + j``, padded with -1; docs/losses.md 4.4). The validity mask is not shipped
 with the batch: the head rebuilds it from ``mask`` (right padding), the same way in training
 and prediction.
 
@@ -44,7 +44,7 @@ ROPE_BASE = 10000.0  # w_r = 10000^(-2r/d), as in the sinusoidal embeddings RoPE
 
 
 def rotary_position_embedding(vectors: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """RoPE (LOSSES.md 4.1): turn channel pair ``(2r, 2r + 1)`` of the vector at word position
+    """RoPE (docs/losses.md 4.1): turn channel pair ``(2r, 2r + 1)`` of the vector at word position
     ``p`` by the angle ``p * w_r``, ``(a, b) -> (a cos - b sin, b cos + a sin)``.
 
     ``vectors``: ``[batch, positions, ..., d]`` (position on axis 1); ``positions``: ``[positions]``.
@@ -123,7 +123,7 @@ class GlobalPointerHead(Head):
             start_term = u[:, rows, 1::2].transpose(1, 2).unsqueeze(3)  # u_{i,2t+1}: (batch, types, rows, 1)
             scores = dot + (end_term + start_term) / 2  # shape: (batch, types, rows, words)
         # A boolean fill, not arithmetic with a big constant: -inf is exact in every dtype
-        # (bf16 included) and its gradient to the raw score is exactly 0 (LOSSES.md 1.4).
+        # (bf16 included) and its gradient to the raw score is exactly 0 (docs/losses.md 1.4).
         return scores.masked_fill(~self.valid_cells(mask, rows), float("-inf"))
 
     def span_logits(self, word_vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -131,7 +131,7 @@ class GlobalPointerHead(Head):
         return self.scores_from_pointers(self.pointers(word_vectors), mask)
 
     def valid_cells(self, mask: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
-        """Candidate cells (LOSSES.md 1.2): ``i <= j < length`` and ``j - i < max_span_length``;
+        """Candidate cells (docs/losses.md 1.2): ``i <= j < length`` and ``j - i < max_span_length``;
         shape ``(batch, 1, rows, words)``, broadcast over types."""
         words = mask.shape[1]
         lengths = mask.sum(dim=1)  # shape: (batch,)
@@ -211,7 +211,7 @@ class GlobalPointerHead(Head):
 
     def loss_from_scores(self, scores: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The configured span loss of ``scores (batch, types, words, words)`` with an explicit
-        validity mask (LOSSES.md 1.2): whatever invalid cells hold, they get no gradient."""
+        validity mask (docs/losses.md 1.2): whatever invalid cells hold, they get no gradient."""
         valid = self.valid_cells(batch["mask"])  # shape: (batch, 1, words, words)
         if "span_index" in batch:
             return self.loss_function(scores, mask=valid, pos_index=batch["span_index"])
@@ -220,7 +220,7 @@ class GlobalPointerHead(Head):
     # ----------------------------------------------------------------- decoding
 
     def decode(self, word_vectors, batch) -> list[list[ScoredSpan]]:
-        """Every valid cell with a score over 0 (LOSSES.md 4.6), scored ``sigmoid(s)``."""
+        """Every valid cell with a score over 0 (docs/losses.md 4.6), scored ``sigmoid(s)``."""
         mask = batch["mask"]
         batch_size, words = mask.shape
         pointers = self.pointers(word_vectors)

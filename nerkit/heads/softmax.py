@@ -1,7 +1,7 @@
 """Softmax tagger: a linear layer per word, trained with any token loss of the registry.
 
 With a margin loss (``am-softmax``) the linear layer becomes a cosine classifier
-(LOSSES.md 2.8): decisions are the argmax of the cosines, and scores their softmax at the
+(docs/losses.md 2.8): decisions are the argmax of the cosines, and scores their softmax at the
 loss's scale ``s``.
 """
 
@@ -34,7 +34,7 @@ class SoftmaxHead(TaggingHead):
         self.score_scale = 1.0 if cosine_scale is None else float(cosine_scale)
         self.loss_function = loss
         self.posthoc_tau = posthoc_tau
-        # Post-hoc logit adjustment (LOSSES.md 2.6): predict argmax z - tau * log(prior).
+        # Post-hoc logit adjustment (docs/losses.md 2.6): predict argmax z - tau * log(prior).
         self.register_buffer("log_prior", log_prior if log_prior is not None else torch.zeros(len(self.tags)),
                              persistent=False)
 

@@ -1,4 +1,4 @@
-"""Loss functions by name. See ``registry`` for the contract and LOSSES.md for the maths.
+"""Loss functions by name. See ``registry`` for the contract and docs/losses.md for the maths.
 
 Importing this package imports every loss module, which registers it.
 """

@@ -1,4 +1,4 @@
-"""``am-softmax``: additive-margin softmax (Wang et al. 2018; LOSSES.md 2.8).
+"""``am-softmax``: additive-margin softmax (Wang et al. 2018; docs/losses.md 2.8).
 
 The loss takes cosines, not free logits: ``forward(cosines [B, L, C], labels [B, L], mask [B, L])``
 with ``cosines`` from ``CosineClassifier``. Per token it is CE on ``s * (cos - m e_y)``;
@@ -17,13 +17,13 @@ from nerkit.losses.base import TokenLoss
 from nerkit.losses.functional import gold_terms
 from nerkit.losses.registry import check_range, register_loss
 
-#: vectors are divided by ``max(norm, NORM_FLOOR)`` (LOSSES.md 2.8)
+#: vectors are divided by ``max(norm, NORM_FLOOR)`` (docs/losses.md 2.8)
 NORM_FLOOR = 1e-12
 
 
 class CosineClassifier(nn.Module):
     """``cos_c = <h / |h|, w_c / |w_c|>``: L2-normalised word vectors times L2-normalised
-    class weights, no bias (LOSSES.md 2.8). ``forward(h [..., D]) -> cosines [..., C]``."""
+    class weights, no bias (docs/losses.md 2.8). ``forward(h [..., D]) -> cosines [..., C]``."""
 
     def __init__(self, in_features: int, num_classes: int) -> None:
         super().__init__()
@@ -46,7 +46,7 @@ class CosineClassifier(nn.Module):
 
 
 class AMSoftmax(TokenLoss):
-    """``l = -log softmax(s (cos - m e_y))_y`` per valid token, token mean (LOSSES.md 2.8)."""
+    """``l = -log softmax(s (cos - m e_y))_y`` per valid token, token mean (docs/losses.md 2.8)."""
 
     def __init__(self, s: float = 30.0, m: float = 0.35) -> None:
         super().__init__()
@@ -68,7 +68,7 @@ class AMSoftmax(TokenLoss):
                decoding="the softmax head becomes a cosine classifier: argmax of the cosines, scores softmax(s * cos)",
                summary="additive-margin softmax on a cosine classifier (Wang et al. 2018)")
 def build_am_softmax(*, s: float = 30.0, m: float = 0.35) -> nn.Module:
-    """AM-Softmax (LOSSES.md 2.8): scale ``s`` in [5, 64], margin ``m`` in [0, 0.5]; only valid
+    """AM-Softmax (docs/losses.md 2.8): scale ``s`` in [5, 64], margin ``m`` in [0, 0.5]; only valid
     with a cosine head (``CosineClassifier``)."""
     check_range("s", s, 5.0, 64.0)
     check_range("m", m, 0.0, 0.5)

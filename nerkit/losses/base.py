@@ -1,4 +1,4 @@
-"""Small base classes shared by the loss modules (LOSSES.md section 1).
+"""Small base classes shared by the loss modules (docs/losses.md section 1).
 
 ``LossModule`` gives every built-in loss the optional hooks of ``hooks.LossHooks`` with their
 defaults; ``TokenLoss``
@@ -21,7 +21,7 @@ class LossModule(LossHooks, nn.Module):
 
 
 class TokenLoss(LossModule):
-    """An element-wise loss reduced by the mean over valid elements (LOSSES.md 1.3).
+    """An element-wise loss reduced by the mean over valid elements (docs/losses.md 1.3).
 
     Two input forms, chosen by ``form``:
 

@@ -1,4 +1,4 @@
-"""``bce``: per-cell binary cross-entropy for span cells or any 0/1 grid (LOSSES.md 4.5).
+"""``bce``: per-cell binary cross-entropy for span cells or any 0/1 grid (docs/losses.md 4.5).
 
 ``forward(scores [B, T, L, L], labels [B, T, L, L] in {0, 1}, mask [B, T, L, L] bool)``
 (any shape, the three alike; ``mask=None`` = all valid; ``-100`` labels are ignored):
@@ -31,6 +31,6 @@ class BinaryCrossEntropy(TokenLoss):
 
 @register_loss("bce", applies_to=("span", "binary"), summary="per-cell binary cross-entropy (baseline)")
 def build_bce(*, pos_weight: float = 1.0) -> nn.Module:
-    """Per-cell BCE (LOSSES.md 4.5): ``pos_weight`` > 0."""
+    """Per-cell BCE (docs/losses.md 4.5): ``pos_weight`` > 0."""
     check_range("pos_weight", pos_weight, 0.0, math.inf, low_open=True, high_open=True)
     return BinaryCrossEntropy(pos_weight)

@@ -1,4 +1,4 @@
-"""``ce``: cross-entropy, the reference every other loss is compared with (LOSSES.md 2.1)."""
+"""``ce``: cross-entropy, the reference every other loss is compared with (docs/losses.md 2.1)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from nerkit.losses.registry import register_loss
 
 
 class CrossEntropy(TokenLoss):
-    """``l = -log p_t = LSE(z) - z_y`` per valid token, token mean (LOSSES.md 2.1, 1.3)."""
+    """``l = -log p_t = LSE(z) - z_y`` per valid token, token mean (docs/losses.md 2.1, 1.3)."""
 
     # On the CRF, cross-entropy of the whole tag sequence: the CRF's own negative log-likelihood.
     crf_sequence_nll = True

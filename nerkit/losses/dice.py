@@ -1,4 +1,4 @@
-"""``dice``: (self-adjusting) Dice loss (Li et al. 2020; LOSSES.md 2.7).
+"""``dice``: (self-adjusting) Dice loss (Li et al. 2020; docs/losses.md 2.7).
 
 With softmax probabilities ``p_ic``, one-hot gold ``y_ic`` and ``q_ic = (1 - p_ic)^alpha p_ic``:
 
@@ -20,7 +20,7 @@ from nerkit.losses.base import TokenLoss
 from nerkit.losses.functional import attached_zero, one_minus_exp, token_inputs
 from nerkit.losses.registry import check_choice, check_range, register_loss
 
-#: ``1 - p`` is clamped here before the power ``(1 - p)^alpha`` (LOSSES.md 2.7 edge cases)
+#: ``1 - p`` is clamped here before the power ``(1 - p)^alpha`` (docs/losses.md 2.7 edge cases)
 POWER_FLOOR = 1e-12
 GRANULARITIES = ("token", "batch")
 
@@ -92,7 +92,7 @@ def build_dice(
     classes: list[int] | None = None,
     num_classes: int | None = None,
 ) -> nn.Module:
-    """Dice (LOSSES.md 2.7): ``alpha`` in [0, 1], ``gamma`` in (0, 1], ``square``; ``classes``
+    """Dice (docs/losses.md 2.7): ``alpha`` in [0, 1], ``gamma`` in (0, 1], ``square``; ``classes``
     (tag indices, batch granularity only) restricts the mean over tags."""
     check_choice("granularity", granularity, GRANULARITIES)
     check_range("alpha", alpha, 0.0, 1.0)

@@ -1,4 +1,4 @@
-"""``flooding``: keep the training loss above a level ``b`` (Ishida et al. 2020; LOSSES.md 3).
+"""``flooding``: keep the training loss above a level ``b`` (Ishida et al. 2020; docs/losses.md 3).
 
 A wrapper: ``forward`` takes exactly the inputs of the wrapped loss.
 
@@ -38,7 +38,7 @@ class Flooding(LossModule):
             values, valid = self.inner.elementwise(*args, **kwargs)
             return token_mean((values - self.b).abs() + self.b, valid)
         loss = self.inner(*args, **kwargs)
-        # torch's abs has derivative sign(0) = 0 at L = b: the sub-gradient LOSSES.md 3 asks for.
+        # torch's abs has derivative sign(0) = 0 at L = b: the sub-gradient docs/losses.md 3 asks for.
         return (loss - self.b).abs() + self.b
 
     # The hooks are the wrapped loss's, except the CRF's sequence NLL: flooding must see the
@@ -73,7 +73,7 @@ def build_flooding(
     num_classes: int | None = None,
     **inner_kwargs: Any,
 ) -> nn.Module:
-    """Flooding (LOSSES.md 3): ``inner`` is the registry name of the wrapped loss (or a mapping
+    """Flooding (docs/losses.md 3): ``inner`` is the registry name of the wrapped loss (or a mapping
     with a ``name`` key and its parameters); its hyper-parameters go in ``inner_params`` or
     directly as extra keywords. ``b`` >= 0 (in the units of the inner loss); ``mode`` batch or
     sample. ``label_counts`` / ``num_classes`` are passed on to an inner loss that takes them."""

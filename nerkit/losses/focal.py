@@ -1,4 +1,4 @@
-"""``focal``: focal loss (Lin et al. 2017; LOSSES.md 2.5, 4.5).
+"""``focal``: focal loss (Lin et al. 2017; docs/losses.md 2.5, 4.5).
 
 * multi-class (token head): ``l = alpha_y (1 - p_t)^gamma (-log p_t)``, ``alpha`` absent or
   one positive weight per tag;
@@ -18,9 +18,9 @@ from nerkit.losses.functional import gold_terms, one_minus_exp, signed_logit
 from nerkit.losses.registry import check_choice, check_range, register_loss
 
 #: the base of ``(1 - p_t)^gamma`` is clamped here so that ``gamma < 1`` has a finite
-#: derivative at ``p_t = 1`` (LOSSES.md 1.4); at ``p_t = 1`` the CE factor is exactly 0.
+#: derivative at ``p_t = 1`` (docs/losses.md 1.4); at ``p_t = 1`` the CE factor is exactly 0.
 POWER_FLOOR = 1e-12
-#: RetinaNet's alpha for the binary form (LOSSES.md 2.5)
+#: RetinaNet's alpha for the binary form (docs/losses.md 2.5)
 BINARY_ALPHA = 0.25
 
 
@@ -78,7 +78,7 @@ def build_focal(
     form: str = "auto",
     num_classes: int | None = None,
 ) -> nn.Module:
-    """Focal loss (LOSSES.md 2.5): ``gamma`` in [0, 5].
+    """Focal loss (docs/losses.md 2.5): ``gamma`` in [0, 5].
 
     ``alpha``: ``"auto"`` (default) = the form's default (none for multiclass, 0.25 for
     binary); ``null`` = no weighting; a number in [0, 1] = binary form only; a list of C

@@ -10,14 +10,14 @@ IGNORE_INDEX = -100
 
 
 def valid_tokens(labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Tokens that count: inside the mask and not labelled ``-100`` (LOSSES.md 1.1)."""
+    """Tokens that count: inside the mask and not labelled ``-100`` (docs/losses.md 1.1)."""
     return mask.bool() & (labels != IGNORE_INDEX)  # shape: (batch, words)
 
 
 def gold_log_probs(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor):
     """Return ``(log_probs [B, L, C], log p_t [B, L])`` in float32 or float64.
 
-    Losses are computed in float32 even under bf16 autocast (LOSSES.md 1.4); labels at
+    Losses are computed in float32 even under bf16 autocast (docs/losses.md 1.4); labels at
     invalid positions are replaced by 0 so that ``gather`` stays in range.
     """
     if logits.dtype not in (torch.float32, torch.float64):
@@ -40,11 +40,11 @@ def token_mean(per_token: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------
-# Helpers added for the other losses (LOSSES.md section 1). The three functions above are
+# Helpers added for the other losses (docs/losses.md section 1). The three functions above are
 # kept as they were; the ones below are what the loss modules use.
 
 class InvalidLabelError(DataError, ValueError):
-    """A label tensor contradicts the mask or the number of classes (LOSSES.md 1.1, 1.2).
+    """A label tensor contradicts the mask or the number of classes (docs/losses.md 1.1, 1.2).
 
     It is a ``DataError`` (nerkit reports it without a traceback) and a ``ValueError``
     (what PyTorch code usually expects from a bad tensor argument).
@@ -52,7 +52,7 @@ class InvalidLabelError(DataError, ValueError):
 
 
 def upcast(x: torch.Tensor) -> torch.Tensor:
-    """float32 for half/bfloat16 (and integer) inputs, float64 stays float64 (LOSSES.md 1.4)."""
+    """float32 for half/bfloat16 (and integer) inputs, float64 stays float64 (docs/losses.md 1.4)."""
     if x.dtype == torch.float64:
         return x
     return x.float()
@@ -64,7 +64,7 @@ def attached_zero(x: torch.Tensor) -> torch.Tensor:
 
 
 def one_minus_exp(log_p: torch.Tensor) -> torch.Tensor:
-    """``1 - p`` from ``log p`` as ``-expm1(log p)`` clipped to [0, 1] (LOSSES.md 1.4)."""
+    """``1 - p`` from ``log p`` as ``-expm1(log p)`` clipped to [0, 1] (docs/losses.md 1.4)."""
     return (-torch.expm1(log_p)).clamp(0.0, 1.0)
 
 
@@ -75,7 +75,7 @@ def _full_mask(mask: torch.Tensor | None, shape: torch.Size, device: torch.devic
 
 
 def token_inputs(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None):
-    """Validate and prepare a multi-class token batch (LOSSES.md 1.1).
+    """Validate and prepare a multi-class token batch (docs/losses.md 1.1).
 
     Returns ``(z, safe_labels, valid)``:
 
@@ -103,7 +103,7 @@ def token_inputs(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor 
 
 
 def binary_inputs(scores: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None):
-    """Validate and prepare a binary grid: span cells or any 0/1 grid (LOSSES.md 1.2, 4.5).
+    """Validate and prepare a binary grid: span cells or any 0/1 grid (docs/losses.md 1.2, 4.5).
 
     ``labels`` has the shape of ``scores`` and holds 0 or 1 (bool, int or float); ``-100``
     marks an ignored entry. ``mask`` (same shape or broadcastable; ``None`` = all valid) marks
@@ -112,7 +112,7 @@ def binary_inputs(scores: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
     dtype of ``x``, and ``valid``.
 
     Raises ``InvalidLabelError`` for a positive label on an invalid cell (a data error,
-    LOSSES.md 1.2) or a valid label other than 0 and 1.
+    docs/losses.md 1.2) or a valid label other than 0 and 1.
     """
     if labels.shape != scores.shape:
         raise ValueError(
@@ -146,10 +146,10 @@ def gold_terms(z: torch.Tensor, labels: torch.Tensor):
 
 
 def signed_logit(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``s = x`` for positives and ``-x`` for negatives, so ``p_t = sigma(s)`` (LOSSES.md notation)."""
+    """``s = x`` for positives and ``-x`` for negatives, so ``p_t = sigma(s)`` (docs/losses.md notation)."""
     return torch.where(y > 0.5, x, -x)
 
 
 def step(x: torch.Tensor) -> torch.Tensor:
-    """Unit step with ``theta(0) = 1/2``: Su's ``(sign(x) + 1) / 2`` (LOSSES.md notation)."""
+    """Unit step with ``theta(0) = 1/2``: Su's ``(sign(x) + 1) / 2`` (docs/losses.md notation)."""
     return (torch.sign(x) + 1) / 2

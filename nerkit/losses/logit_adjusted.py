@@ -1,4 +1,4 @@
-"""``logit-adjusted``: logit adjustment (Menon et al. 2020; Su 2020; LOSSES.md 2.6).
+"""``logit-adjusted``: logit adjustment (Menon et al. 2020; Su 2020; docs/losses.md 2.6).
 
 Training: ``l = -log softmax(z + tau * log pi)_y``. Decoding: raw logits (``balanced``,
 default) or ``z + tau * log pi`` (``overall``) through ``adjust_logits``.
@@ -21,7 +21,7 @@ DECISIONS = ("balanced", "overall")
 
 
 class LogitAdjusted(TokenLoss):
-    """CE on ``z + tau * log pi`` (LOSSES.md 2.6). ``log_prior=None`` is allowed only with ``tau = 0``."""
+    """CE on ``z + tau * log pi`` (docs/losses.md 2.6). ``log_prior=None`` is allowed only with ``tau = 0``."""
 
     def __init__(self, log_prior: torch.Tensor | None, tau: float = 1.0, decision: str = "balanced") -> None:
         super().__init__()
@@ -73,7 +73,7 @@ def build_logit_adjusted(
     label_counts: list[int] | None = None,
     num_classes: int | None = None,
 ) -> nn.Module:
-    """Logit adjustment (LOSSES.md 2.6): ``tau`` in [0, 2], ``decision`` balanced or overall,
+    """Logit adjustment (docs/losses.md 2.6): ``tau`` in [0, 2], ``decision`` balanced or overall,
     ``prior_pseudo_count`` >= 0 (> 0 if a tag may be unseen).
 
     The prior comes from an explicit finite ``log_prior`` list, else from ``label_counts``;

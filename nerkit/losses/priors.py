@@ -1,4 +1,4 @@
-"""Class statistics: smoothed priors and class weights (LOSSES.md 1.5 and 2.2).
+"""Class statistics: smoothed priors and class weights (docs/losses.md 1.5 and 2.2).
 
 Everything is computed in float64 from the integer ``label_counts`` and cast at the end,
 so a model reloaded from its ``config.json`` gets bit-identical priors and weights.
@@ -16,9 +16,9 @@ from nerkit.losses.registry import check_choice, check_range
 
 WEIGHT_SCHEMES = ("none", "inverse", "inverse_power", "effective_number", "log")
 WEIGHT_NORMALIZATIONS = ("prior_mean", "class_mean", "none")
-#: default ``beta`` per scheme (LOSSES.md 6: 0.5 for inverse_power, 0.999 for effective_number)
+#: default ``beta`` per scheme (docs/losses.md 6: 0.5 for inverse_power, 0.999 for effective_number)
 DEFAULT_BETA = {"inverse_power": 0.5, "effective_number": 0.999}
-#: allowed ``beta`` per scheme (LOSSES.md 6)
+#: allowed ``beta`` per scheme (docs/losses.md 6)
 BETA_RANGE = {"inverse_power": (0.0, 1.0), "effective_number": (0.9, 0.9999)}
 #: the constant ``c`` of ENet's logarithmic weights ``1 / ln(c + pi)``
 LOG_SCHEME_C = 1.02
@@ -43,13 +43,13 @@ def _counts(counts: CountsLike, name: str = "label_counts") -> torch.Tensor:
 
 
 def smoothed_counts(counts: CountsLike, pseudo_count: float = 1.0, *, name: str = "pseudo_count") -> torch.Tensor:
-    """``n'_c = n_c + a`` in float64 (LOSSES.md 1.5)."""
+    """``n'_c = n_c + a`` in float64 (docs/losses.md 1.5)."""
     check_range(name, pseudo_count, 0.0, math.inf)
     return _counts(counts) + float(pseudo_count)
 
 
 def smoothed_prior(counts: CountsLike, pseudo_count: float = 1.0, *, name: str = "pseudo_count") -> torch.Tensor:
-    """``pi_c = n'_c / N'`` in float64 (LOSSES.md 1.5)."""
+    """``pi_c = n'_c / N'`` in float64 (docs/losses.md 1.5)."""
     smoothed = smoothed_counts(counts, pseudo_count, name=name)
     total = smoothed.sum()
     if total <= 0:
@@ -59,9 +59,9 @@ def smoothed_prior(counts: CountsLike, pseudo_count: float = 1.0, *, name: str =
 
 def log_prior(counts: CountsLike, pseudo_count: float = 1.0, *, dtype: torch.dtype = torch.float32,
               name: str = "pseudo_count") -> torch.Tensor:
-    """``log pi_c`` with ``pi_c = (n_c + a) / sum(n + a)``, computed in float64, then cast (LOSSES.md 1.5).
+    """``log pi_c`` with ``pi_c = (n_c + a) / sum(n + a)``, computed in float64, then cast (docs/losses.md 1.5).
 
-    A class with smoothed count 0 would get ``log pi = -inf``, which LOSSES.md 2.6 forbids:
+    A class with smoothed count 0 would get ``log pi = -inf``, which docs/losses.md 2.6 forbids:
     that raises ``ConfigError`` (use a pseudo-count > 0).
     """
     prior = smoothed_prior(counts, pseudo_count, name=name)
@@ -75,7 +75,7 @@ def log_prior(counts: CountsLike, pseudo_count: float = 1.0, *, dtype: torch.dty
 
 def check_weight_options(scheme: str, beta: float | None, pseudo_count: float,
                          normalize_weights: str, max_weight: float | None) -> float | None:
-    """Validate the weight options of LOSSES.md 2.2; return the effective ``beta``."""
+    """Validate the weight options of docs/losses.md 2.2; return the effective ``beta``."""
     check_choice("scheme", scheme, WEIGHT_SCHEMES)
     check_choice("normalize_weights", normalize_weights, WEIGHT_NORMALIZATIONS)
     check_range("pseudo_count", pseudo_count, 0.0, math.inf)
@@ -93,7 +93,7 @@ def check_weight_options(scheme: str, beta: float | None, pseudo_count: float,
 def class_weights(counts: CountsLike, scheme: str = "inverse_power", beta: float | None = None,
                   pseudo_count: float = 1.0, normalize_weights: str = "prior_mean",
                   max_weight: float | None = None, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Per-class weights from training counts (LOSSES.md 2.2), float64 maths, cast to ``dtype``.
+    """Per-class weights from training counts (docs/losses.md 2.2), float64 maths, cast to ``dtype``.
 
     With ``n' = counts + pseudo_count``, ``N' = sum n'``, ``pi = n' / N'`` and ``C`` classes:
 

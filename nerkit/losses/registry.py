@@ -5,7 +5,7 @@ The factory's keyword-only arguments are its hyper-parameters, and their annotat
 and defaults are what ``nerkit losses`` prints. Factories validate their arguments and
 raise ``ConfigError`` naming the parameter and its range.
 
-Contract of the modules a factory returns (LOSSES.md section 1):
+Contract of the modules a factory returns (docs/losses.md section 1):
 
 * token losses (``applies_to`` contains ``"token"``):
   ``loss(logits [B, L, C], labels [B, L] int64, mask [B, L] bool) -> scalar``.
@@ -16,7 +16,7 @@ Contract of the modules a factory returns (LOSSES.md section 1):
 * span losses (``"span"``): ``loss(scores [B, T, L, L], labels [B, T, L, L], mask [B, T, L, L])``.
 
 Factories that want class statistics declare a keyword-only ``label_counts`` argument;
-the tagger passes the counts it took from the training data (LOSSES.md 1.5) to exactly
+the tagger passes the counts it took from the training data (docs/losses.md 1.5) to exactly
 those factories (see ``LossSpec.accepts``).
 
 What a head may ask of a loss beyond ``forward`` (decode-time adjustment, a cosine

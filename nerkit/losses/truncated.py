@@ -1,4 +1,4 @@
-"""``hard-truncated`` and ``soft-truncated`` cross-entropy (Su 2017; LOSSES.md 2.3, 2.4).
+"""``hard-truncated`` and ``soft-truncated`` cross-entropy (Su 2017; docs/losses.md 2.3, 2.4).
 
 Both stop (or slow down) learning from samples that are already classified with a margin.
 Each has a multi-class form for the softmax tagger and a binary form for span cells or any
@@ -23,7 +23,7 @@ SOFT_VARIANTS = ("logodds", "softmax")
 
 
 class HardTruncated(TokenLoss):
-    """``l = theta(m - p_t) * (-log p_t)``, the weight held constant (LOSSES.md 2.3).
+    """``l = theta(m - p_t) * (-log p_t)``, the weight held constant (docs/losses.md 2.3).
 
     Binary form: ``theta(m - sigma(s)) * softplus(-s)`` with the signed logit ``s``.
     ``theta(0) = 1/2``.
@@ -48,7 +48,7 @@ class HardTruncated(TokenLoss):
 
 
 class SoftTruncated(TokenLoss):
-    """Soft truncation (LOSSES.md 2.4), with ``l_m = logit(m)``.
+    """Soft truncation (docs/losses.md 2.4), with ``l_m = logit(m)``.
 
     * ``variant="logodds"``: ``u_t = z_y - LSE_{j != y} z_j`` and
       ``l = sigma(K (l_m - u_t)) * (-log p_t)``; the weight is differentiable.
@@ -94,7 +94,7 @@ FORM_CHOICES = ("auto", "multiclass", "binary")
 @register_loss("hard-truncated", applies_to=("token", "binary", "span"),
                summary="hard-truncated CE: no loss once p_t > m (Su 2017)")
 def build_hard_truncated(*, m: float = 0.6, form: str = "auto") -> nn.Module:
-    """Hard truncation (LOSSES.md 2.3): ``m`` in [0.5, 1]; ``m = 1`` is CE (BCE)."""
+    """Hard truncation (docs/losses.md 2.3): ``m`` in [0.5, 1]; ``m = 1`` is CE (BCE)."""
     check_range("m", m, 0.5, 1.0)
     check_choice("form", form, FORM_CHOICES)
     return HardTruncated(m=m, form=form)
@@ -104,7 +104,7 @@ def build_hard_truncated(*, m: float = 0.6, form: str = "auto") -> nn.Module:
                summary="soft-truncated CE: sigmoid cut-off around p_t = m (Su 2017)")
 def build_soft_truncated(*, K: float = 1.0, m: float = 0.5, variant: str = "logodds",
                          form: str = "auto") -> nn.Module:
-    """Soft truncation (LOSSES.md 2.4): ``K`` in (0, 20], ``m`` in [0.5, 1), ``variant``
+    """Soft truncation (docs/losses.md 2.4): ``K`` in (0, 20], ``m`` in [0.5, 1), ``variant``
     logodds or softmax (softmax only with ``m = 0.5``)."""
     check_range("K", K, 0.0, 20.0, low_open=True)
     check_range("m", m, 0.5, 1.0, high_open=True)

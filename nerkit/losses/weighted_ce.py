@@ -1,4 +1,4 @@
-"""``weighted-ce``: class-weighted cross-entropy (LOSSES.md 2.2; weights in ``priors.py``)."""
+"""``weighted-ce``: class-weighted cross-entropy (docs/losses.md 2.2; weights in ``priors.py``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ REDUCTIONS = ("tokens", "weights")
 
 
 class WeightedCrossEntropy(TokenLoss):
-    """``l = w_y * (-log p_t)`` (LOSSES.md 2.2).
+    """``l = w_y * (-log p_t)`` (docs/losses.md 2.2).
 
     ``normalize="tokens"``: sum over valid tokens / number of valid tokens;
     ``normalize="weights"``: sum over valid tokens / sum of ``w_y`` over valid tokens
@@ -27,7 +27,7 @@ class WeightedCrossEntropy(TokenLoss):
         check_choice("normalize", normalize, REDUCTIONS)
         self.normalize = normalize
         # float64 master copy, cast to the compute dtype on use; derived from label_counts,
-        # so not saved in the state dict (LOSSES.md 1.5: recomputed on load).
+        # so not saved in the state dict (docs/losses.md 1.5: recomputed on load).
         weight = None if weight is None else weight.detach().to(torch.float64)
         self.register_buffer("class_weight", weight, persistent=False)
 
@@ -77,7 +77,7 @@ def build_weighted_ce(
     label_counts: list[int] | None = None,
     num_classes: int | None = None,
 ) -> nn.Module:
-    """Class-weighted CE (LOSSES.md 2.2).
+    """Class-weighted CE (docs/losses.md 2.2).
 
     ``beta=None`` takes the scheme's default (0.5 for inverse_power, 0.999 for
     effective_number). An explicit ``class_weight`` list (>= 0, one per tag) is used as is

@@ -1,4 +1,4 @@
-"""``zlpr``: multi-label categorical cross-entropy (Su 2020, "ZLPR"; LOSSES.md 4.3, 4.4).
+"""``zlpr``: multi-label categorical cross-entropy (Su 2020, "ZLPR"; docs/losses.md 4.3, 4.4).
 
 For one row with scores ``s``, positives ``P`` and negatives ``N`` (valid non-positives):
 ``l = log(1 + sum_N e^s) + log(1 + sum_P e^-s)``; a class/cell is predicted iff ``s > 0``.
@@ -28,7 +28,7 @@ by either computation (converted as needed). ``sparse`` selects the computation:
 ``True``/``False``, or ``"auto"`` = sparse when a row has more than ``SPARSE_AUTO_THRESHOLD``
 ``= 2**20`` entries per sequence, i.e. ``T * L * L > 2**20`` for span grids (``C > 2**20``
 for plain rows). Heads ask ``use_sparse(num_types, length)`` to decide which label format
-to build. The sparse computation clamps ``1 - e^{v - u}`` at ``eps`` (LOSSES.md 4.4), so it
+to build. The sparse computation clamps ``1 - e^{v - u}`` at ``eps`` (docs/losses.md 4.4), so it
 equals the dense one except where that clamp binds.
 """
 
@@ -49,7 +49,7 @@ SPARSE_AUTO_THRESHOLD = 2**20
 
 
 def _lse_with_zero(values: torch.Tensor) -> torch.Tensor:
-    """``log(1 + sum_c exp(values_c))`` along the last axis: LSE with the extra 0 logit (LOSSES.md 1.4)."""
+    """``log(1 + sum_c exp(values_c))`` along the last axis: LSE with the extra 0 logit (docs/losses.md 1.4)."""
     zeros = values.new_zeros(values.shape[:-1] + (1,))
     return torch.logsumexp(torch.cat([values, zeros], dim=-1), dim=-1)
 
@@ -81,7 +81,7 @@ def _deduplicate(pos_index: torch.Tensor) -> torch.Tensor:
 
 
 def zlpr_dense_rows(s: torch.Tensor, positive: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Per-row ZLPR ``[R]`` from scores ``s [R, N]``, boolean positives and validity (LOSSES.md 4.3).
+    """Per-row ZLPR ``[R]`` from scores ``s [R, N]``, boolean positives and validity (docs/losses.md 4.3).
 
     Sets are selected with ``where`` and ``-inf``: invalid cells are in neither set.
     """
@@ -92,7 +92,7 @@ def zlpr_dense_rows(s: torch.Tensor, positive: torch.Tensor, valid: torch.Tensor
 
 def zlpr_sparse_rows(s: torch.Tensor, pos_index: torch.Tensor, valid: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     """Per-row ZLPR ``[R]`` from scores ``s [R, N]``, deduplicated positive ids ``[R, P]`` (-1 = pad)
-    and validity ``[R, N]`` (LOSSES.md 4.4): ``neg = u + log(1 - e^{v - u})``."""
+    and validity ``[R, N]`` (docs/losses.md 4.4): ``neg = u + log(1 - e^{v - u})``."""
     is_pos = pos_index >= 0  # shape: (rows, positives)
     s_pos = s.gather(1, pos_index.clamp_min(0))  # shape: (rows, positives)
     u = _lse_with_zero(torch.where(valid, s, -math.inf))  # log(1 + sum_A e^s), shape: (rows,)
@@ -149,7 +149,7 @@ class ZLPR(LossModule):
         s = upcast(scores).reshape(-1, num_cells)  # shape: (rows, cells)
         valid = valid.reshape(-1, num_cells)  # shape: (rows, cells)
         # Sanitize: invalid cells get 0, so a -inf or garbage score there never reaches the
-        # maths and its gradient is exactly 0 (LOSSES.md 1.2, 1.4).
+        # maths and its gradient is exactly 0 (docs/losses.md 1.2, 1.4).
         s = torch.where(valid, s, 0.0)
 
         if labels is not None:
@@ -195,7 +195,7 @@ class ZLPR(LossModule):
 @register_loss("zlpr", applies_to=("span", "multilabel"),
                summary="multi-label categorical CE / ZLPR (Su 2020), threshold 0")
 def build_zlpr(*, sparse: bool | str = "auto", eps: float = 1e-7) -> nn.Module:
-    """ZLPR (LOSSES.md 4.3, 4.4): ``sparse`` auto, true or false; ``eps`` in (0, 0.01], the
+    """ZLPR (docs/losses.md 4.3, 4.4): ``sparse`` auto, true or false; ``eps`` in (0, 0.01], the
     clamp of the sparse computation."""
     if isinstance(sparse, str):
         lowered = sparse.lower()
