@@ -8,6 +8,7 @@
 
 from nerkit.config import Config, config_from_options, load_config
 from nerkit.data.readers import read_examples
+from nerkit.data.sources import load_split
 from nerkit.data.spans import Example, ScoredSpan, Span
 from nerkit.errors import ConfigError, DataError, NerkitError
 from nerkit.predict import Tagger
@@ -16,5 +17,6 @@ from nerkit.training.loop import TrainResult, train
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "config_from_options", "ConfigError", "DataError", "Example", "NerkitError", "ScoredSpan", "Span", "Tagger",
-           "TrainResult", "evaluate", "load_config", "read_examples", "train", "__version__"]
+__all__ = ["Config", "ConfigError", "DataError", "Example", "NerkitError", "ScoredSpan", "Span", "Tagger",
+           "TrainResult", "config_from_options", "evaluate", "load_config", "load_split", "read_examples", "train",
+           "__version__"]
