@@ -37,10 +37,11 @@ class ProgressReporter:
         if self.progress:
             self.progress.stop()
 
-    def step(self, event, *, words_per_second: float) -> None:
+    def step(self, *, epoch: int, batch_in_epoch: int, loss: float, words_per_second: float) -> None:
+        """The bar at this point of ``epoch`` (0-based): ``loss`` is the epoch's mean so far."""
         if self.progress:
-            self.progress.update(self.task, completed=event.batch_in_epoch, epoch=event.epoch + 1,
-                                 loss=event.loss, speed=words_per_second)
+            self.progress.update(self.task, completed=batch_in_epoch, epoch=epoch + 1, loss=loss,
+                                 speed=words_per_second)
 
     def epoch_end(self, record: dict, *, best: float | None) -> None:
         if not self.enabled:
