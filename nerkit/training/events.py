@@ -17,9 +17,9 @@ from nerkit.training.sampler import BudgetBatchSampler
 
 # Optimizer steps between reads of the training loss and word count from the device. Each
 # read waits for the device to finish its queued work, so reading every micro-batch would
-# stall a GPU; the progress bar is refreshed, and a multi-process run checks its time
-# budget, this often (and at every epoch end).
-SYNC_EVERY_STEPS = 20
+# stall a GPU; the progress bar's loss and speed are refreshed, and a multi-process run
+# checks its time budget, this often (and at every epoch end).
+SYNC_EVERY_STEPS = 10
 
 
 @dataclass

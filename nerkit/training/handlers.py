@@ -150,9 +150,10 @@ class EpochStatistics(Handler):
     def __init__(self, accelerator, reporter):
         self.accelerator, self.reporter = accelerator, reporter
         self.state = StatisticsState()
-        self._reset_unread()
+        self._restart()
 
-    def _reset_unread(self) -> None:
+    def _restart(self) -> None:
+        """Fresh device-side sums, and the clock running."""
         self.unread_loss = torch.zeros((), device=self.accelerator.device)
         self.unread_words = torch.zeros((), dtype=torch.long, device=self.accelerator.device)
         self.running = True
@@ -175,10 +176,11 @@ class EpochStatistics(Handler):
         self.unread_words += step.words
         self.state.steps += 1
         self.state.micro_batches = step.batch_in_epoch
+        figures = {}
         if step.step % SYNC_EVERY_STEPS == 0:
             self._read()
-            self.reporter.step(epoch=step.epoch, batch_in_epoch=step.batch_in_epoch,
-                               loss=self.state.loss_sum / self.state.steps, words_per_second=self._speed())
+            figures = {"loss": self.state.loss_sum / self.state.steps, "words_per_second": self._speed()}
+        self.reporter.step(epoch=step.epoch, batch_in_epoch=step.batch_in_epoch, **figures)
 
     def _speed(self) -> float:
         return self.state.words / self.state.seconds if self.state.seconds else 0.0
@@ -189,11 +191,12 @@ class EpochStatistics(Handler):
         epoch.record.update(epoch=epoch.end.epoch + 1, step=epoch.end.step, batches=state.micro_batches,
                             loss=state.loss_sum / max(1, state.steps), words_per_second=self._speed(),
                             seconds=state.seconds, cpu_seconds=state.cpu_seconds)
-        self.state = StatisticsState()
+        if epoch.end.complete:  # a cut-short epoch's figures go on when a resumed run finishes it
+            self.state = StatisticsState()
         self.running = False  # evaluation and checkpoint time are not the next epoch's
 
     def after_epoch_end(self) -> None:
-        self._reset_unread()
+        self._restart()
 
     def state_dict(self) -> dict[str, Any]:
         self._read()
@@ -201,7 +204,7 @@ class EpochStatistics(Handler):
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
         super().load_state_dict(saved)
-        self._reset_unread()
+        self._restart()
 
 
 # ----------------------------------------------------------------------------- at the epoch end
