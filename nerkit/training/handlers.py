@@ -337,15 +337,17 @@ class FinalTest(Handler):
 
     name = "final_test"
 
-    def __init__(self, accelerator, output: Path, load_test: Callable[[], list] | None, device):
-        self.accelerator, self.output, self.load_test, self.device = accelerator, output, load_test, device
+    def __init__(self, accelerator, output: Path, test_data: str | None, scheme: str):
+        self.accelerator, self.output, self.test_data, self.scheme = accelerator, output, test_data, scheme
         self.report = None
 
     def on_train_end(self) -> None:
-        if self.load_test is not None and self.accelerator.is_main_process:
+        if self.test_data is not None and self.accelerator.is_main_process:
+            from nerkit.data.sources import load_split
             from nerkit.tagger import Tagger
 
-            self.report = evaluate(Tagger.from_pretrained(self.output, device=self.device), self.load_test())
+            best = Tagger.from_pretrained(self.output, device=self.accelerator.device)
+            self.report = evaluate(best, load_split(self.test_data, self.scheme))
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -424,6 +426,9 @@ class Checkpoints(Handler):
         if self.averaging is not None:
             self.averaging.average.load_state_tensors(average)
         self.state = Position(trainer_state["epoch"], trainer_state["step"], trainer_state["batch_in_epoch"])
+        if self.accelerator.is_main_process:
+            logger.info("resuming from %s at step %d (epoch %d, batch %d)", directory, self.state.step,
+                        self.state.epoch + 1, self.state.batch_in_epoch)
         # Last: nothing above may draw from the restored generators.
         ckpt.restore_rng(ckpt.load_rng(directory, self.accelerator.process_index))
 

@@ -110,19 +110,13 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     Under ``accelerate launch`` every process calls this and gets a result; only the main
     process writes files (``TrainResult.is_main_process``).
     """
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
-
     from nerkit.training.progress import ProgressReporter
 
     output = Path(config.output)
     if config.training.cpu_threads:
         torch.set_num_threads(config.training.cpu_threads)
     deadline = time.monotonic() + 60 * config.training.max_minutes if config.training.max_minutes else None
-    # Unused parameters (a transformer's pooler) would make every multi-process step wait for
-    # gradients that never come; finding them costs one graph walk a step, on many processes only.
-    accelerator = Accelerator(mixed_precision=_precision(config), cpu=not torch.cuda.is_available(),
-                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    accelerator = _accelerator(config)
     checkpoint_dir = _checkpoint_to_resume(output) if resume else None
 
     # Build.
@@ -137,11 +131,7 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     # Its own generator: creating an iterator must not draw from the (restored) global RNG,
     # or a resumed run's dropout would differ from an uninterrupted one.
     loader = DataLoader(train_examples, batch_sampler=sampler, collate_fn=tagger.collate, generator=torch.Generator())
-    batches_per_epoch = len(sampler.shard(0))  # this process's micro-batches
-    steps_per_epoch = math.ceil(batches_per_epoch / config.training.gradient_accumulation)
-    total_steps = config.training.max_steps or config.training.epochs * steps_per_epoch
-    epochs = (math.ceil(config.training.max_steps / steps_per_epoch) if config.training.max_steps
-              else config.training.epochs)
+    epochs, total_steps = _plan(config, sampler)
     optimizer = _optimizer(tagger, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, total_steps))
 
@@ -152,20 +142,18 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
         output.mkdir(parents=True, exist_ok=True)
         config.to_yaml(output / CONFIG_FILE)
     reporter = ProgressReporter(enabled=accelerator.is_main_process, bar=config.training.progress,
-                                epochs=epochs, batches_per_epoch=batches_per_epoch)
+                                epochs=epochs, batches_per_epoch=len(sampler.shard(0)))
     handlers = _handlers(config, accelerator, model, optimizer, scheduler, dev_examples, reporter, deadline)
-    position = handlers["checkpoint"]
+    checkpoints = handlers["checkpoint"]
     if checkpoint_dir:
-        position.resume(checkpoint_dir)
-        if accelerator.is_main_process:
-            logger.info("resuming from %s at step %d (epoch %d, batch %d)", checkpoint_dir, position.state.step,
-                        position.state.epoch + 1, position.state.batch_in_epoch)
+        checkpoints.resume(checkpoint_dir)
 
     # Run the events through the handlers.
+    start = checkpoints.state
     events = training_events(accelerator=accelerator, tagger=tagger, optimizer=optimizer, scheduler=scheduler,
                              loader=loader, sampler=sampler, epochs=epochs, max_steps=config.training.max_steps,
-                             start_epoch=position.state.epoch, start_step=position.state.step,
-                             start_batch=position.state.batch_in_epoch, max_grad_norm=config.training.max_grad_norm,
+                             start_epoch=start.epoch, start_step=start.step, start_batch=start.batch_in_epoch,
+                             max_grad_norm=config.training.max_grad_norm,
                              accumulation=config.training.gradient_accumulation, deadline=deadline)
     with reporter:
         reason = h.run_handlers(events, list(handlers.values()))
@@ -173,8 +161,28 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
         logger.info(reason)
 
     best = handlers["best"].state
-    return TrainResult(output, best.f1, best.epoch, position.state.step, handlers["history"].state.records,
+    return TrainResult(output, best.f1, best.epoch, checkpoints.state.step, handlers["history"].state.records,
                        test_report=handlers["final_test"].report, is_main_process=accelerator.is_main_process)
+
+
+def _accelerator(config: Config):
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    # Unused parameters (a transformer's pooler) would make a multi-process step wait for
+    # gradients that never come; finding them costs a walk over the graph a step, and only
+    # when there are several processes.
+    return Accelerator(mixed_precision=_precision(config), cpu=not torch.cuda.is_available(),
+                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+
+
+def _plan(config: Config, sampler: BudgetBatchSampler) -> tuple[int, int]:
+    """``(epochs, optimizer steps in all)``, counted from this process's share of the batches
+    (every process's is as long)."""
+    steps_per_epoch = math.ceil(len(sampler.shard(0)) / config.training.gradient_accumulation)
+    if config.training.max_steps:
+        return math.ceil(config.training.max_steps / steps_per_epoch), config.training.max_steps
+    return config.training.epochs, config.training.epochs * steps_per_epoch
 
 
 def _handlers(config: Config, accelerator, model: Tagger, optimizer, scheduler, dev_examples, reporter,
@@ -184,7 +192,6 @@ def _handlers(config: Config, accelerator, model: Tagger, optimizer, scheduler, 
     averaging = h.Averaging(model, config.training.average_decay) if config.training.average_decay else None
     weights = h.evaluation_weights(averaging)
     best = h.BestModel(accelerator, model, output, weights)
-    test = config.data.test
     in_order = [
         *([averaging] if averaging else []),
         h.EpochStatistics(accelerator, reporter),
@@ -193,8 +200,7 @@ def _handlers(config: Config, accelerator, model: Tagger, optimizer, scheduler, 
         h.EarlyStopping(config.training.patience),
         h.History(accelerator, output / HISTORY_FILE, output / HISTORY_PLOT),
         h.ProgressLine(reporter, best),
-        h.FinalTest(accelerator, output, (lambda: load_split(test, config.data.scheme)) if test else None,
-                    model.device),
+        h.FinalTest(accelerator, output, config.data.test, config.data.scheme),
         h.TimeBudget(accelerator, deadline, config.training.max_minutes),
     ]
     checkpoints = h.Checkpoints(accelerator, output / CHECKPOINT_DIR, config.training.checkpoint_every,
