@@ -4,7 +4,7 @@ processes' random states in the checkpoint, steps counted from each process's sh
 second run stops halfway and is resumed, and must end with the first run's weights.
 
 Each launch costs a few seconds of process start-up; the three launches here take about
-25 s on two cores.
+30 s on two cores.
 """
 
 from __future__ import annotations

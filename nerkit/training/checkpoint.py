@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+FORMAT = 2  # of trainer_state.json and the files beside it; 1 had one rng.safetensors and no handler sections
 OPTIMIZER_TENSORS, OPTIMIZER_STRUCTURE, STATE_FILE, AVERAGE_FILE = (
     "optimizer.safetensors", "optimizer.json", "trainer_state.json", "average.safetensors")
 

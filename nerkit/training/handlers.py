@@ -32,9 +32,6 @@ from nerkit.training.events import SYNC_EVERY_STEPS, EpochEnd, Step
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 2  # trainer_state.json layout; 1 had one rng.safetensors and no handler sections
-
-
 @dataclass
 class EpochSummary:
     """An epoch end as the handlers see it, filled in by them in turn."""
@@ -393,7 +390,7 @@ class Checkpoints(Handler):
         rng_states = gather_states(self.accelerator, ckpt.rng_state())
         if not self.accelerator.is_main_process:
             return
-        trainer_state = {"format": CHECKPOINT_FORMAT, "num_processes": self.accelerator.num_processes,
+        trainer_state = {"format": ckpt.FORMAT, "num_processes": self.accelerator.num_processes,
                          **asdict(self.state), "handlers": handler_states}
         ckpt.save_checkpoint(self.directory, tagger=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
                              trainer_state=trainer_state, rng_states=rng_states,
@@ -403,9 +400,9 @@ class Checkpoints(Handler):
         """Restore optimizer, scheduler, handler states and this process's random states from
         ``directory`` (the model itself was loaded from it already)."""
         trainer_state = ckpt.load_trainer_state(directory)
-        if trainer_state.get("format") != CHECKPOINT_FORMAT:
+        if trainer_state.get("format") != ckpt.FORMAT:
             raise NerkitError(f"{directory}: checkpoint format {trainer_state.get('format', 1)} was written by "
-                              f"an older nerkit; this one resumes format {CHECKPOINT_FORMAT} only (start the "
+                              f"an older nerkit; this one resumes format {ckpt.FORMAT} only (start the "
                               "run again, or finish it with the nerkit that began it)")
         saved_processes = trainer_state["num_processes"]
         if saved_processes != self.accelerator.num_processes:
