@@ -120,6 +120,8 @@ def train(
                                    flags=_flags(train=train_data, dev=dev, test=test, head=head, loss=loss,
                                                 epochs=epochs, max_steps=max_steps, seed=seed, output=output))
     result = run_training(resolved, resume=resume is not None)
+    if not result.is_main_process:  # under accelerate launch: one result line, from the main process
+        return
     if result.best_f1 is not None:
         typer.echo(f"best dev entity F1 {100 * result.best_f1:.2f} (epoch {result.best_epoch}); "
                    f"model saved to {result.output}")

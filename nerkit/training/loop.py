@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from nerkit.config import Config
+from nerkit.config import RUN_CONFIG_FILE, Config
 from nerkit.data.sources import load_split
 from nerkit.errors import NerkitError
 from nerkit.metrics.entity_f1 import Report
@@ -30,7 +30,8 @@ from nerkit.training.sampler import BudgetBatchSampler
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_DIR, HISTORY_FILE, HISTORY_PLOT, CONFIG_FILE = "checkpoint", "history.json", "history.png", "train_config.yaml"
+CHECKPOINT_DIR, HISTORY_FILE, HISTORY_PLOT = "checkpoint", "history.json", "history.png"
+CONFIG_FILE = RUN_CONFIG_FILE  # the resolved configuration in the run directory
 
 
 @dataclass
