@@ -36,7 +36,13 @@ class ComponentSection(Section):
 
     @classmethod
     def registry(cls):
-        raise NotImplementedError
+        """The registry this section picks from (imported here: configuration is data, the
+        registries bring torch with them)."""
+        from nerkit.encoders import ENCODERS
+        from nerkit.heads import HEADS
+        from nerkit.losses import LOSSES
+
+        return {"encoder": ENCODERS, "head": HEADS, "loss": LOSSES}[cls.section]
 
     @model_validator(mode="before")
     @classmethod
@@ -63,27 +69,12 @@ class EncoderConfig(ComponentSection):
     section: ClassVar[str] = "encoder"
     type: str = "bilstm"
 
-    @classmethod
-    def registry(cls):
-        from nerkit.encoders import ENCODERS
-
-        return ENCODERS
-
 
 class HeadConfig(ComponentSection):
     """``type``: a registered head (``nerkit heads``): softmax, crf, span or a plug-in."""
 
     section: ClassVar[str] = "head"
     type: str = "crf"
-
-    @classmethod
-    def registry(cls):
-        from nerkit.heads import HEADS
-
-        return HEADS
-
-    def default_loss(self) -> str:
-        return self.registry().get(self.type).metadata["default_loss"]
 
 
 class LossConfig(ComponentSection):
@@ -94,12 +85,6 @@ class LossConfig(ComponentSection):
     section: ClassVar[str] = "loss"
     key: ClassVar[str] = "name"
     name: str = "ce"
-
-    @classmethod
-    def registry(cls):
-        from nerkit.losses import LOSSES
-
-        return LOSSES
 
     @classmethod
     def validate_settings(cls, name: str, settings: dict[str, Any]) -> dict[str, Any]:
