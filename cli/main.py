@@ -103,6 +103,8 @@ def train(
     output: Annotated[Optional[str], typer.Option(help=f"Run and model directory [default: {DEFAULT_MODEL}].")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this directory from its last "
                                                    "checkpoint.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace the run or model already in the output directory "
+                                            "(the default runs/default keeps the previous one beside it instead).")] = False,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any field: section.key=value, "
                                                       "e.g. --set loss.gamma=2 (repeatable).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -119,7 +121,7 @@ def train(
     resolved = config_from_options(config, set_ or [], resume=resume, encoder=encoder, progress=progress,
                                    flags=_flags(train=train_data, dev=dev, test=test, head=head, loss=loss,
                                                 epochs=epochs, max_steps=max_steps, seed=seed, output=output))
-    result = run_training(resolved, resume=resume is not None)
+    result = run_training(resolved, resume=resume is not None, overwrite=overwrite)
     if not result.is_main_process:  # under accelerate launch: one result line, from the main process
         return
     if result.best_f1 is not None:
@@ -188,6 +190,7 @@ def compare(
     max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps per run.")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated seeds; each loss is trained once per seed.")] = None,
     output: Annotated[str, typer.Option(help="Directory for the runs, the table and the plot.")] = "runs/compare",
+    overwrite: Annotated[bool, typer.Option(help="Replace runs already in the output directory.")] = False,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any field (repeatable).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = False,
     code: CodeOption = None,
@@ -207,7 +210,8 @@ def compare(
         seed_list = [int(s) for s in seeds.split(",")] if seeds else None
     except ValueError:
         raise NerkitError(f"--seeds {seeds!r}: expected comma-separated integers") from None
-    comparison = run_comparison(resolved, [item for item in losses_.split(",") if item.strip()], seeds=seed_list)
+    comparison = run_comparison(resolved, [item for item in losses_.split(",") if item.strip()], seeds=seed_list,
+                                overwrite=overwrite)
     typer.echo(comparison.markdown())
     for path in write_comparison(comparison, Path(output)):
         typer.echo(f"wrote {path}")

@@ -145,14 +145,28 @@ def test_latest_checkpoint_ignores_incomplete_directories(tmp_path):
     base = tmp_path / "checkpoint"
     assert ckpt.latest_checkpoint(base) is None
     (tmp_path / "checkpoint.tmp").mkdir()
-    (tmp_path / "checkpoint.tmp" / "trainer_state.json").write_text("{}")
-    assert ckpt.latest_checkpoint(base) is None  # a half-written new checkpoint never counts
+    (tmp_path / "checkpoint.tmp" / "optimizer.json").write_text("{}")
+    assert ckpt.latest_checkpoint(base) is None  # a half-written new checkpoint (no state file yet) never counts
+    assert not (tmp_path / "checkpoint.tmp").exists()  # and is cleaned up, not left behind
     base.mkdir()  # renamed in, but (say) without its state file
     (tmp_path / "checkpoint.old").mkdir()
     (tmp_path / "checkpoint.old" / "trainer_state.json").write_text("{}")
     assert ckpt.latest_checkpoint(base) == tmp_path / "checkpoint.old"
     (base / "trainer_state.json").write_text("{}")
     assert ckpt.latest_checkpoint(base) == base
+
+
+def test_a_complete_checkpoint_tmp_is_swapped_in(tmp_path, caplog):
+    """A crash after the new checkpoint was complete and before the swap: it is the newest one."""
+    base = tmp_path / "checkpoint"
+    base.mkdir()
+    (base / "trainer_state.json").write_text('{"step": 3}')
+    (tmp_path / "checkpoint.tmp").mkdir()
+    (tmp_path / "checkpoint.tmp" / "trainer_state.json").write_text('{"step": 6}')
+    assert ckpt.latest_checkpoint(base) == base
+    assert json.loads((base / "trainer_state.json").read_text()) == {"step": 6}
+    assert not (tmp_path / "checkpoint.tmp").exists() and not (tmp_path / "checkpoint.old").exists()
+    assert "complete checkpoint whose swap was interrupted" in caplog.text
 
 
 def test_resume_under_another_process_count_is_an_error(monkeypatch, tmp_path):

@@ -16,6 +16,7 @@ leaves either ``NAME`` or ``NAME.old`` complete, and ``latest_checkpoint`` finds
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
@@ -25,6 +26,8 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+logger = logging.getLogger(__name__)
 
 FORMAT = 2  # of trainer_state.json and the files beside it; 1 had one rng.safetensors and no handler sections
 OPTIMIZER_TENSORS, OPTIMIZER_STRUCTURE, STATE_FILE, AVERAGE_FILE = (
@@ -109,9 +112,24 @@ def save_checkpoint(directory: Path, *, tagger, optimizer, scheduler, trainer_st
 
 
 def latest_checkpoint(directory: Path) -> Path | None:
-    """The complete checkpoint at ``directory``, or the previous one if a crash interrupted the swap."""
+    """The newest complete checkpoint: ``NAME.tmp`` when a crash came after it was complete and
+    before the swap (it is then swapped in, and the log says so), else ``NAME``, else ``NAME.old``
+    if a crash interrupted the swap. An incomplete ``NAME.tmp`` is removed, and the log says so."""
     directory = Path(directory)
-    for candidate in (directory, directory.with_name(directory.name + ".old")):
+    temporary = directory.with_name(directory.name + ".tmp")
+    previous = directory.with_name(directory.name + ".old")
+    if temporary.is_dir():
+        if (temporary / STATE_FILE).is_file():  # written last: everything else is there
+            logger.warning("%s is a complete checkpoint whose swap was interrupted: using it", temporary)
+            if directory.exists():
+                shutil.rmtree(previous, ignore_errors=True)
+                os.replace(directory, previous)
+            os.replace(temporary, directory)
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            logger.warning("removing %s, a checkpoint whose writing was interrupted", temporary)
+            shutil.rmtree(temporary)
+    for candidate in (directory, previous):
         if (candidate / STATE_FILE).is_file():
             return candidate
     return None

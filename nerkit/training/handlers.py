@@ -367,8 +367,9 @@ class Checkpoints(Handler):
     name = "checkpoint"
 
     def __init__(self, accelerator, directory: Path, every: int | None, *, model, optimizer, scheduler,
-                 handlers: list[Handler], averaging: Averaging | None):
+                 handlers: list[Handler], averaging: Averaging | None, run: dict[str, str]):
         self.accelerator, self.directory, self.every = accelerator, directory, every
+        self.run = run  # run id and configuration hash: resuming checks them (rundir.check_resume)
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.handlers, self.averaging = handlers, averaging
         self.state = Position()
@@ -390,7 +391,7 @@ class Checkpoints(Handler):
         rng_states = gather_states(self.accelerator, ckpt.rng_state())
         if not self.accelerator.is_main_process:
             return
-        trainer_state = {"format": ckpt.FORMAT, "num_processes": self.accelerator.num_processes,
+        trainer_state = {"format": ckpt.FORMAT, "num_processes": self.accelerator.num_processes, **self.run,
                          **asdict(self.state), "handlers": handler_states}
         ckpt.save_checkpoint(self.directory, tagger=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
                              trainer_state=trainer_state, rng_states=rng_states,

@@ -25,6 +25,7 @@ from nerkit.metrics.entity_f1 import Report
 from nerkit.predict import Tagger
 from nerkit.training import checkpoint as ckpt
 from nerkit.training import handlers as h
+from nerkit.training import rundir
 from nerkit.training.events import EpochEnd, Step, training_events
 from nerkit.training.sampler import BudgetBatchSampler
 
@@ -102,9 +103,13 @@ def _precision(config: Config) -> str:
     return "bf16"
 
 
-def train(config: Config, *, resume: bool = False) -> TrainResult:
+def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
     """Train a tagger as ``config`` says; the best model (by dev F1, or the last one
     without dev data) is written to ``config.output``, a model directory.
+
+    ``config.output`` must be new or empty, unless ``overwrite`` (replace what is there as a
+    whole) or it is the default ``runs/default`` (the previous run there is moved aside); see
+    ``rundir.py``.
 
     With ``resume``, training continues from ``config.output``'s last checkpoint:
     model, optimizer, scheduler, position, every handler's state and random states.
@@ -119,6 +124,12 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     deadline = time.monotonic() + 60 * config.training.max_minutes if config.training.max_minutes else None
     accelerator = _accelerator(config)
     checkpoint_dir = _checkpoint_to_resume(output) if resume else None
+    # Checked on every process before anything is written, so a refusal stops them all.
+    if checkpoint_dir:
+        run = rundir.check_resume(config, ckpt.load_trainer_state(checkpoint_dir), checkpoint_dir)
+    else:
+        new_run = rundir.plan_new_run(config, overwrite=overwrite)
+        run = new_run.record
 
     # Build.
     _seed(config.training.seed)
@@ -139,12 +150,19 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     # Prepare: the model and optimizer only; the loader already yields this process's share.
     tagger, optimizer = accelerator.prepare(tagger, optimizer)
     model = accelerator.unwrap_model(tagger)
-    if accelerator.is_main_process and not checkpoint_dir:
-        output.mkdir(parents=True, exist_ok=True)
+    # The data and the configuration have proved usable: now the run directory is written.
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if checkpoint_dir:
+            run.write(output)
+        else:
+            rundir.begin_run(config, new_run)
         config.to_yaml(output / CONFIG_FILE)
+    accelerator.wait_for_everyone()
     reporter = ProgressReporter(enabled=accelerator.is_main_process, bar=config.training.progress,
                                 epochs=epochs, batches_per_epoch=len(sampler.shard(0)))
-    handlers = _handlers(config, accelerator, model, optimizer, scheduler, dev_examples, reporter, deadline)
+    handlers = _handlers(config, accelerator, model, optimizer, scheduler, dev_examples, reporter, deadline,
+                         run={"run_id": run.run_id, "config_hash": rundir.config_hash(config)})
     checkpoints = handlers["checkpoint"]
     if checkpoint_dir:
         checkpoints.resume(checkpoint_dir)
@@ -187,7 +205,7 @@ def _plan(config: Config, sampler: BudgetBatchSampler) -> tuple[int, int]:
 
 
 def _handlers(config: Config, accelerator, model: Tagger, optimizer, scheduler, dev_examples, reporter,
-              deadline: float | None) -> dict[str, h.Handler]:
+              deadline: float | None, run: dict[str, str]) -> dict[str, h.Handler]:
     """The handlers by name, in the order they see each event."""
     output = Path(config.output)
     averaging = h.Averaging(model, config.training.average_decay) if config.training.average_decay else None
@@ -206,7 +224,7 @@ def _handlers(config: Config, accelerator, model: Tagger, optimizer, scheduler, 
     ]
     checkpoints = h.Checkpoints(accelerator, output / CHECKPOINT_DIR, config.training.checkpoint_every,
                                 model=model, optimizer=optimizer, scheduler=scheduler, handlers=in_order,
-                                averaging=averaging)
+                                averaging=averaging, run=run)
     return {handler.name: handler for handler in [*in_order, checkpoints]}
 
 
