@@ -164,13 +164,17 @@ def predict(
     output: Annotated[Optional[Path], typer.Option(help="Write here instead of standard output.")] = None,
     batch_words: Annotated[int, typer.Option(help="Words per inference batch.")] = 4000,
     posthoc_tau: Annotated[Optional[float], typer.Option(help=POSTHOC_HELP)] = None,
+    errors: Annotated[str, typer.Option(help="Input bytes that are not UTF-8: strict stops with an error naming "
+                                        "the line; replace reads them as U+FFFD.")] = "strict",
     code: CodeOption = None,
 ):
-    """Find entities in text. Output is streamed: memory stays flat on large inputs."""
+    """Find entities in text. Output is streamed: memory stays flat on large inputs.
+
+    Input and output are UTF-8; each input line (ended by a newline) gives one output record."""
     from nerkit.predict.files import predict_file
 
     summary = predict_file(model, file, output, format=format, token_budget=batch_words,
-                           decoding=_decoding(posthoc_tau))
+                           decoding=_decoding(posthoc_tau), errors=errors)
     if summary.note:
         typer.echo(f"{summary.inputs} inputs; {summary.note}", err=True)
 

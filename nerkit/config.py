@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nerkit.data.encoding import check_encoding
 from nerkit.data.sources import SYNTHETIC
 from nerkit.errors import ConfigError
 
@@ -102,9 +103,16 @@ class DataConfig(Section):
     test: str | None = None
     scheme: str = "auto"  # scheme of CoNLL inputs: auto, IOB1, BIO, BIOES
     overlapping: Literal["error", "outermost"] = "error"  # what a flat head does with nested spans
+    encoding: str = "utf-8"  # text encoding of data files (a Python codec name: latin-1, cp1252, utf-16, ...)
     # Read consecutive sentences of a document (CoNLL -DOCSTART- blocks) as passages of at most
     # this many words, in training and prediction; None: each sentence alone.
     document_context: int | None = Field(None, ge=1)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        check_encoding(encoding)  # a codec Python lacks fails here, not after the model is built
+        return encoding
 
 
 class TrainingConfig(Section):
