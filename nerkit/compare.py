@@ -18,7 +18,6 @@ from typing import Any
 
 from nerkit.config import Config, parse_override
 from nerkit.errors import ConfigError
-from nerkit.data.sources import load_split
 
 logger = logging.getLogger(__name__)
 
@@ -132,10 +131,10 @@ def compare(config: Config, losses: list[str], *, seeds: list[int] | None = None
     if not losses:
         raise ConfigError("--losses: name at least one loss")
     parsed = [(text, *parse_loss(text)) for text in losses]
-    train_examples = load_split(config.data.train, config.data.scheme)
+    train_examples = config.data.load("train")
     frequency = Counter(span.type for example in train_examples for span in example.spans)
     comparison = Comparison(dict(sorted(frequency.items(), key=lambda item: -item[1])))
-    test_examples = load_split(config.data.test, config.data.scheme) if config.data.test else None
+    test_examples = config.data.load("test")
     root = Path(config.output)
     for text, name, params in parsed:
         for seed in seeds or [config.training.seed]:
@@ -150,7 +149,7 @@ def compare(config: Config, losses: list[str], *, seeds: list[int] | None = None
             tagger = Tagger.from_pretrained(run_dir)
             dev_report = None
             if run_config.data.dev:
-                dev_report = evaluate(tagger, load_split(run_config.data.dev, run_config.data.scheme)).as_dict()
+                dev_report = evaluate(tagger, run_config.data.load("dev")).as_dict()
             test_report = evaluate(tagger, test_examples).as_dict() if test_examples else None
             comparison.runs.append(LossRun(text, seed, dev_report, test_report))
     return comparison

@@ -114,6 +114,13 @@ class DataConfig(Section):
         check_encoding(encoding)  # a codec Python lacks fails here, not after the model is built
         return encoding
 
+    def load(self, split: Literal["train", "dev", "test"]):
+        """The examples of one split as this section says to read them (None when it is unset)."""
+        from nerkit.data.sources import load_split
+
+        source = getattr(self, split)
+        return None if source is None else load_split(source, self.scheme, encoding=self.encoding)
+
 
 class TrainingConfig(Section):
     epochs: int = Field(10, ge=1)

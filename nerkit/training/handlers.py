@@ -334,17 +334,16 @@ class FinalTest(Handler):
 
     name = "final_test"
 
-    def __init__(self, accelerator, output: Path, test_data: str | None, scheme: str):
-        self.accelerator, self.output, self.test_data, self.scheme = accelerator, output, test_data, scheme
+    def __init__(self, accelerator, output: Path, data):
+        self.accelerator, self.output, self.data = accelerator, output, data  # data: the DataConfig
         self.report = None
 
     def on_train_end(self) -> None:
-        if self.test_data is not None and self.accelerator.is_main_process:
-            from nerkit.data.sources import load_split
-            from nerkit.tagger import Tagger
+        if self.data.test is not None and self.accelerator.is_main_process:
+            from nerkit.predict import Tagger
 
             best = Tagger.from_pretrained(self.output, device=self.accelerator.device)
-            self.report = evaluate(best, load_split(self.test_data, self.scheme))
+            self.report = evaluate(best, self.data.load("test"))
 
 
 # ----------------------------------------------------------------------------- checkpoints

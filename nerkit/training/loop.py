@@ -19,7 +19,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from nerkit.config import RUN_CONFIG_FILE, Config
-from nerkit.data.sources import load_split
 from nerkit.errors import NerkitError
 from nerkit.metrics.entity_f1 import Report
 from nerkit.predict import Tagger
@@ -133,8 +132,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> T
 
     # Build.
     _seed(config.training.seed)
-    train_examples = load_split(config.data.train, config.data.scheme)
-    dev_examples = load_split(config.data.dev, config.data.scheme) if config.data.dev else None
+    train_examples, dev_examples = config.data.load("train"), config.data.load("dev")
     tagger = Tagger.from_pretrained(checkpoint_dir) if checkpoint_dir else Tagger.build(config, train_examples)
     if accelerator.process_index:  # every process its own dropout; process 0 draws as a single process does
         _seed(config.training.seed + accelerator.process_index)
@@ -219,7 +217,7 @@ def _handlers(config: Config, accelerator, model: Tagger, optimizer, scheduler, 
         h.EarlyStopping(config.training.patience),
         h.History(accelerator, output / HISTORY_FILE, output / HISTORY_PLOT),
         h.ProgressLine(reporter, best),
-        h.FinalTest(accelerator, output, config.data.test, config.data.scheme),
+        h.FinalTest(accelerator, output, config.data),
         h.TimeBudget(accelerator, deadline, config.training.max_minutes),
     ]
     checkpoints = h.Checkpoints(accelerator, output / CHECKPOINT_DIR, config.training.checkpoint_every,
