@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -35,13 +36,25 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="Print the version and exit.")] = False) -> None:
+                                                help="Print the version and exit.")] = False,
+          debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error (also: "
+                                              "NERKIT_DEBUG=1).")] = False) -> None:
     """Named-entity recognition in PyTorch: train, evaluate and predict."""
+    _options["debug"] = debug  # set on every invocation, so it never outlives one
+
+
+_options = {"debug": False}
+
+
+def _debugging() -> bool:
+    return _options["debug"] or os.environ.get("NERKIT_DEBUG", "").strip() not in ("", "0")
 
 
 def friendly_errors(command):
-    """Import the ``--code`` files first, then run the command; report nerkit's own errors as one
-    paragraph on stderr, without a traceback."""
+    """The error boundary: import the ``--code`` files first, then run the command. A mistake the
+    user can fix (``NerkitError``, a file the system refuses) ends with one paragraph on stderr
+    and exit code 2; anything else is a bug in nerkit: exit code 1 and a paragraph saying so.
+    ``--debug`` or ``NERKIT_DEBUG=1`` shows the traceback instead."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -53,11 +66,25 @@ def friendly_errors(command):
 
                 load_code(kwargs["code"])
             return command(*args, **kwargs)
-        except NerkitError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
         except BrokenPipeError:  # e.g. `nerkit predict ... | head`
             raise typer.Exit(0) from None
+        except (NerkitError, OSError) as error:
+            if _debugging():
+                raise
+            message = str(error)
+            if isinstance(error, OSError) and error.filename is not None:
+                message = f"{error.filename}: {error.strerror or error}"
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(2) from None
+        except Exception as error:
+            if _debugging():
+                raise
+            typer.echo(f"error: internal error ({type(error).__name__}: {error}). This is a bug in nerkit, not "
+                       "in what you gave it: please report it on nerkit's issue tracker with the command you ran "
+                       "and the traceback that `NERKIT_DEBUG=1` (or --debug) prints.", err=True)
+            raise typer.Exit(1) from None
 
     return wrapper
 
