@@ -226,9 +226,11 @@ def compare(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = False,
     code: CodeOption = None,
 ):
-    """Train the same configuration once per loss and print one table: micro and macro F1 and
-    per-type F1 on dev and test, types ordered by training frequency. Writes comparison.json,
-    comparison.md and a PNG plot of per-type F1 into the output directory."""
+    """Train the same configuration once per loss and compare them in one table.
+
+    The table holds micro and macro F1 and per-type F1 on dev and test, types ordered by training
+    frequency. Writes comparison.json, comparison.md and a PNG plot of per-type F1 into the output
+    directory."""
     from nerkit import config_from_options
     from nerkit.compare import compare as run_comparison, write_comparison
     from nerkit.errors import NerkitError
@@ -263,23 +265,29 @@ def _list(kind: str, code) -> None:
 @app.command()
 @friendly_errors
 def losses(code: CodeOption = None):
-    """List the registered losses: where each applies, how it changes decoding, and its
-    hyper-parameters with defaults (set them with --set loss.NAME=VALUE)."""
+    """List the registered losses and their hyper-parameters.
+
+    For each: where it applies, how it changes decoding, and its hyper-parameters with defaults
+    (set them with --set loss.NAME=VALUE)."""
     _list("losses", code)
 
 
 @app.command()
 @friendly_errors
 def heads(code: CodeOption = None):
-    """List the registered heads: the loss kinds each takes, its default loss, and its settings
-    with defaults (set them with --set head.NAME=VALUE)."""
+    """List the registered heads and their settings.
+
+    For each: the loss kinds it takes, its default loss, and its settings with defaults (set them
+    with --set head.NAME=VALUE)."""
     _list("heads", code)
 
 
 @app.command()
 @friendly_errors
 def encoders(code: CodeOption = None):
-    """List the registered encoders and their settings with defaults (--set encoder.NAME=VALUE)."""
+    """List the registered encoders and their settings.
+
+    Set a setting with --set encoder.NAME=VALUE."""
     _list("encoders", code)
 
 
