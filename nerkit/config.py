@@ -116,6 +116,8 @@ class DataConfig(Section):
     dev: str | None = SYNTHETIC + ":dev"
     test: str | None = None
     scheme: str = "auto"  # scheme of CoNLL inputs: auto, IOB1, BIO, BIOES
+    # Format of the data files: auto (detected from the content) or one of nerkit.data.formats.
+    format: Literal["auto", "conll", "jsonl", "doccano", "labelstudio", "offsets", "brat"] = "auto"
     overlapping: Literal["error", "outermost"] = "error"  # what a flat head does with nested spans
     # Read consecutive sentences of a document (CoNLL -DOCSTART- blocks) as passages of at most
     # this many words, in training and prediction; None: each sentence alone.

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from nerkit.errors import NerkitError
+from nerkit.predict.formats import FORMAT_WRITERS
 from nerkit.predict.tagger import Tagger
 from nerkit.predict.writers import write_conll_predictions, write_jsonl_predictions
 
-WRITERS = {"jsonl": write_jsonl_predictions, "conll": write_conll_predictions}
+WRITERS = {"jsonl": write_jsonl_predictions, "conll": write_conll_predictions, **FORMAT_WRITERS}
 
 
 @dataclass(frozen=True)
