@@ -216,6 +216,8 @@ def test_convert_command(tmp_path):
     (["good.jsonl", "out.jsonl", "--to", "doccano", "--scheme", "BIOES"], ["applies to CoNLL output only"]),
     (["good.jsonl", "full", "--to", "brat"], ["full", "not an empty directory"]),
     (["good.jsonl", "out.conll", "--to", "conll", "--scheme", "BILUOX"], ["unknown tag scheme 'BILUOX'"]),
+    (["good.jsonl", "no/such/folder/out.conll", "--to", "conll"], ["out.conll: cannot write"]),
+    (["good.jsonl", "full", "--to", "doccano"], ["full: cannot write"]),
 ])
 def test_convert_bad_input_exits_2_without_traceback(tmp_path, monkeypatch, arguments, fragments):
     monkeypatch.chdir(tmp_path)

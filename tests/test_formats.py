@@ -465,6 +465,17 @@ def test_an_explicit_format_overrides_detection(tmp_path):
         read_examples(conll, format="xml")
 
 
+def test_files_that_are_not_utf8_or_not_files(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes('{"text": "Oslo", "label": []}\n{"text": "Tromsø", "label": []}\n'.encode("latin-1"))
+    with pytest.raises(DataError) as caught:
+        read_examples(path, format="doccano")
+    assert_error(caught.value, path, "not UTF-8")
+    with pytest.raises(DataError) as caught:
+        read_examples(tmp_path, format="doccano")
+    assert_error(caught.value, tmp_path, "is a directory", "only brat reads a directory")
+
+
 def test_token_formats_keep_their_readers(tmp_path):
     path = write_lines(tmp_path / "tokens.jsonl", [{"tokens": ["Oslo"], "spans": [{"start": 0, "end": 1, "type": "LOC"}]}])
     assert detect_format(path) == "jsonl" and read_examples(path)[0].spans == [Span(0, 1, "LOC")]

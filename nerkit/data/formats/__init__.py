@@ -52,6 +52,8 @@ def read_records(source: str | Path, format: str = "auto", **options) -> tuple[s
     if not path.exists():
         raise DataError("no such file or directory", path=str(source))
     name = detect_format(path) if format == "auto" else format_module(format).NAME
+    if name not in (None, brat.NAME) and not path.is_file():
+        raise DataError(f"is a directory; the {name} format is a file (only brat reads a directory)", path=str(source))
     if name is None:
         raise DataError(f"cannot tell the format of this directory; expected brat (.txt and .ann files), or name "
                         f"the format ({', '.join(FORMATS)})", path=str(source))

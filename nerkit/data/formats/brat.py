@@ -29,6 +29,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
+from nerkit.data.formats.jsonio import utf8_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
 from nerkit.errors import DataError
 
@@ -65,9 +66,12 @@ def _read_document(ann: Path, number: int, other: Counter) -> list[AnnotatedText
     if not txt.is_file():
         raise DataError(f"no document {txt.name} for these annotations (brat pairs NAME.ann with NAME.txt)",
                         path=str(ann))
-    # newline="": offsets count every character of the file, "\r" included.
-    with open(txt, encoding="utf-8", newline="") as handle:
-        text = handle.read()
+    # Decoded as is: offsets count every character of the file, "\r" (and a BOM) included.
+    try:
+        text = txt.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"not UTF-8 ({error.reason} at byte {error.start}); brat documents are UTF-8",
+                        path=str(txt)) from None
     line_starts = [0] + [index + 1 for index, character in enumerate(text) if character == "\n"]
     lines = []  # (start, end) of each line, without its "\n" or "\r\n"
     for index, start in enumerate(line_starts):
@@ -75,27 +79,26 @@ def _read_document(ann: Path, number: int, other: Counter) -> list[AnnotatedText
         lines.append((start, start + len(text[start:end].rstrip("\r"))))
     checker = SpanChecker(text, Where(str(ann)))  # one checker: it finds the characters of the text once
     per_line: dict[int, list[CharSpan]] = {}
-    with open(ann, encoding="utf-8", newline="") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            where = checker.where = Where(str(ann), line_number)
-            kind = line[0]
-            if kind in OTHER_KINDS:
-                other[OTHER_KINDS[kind]] += 1
-                continue
-            if kind != "T":
-                raise where.error(f"expected an annotation id starting with T, {', '.join(OTHER_KINDS)}; got {line!r}")
-            span, surface = _text_bound(line, where, checker)
-            identifier = line.partition("\t")[0]
-            index = bisect_right(line_starts, span.start) - 1
-            start, end = lines[index]
-            if span.end > end:
-                raise where.error(f"{checker.describe(identifier, *span)} crosses a line break: nerkit "
-                                  "reads brat documents line by line, and a span must lie within one line")
-            checker.surface(identifier, span, surface)
-            per_line.setdefault(index, []).append(CharSpan(span.start - start, span.end - start, span.type))
+    for line_number, line in utf8_lines(ann, newline=""):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        where = checker.where = Where(str(ann), line_number)
+        kind = line[0]
+        if kind in OTHER_KINDS:
+            other[OTHER_KINDS[kind]] += 1
+            continue
+        if kind != "T":
+            raise where.error(f"expected an annotation id starting with T, {', '.join(OTHER_KINDS)}; got {line!r}")
+        span, surface = _text_bound(line, where, checker)
+        identifier = line.partition("\t")[0]
+        index = bisect_right(line_starts, span.start) - 1
+        start, end = lines[index]
+        if span.end > end:
+            raise where.error(f"{checker.describe(identifier, *span)} crosses a line break: nerkit "
+                              "reads brat documents line by line, and a span must lie within one line")
+        checker.surface(identifier, span, surface)
+        per_line.setdefault(index, []).append(CharSpan(span.start - start, span.end - start, span.type))
     records = []
     for index, (start, end) in enumerate(lines):
         if text[start:end].strip() or index in per_line:

@@ -50,7 +50,10 @@ def convert(source: str | Path, output: str | Path, *, to: str, from_format: str
     options = {"scheme": scheme or "BIO"} if target is conll else {}
     if target.NAME == "brat":
         options["name"] = Path(source).stem or "doc"
-    count = target.write(records, Path(output), **options)
+    try:
+        count = target.write(records, Path(output), **options)
+    except OSError as error:  # a missing folder, a directory where a file should go, no permission
+        raise NerkitError(f"{output}: cannot write ({error.strerror or error})") from None
     return ConvertSummary(name, target.NAME, count, sum(len(record.spans) for record in records), Path(output))
 
 

@@ -10,20 +10,32 @@ from typing import IO, Any, Iterator
 from nerkit.errors import DataError
 
 
+def utf8_lines(path: Path, *, newline: str | None = None) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 file (a BOM dropped); bytes that are not UTF-8 are an
+    error naming the line."""
+    number = 0
+    try:
+        with open(path, encoding="utf-8-sig", newline=newline) as handle:
+            for number, line in enumerate(handle, start=1):
+                yield number, line
+    except UnicodeDecodeError:  # files are decoded a block at a time: the line is where it was found
+        raise DataError("bytes that are not UTF-8 after this line; save the file as UTF-8", path=str(path),
+                        line=number) from None
+
+
 def json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for every non-blank line; anything but a JSON object is an error."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:  # newline="": a "\\r" inside a line stays
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"invalid JSON ({error.msg}); expected one object per line",
-                                path=str(path), line=number) from None
-            if not isinstance(record, dict):
-                raise DataError(f"expected a JSON object, got {type(record).__name__}", path=str(path), line=number)
-            yield number, record
+    for number, line in utf8_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"invalid JSON ({error.msg}); expected one object per line",
+                            path=str(path), line=number) from None
+        if not isinstance(record, dict):
+            raise DataError(f"expected a JSON object, got {type(record).__name__}", path=str(path), line=number)
+        yield number, record
 
 
 def first_record(path: Path) -> dict[str, Any] | None:
@@ -49,6 +61,11 @@ def first_character(path: Path) -> str:
     except UnicodeDecodeError:
         return ""
     return ""
+
+
+def read_utf8(path: Path, *, newline: str | None = None) -> str:
+    """The whole text of a UTF-8 file, a BOM dropped; bytes that are not UTF-8 are an error."""
+    return "".join(line for _, line in utf8_lines(path, newline=newline))
 
 
 def dumps(item: Any) -> str:

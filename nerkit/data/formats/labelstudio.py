@@ -34,7 +34,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from nerkit.data.formats.jsonio import JsonArrayWriter, first_character
+from nerkit.data.formats.jsonio import JsonArrayWriter, first_character, read_utf8
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
 from nerkit.errors import DataError
 
@@ -54,7 +54,7 @@ def _load(path: Path) -> list[Any]:
     import json
 
     try:
-        tasks = json.loads(path.read_text(encoding="utf-8-sig"))
+        tasks = json.loads(read_utf8(path))
     except json.JSONDecodeError as error:
         raise DataError(f"invalid JSON ({error.msg}, line {error.lineno} column {error.colno}); expected Label "
                         "Studio's JSON export, a list of tasks", path=str(path)) from None
