@@ -103,6 +103,8 @@ def train(
     output: Annotated[Optional[str], typer.Option(help=f"Run and model directory [default: {DEFAULT_MODEL}].")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this directory from its last "
                                                    "checkpoint.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace the run or model already in the output directory "
+                                            "(the default runs/default keeps the previous one beside it instead).")] = False,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any field: section.key=value, "
                                                       "e.g. --set loss.gamma=2 (repeatable).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -119,7 +121,9 @@ def train(
     resolved = config_from_options(config, set_ or [], resume=resume, encoder=encoder, progress=progress,
                                    flags=_flags(train=train_data, dev=dev, test=test, head=head, loss=loss,
                                                 epochs=epochs, max_steps=max_steps, seed=seed, output=output))
-    result = run_training(resolved, resume=resume is not None)
+    result = run_training(resolved, resume=resume is not None, overwrite=overwrite)
+    if not result.is_main_process:  # under accelerate launch: one result line, from the main process
+        return
     if result.best_f1 is not None:
         typer.echo(f"best dev entity F1 {100 * result.best_f1:.2f} (epoch {result.best_epoch}); "
                    f"model saved to {result.output}")
@@ -163,13 +167,17 @@ def predict(
     output: Annotated[Optional[Path], typer.Option(help="Write here instead of standard output.")] = None,
     batch_words: Annotated[int, typer.Option(help="Words per inference batch.")] = 4000,
     posthoc_tau: Annotated[Optional[float], typer.Option(help=POSTHOC_HELP)] = None,
+    errors: Annotated[str, typer.Option(help="Input bytes that are not UTF-8: strict stops with an error naming "
+                                        "the line; replace reads them as U+FFFD.")] = "strict",
     code: CodeOption = None,
 ):
-    """Find entities in text. Output is streamed: memory stays flat on large inputs."""
+    """Find entities in text. Output is streamed: memory stays flat on large inputs.
+
+    Input and output are UTF-8; each input line (ended by a newline) gives one output record."""
     from nerkit.predict.files import predict_file
 
     summary = predict_file(model, file, output, format=format, token_budget=batch_words,
-                           decoding=_decoding(posthoc_tau))
+                           decoding=_decoding(posthoc_tau), errors=errors)
     if summary.note:
         typer.echo(f"{summary.inputs} inputs; {summary.note}", err=True)
 
@@ -185,6 +193,7 @@ def convert(
                                        "content.")] = "auto",
     scheme: Annotated[Optional[str], typer.Option(help="Tag scheme of CoNLL output: BIO or BIOES [default: "
                                                   "BIO].")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the input (output is UTF-8).")] = "utf-8",
     code: CodeOption = None,
 ):
     """Convert annotated data between formats: CoNLL (BIO or BIOES), jsonl (tokens + spans), doccano,
@@ -196,7 +205,7 @@ def convert(
     from nerkit.data.formats import convert as run_conversion
 
     _setup_logging()
-    summary = run_conversion(source, output, to=to, from_format=from_, scheme=scheme)
+    summary = run_conversion(source, output, to=to, from_format=from_, scheme=scheme, encoding=encoding)
     typer.echo(f"{summary.records} records and {summary.spans} entities ({summary.source_format} -> "
                f"{summary.target_format}) written to {summary.output}")
 
@@ -216,6 +225,7 @@ def compare(
     max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps per run.")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated seeds; each loss is trained once per seed.")] = None,
     output: Annotated[str, typer.Option(help="Directory for the runs, the table and the plot.")] = "runs/compare",
+    overwrite: Annotated[bool, typer.Option(help="Replace runs already in the output directory.")] = False,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any field (repeatable).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = False,
     code: CodeOption = None,
@@ -235,7 +245,8 @@ def compare(
         seed_list = [int(s) for s in seeds.split(",")] if seeds else None
     except ValueError:
         raise NerkitError(f"--seeds {seeds!r}: expected comma-separated integers") from None
-    comparison = run_comparison(resolved, [item for item in losses_.split(",") if item.strip()], seeds=seed_list)
+    comparison = run_comparison(resolved, [item for item in losses_.split(",") if item.strip()], seeds=seed_list,
+                                overwrite=overwrite)
     typer.echo(comparison.markdown())
     for path in write_comparison(comparison, Path(output)):
         typer.echo(f"wrote {path}")

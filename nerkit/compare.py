@@ -121,8 +121,10 @@ def parse_loss(text: str) -> tuple[str, dict[str, Any]]:
     return name, params
 
 
-def compare(config: Config, losses: list[str], *, seeds: list[int] | None = None) -> Comparison:
-    """Train ``config`` once per loss and seed under ``config.output/<loss>/seed-<seed>``."""
+def compare(config: Config, losses: list[str], *, seeds: list[int] | None = None,
+            overwrite: bool = False) -> Comparison:
+    """Train ``config`` once per loss and seed under ``config.output/<loss>/seed-<seed>``; runs
+    already there are refused unless ``overwrite``."""
     from nerkit.evaluation import evaluate
     from nerkit.training.loop import train
     from nerkit.predict import Tagger
@@ -144,7 +146,7 @@ def compare(config: Config, losses: list[str], *, seeds: list[int] | None = None
             run_config.output = str(run_dir)
             run_config.data.test = None  # scored below, once, with the best model
             logger.info("compare: loss %s, seed %d -> %s", text, seed, run_dir)
-            train(run_config)
+            train(run_config, overwrite=overwrite)
             tagger = Tagger.from_pretrained(run_dir)
             dev_report = None
             if run_config.data.dev:

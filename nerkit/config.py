@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nerkit.data.encoding import check_encoding
 from nerkit.data.sources import SYNTHETIC
 from nerkit.errors import ConfigError
 
@@ -36,7 +37,13 @@ class ComponentSection(Section):
 
     @classmethod
     def registry(cls):
-        raise NotImplementedError
+        """The registry this section picks from (imported here: configuration is data, the
+        registries bring torch with them)."""
+        from nerkit.encoders import ENCODERS
+        from nerkit.heads import HEADS
+        from nerkit.losses import LOSSES
+
+        return {"encoder": ENCODERS, "head": HEADS, "loss": LOSSES}[cls.section]
 
     @model_validator(mode="before")
     @classmethod
@@ -63,27 +70,12 @@ class EncoderConfig(ComponentSection):
     section: ClassVar[str] = "encoder"
     type: str = "bilstm"
 
-    @classmethod
-    def registry(cls):
-        from nerkit.encoders import ENCODERS
-
-        return ENCODERS
-
 
 class HeadConfig(ComponentSection):
     """``type``: a registered head (``nerkit heads``): softmax, crf, span or a plug-in."""
 
     section: ClassVar[str] = "head"
     type: str = "crf"
-
-    @classmethod
-    def registry(cls):
-        from nerkit.heads import HEADS
-
-        return HEADS
-
-    def default_loss(self) -> str:
-        return self.registry().get(self.type).metadata["default_loss"]
 
 
 class LossConfig(ComponentSection):
@@ -94,12 +86,6 @@ class LossConfig(ComponentSection):
     section: ClassVar[str] = "loss"
     key: ClassVar[str] = "name"
     name: str = "ce"
-
-    @classmethod
-    def registry(cls):
-        from nerkit.losses import LOSSES
-
-        return LOSSES
 
     @classmethod
     def validate_settings(cls, name: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -119,9 +105,16 @@ class DataConfig(Section):
     # Format of the data files: auto (detected from the content) or one of nerkit.data.formats.
     format: Literal["auto", "conll", "jsonl", "doccano", "labelstudio", "offsets", "brat"] = "auto"
     overlapping: Literal["error", "outermost"] = "error"  # what a flat head does with nested spans
+    encoding: str = "utf-8"  # text encoding of data files (a Python codec name: latin-1, cp1252, utf-16, ...)
     # Read consecutive sentences of a document (CoNLL -DOCSTART- blocks) as passages of at most
     # this many words, in training and prediction; None: each sentence alone.
     document_context: int | None = Field(None, ge=1)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        check_encoding(encoding)  # a codec Python lacks fails here, not after the model is built
+        return encoding
 
 
 class TrainingConfig(Section):

@@ -89,8 +89,9 @@ def build_head_loss(config: LossConfig, head_type: str, label_counts: list[int])
     return build_loss(config.name, **params)
 
 
-def flat_examples(examples: list[Example], policy: str) -> list[Example]:
-    """Refuse nested spans for a flat head, or keep the outermost (``policy='outermost'``)."""
+def flat_examples(examples: list[Example], policy: str, *, warn: bool = True) -> list[Example]:
+    """Refuse nested spans for a flat head, or keep the outermost (``policy='outermost'``) and
+    say how many were dropped (unless ``warn`` is False)."""
     nested = [example for example in examples if not is_flat(example.spans)]
     if not nested:
         return examples
@@ -106,7 +107,8 @@ def flat_examples(examples: list[Example], policy: str) -> list[Example]:
         spans, removed = keep_outermost(example.spans)
         dropped += removed
         kept_examples.append(dataclasses.replace(example, spans=spans))
-    logger.warning("dropped %d nested entities to keep the outermost ones (data.overlapping=outermost)", dropped)
+    if warn:
+        logger.warning("dropped %d nested entities to keep the outermost ones (data.overlapping=outermost)", dropped)
     return kept_examples
 
 
@@ -128,10 +130,15 @@ class TaggerModel(nn.Module):
     @classmethod
     def build(cls, config: Config, train_examples: list[Example]) -> Self:
         """A new, untrained tagger whose vocabularies and labels come from ``train_examples``."""
-        entity_types = sorted({span.type for example in train_examples for span in example.spans})
+        labelled = train_examples
+        if HeadConfig.registry().get(config.head.type).metadata["labels"] == "tags":
+            # Tags cannot hold nested spans: refuse them now (data.overlapping=error), or count
+            # the outermost spans that ``prepare`` will keep; ``prepare`` says what it drops.
+            labelled = flat_examples(train_examples, config.data.overlapping, warn=False)
+        entity_types = sorted({span.type for example in labelled for span in example.spans})
         if not entity_types:
             raise DataError("the training data holds no entities", path=config.data.train)
-        label_names, label_counts = count_labels(train_examples, config.head, entity_types)
+        label_names, label_counts = count_labels(labelled, config.head, entity_types)
         encoder = build_encoder(config.encoder, EncoderContext(examples=train_examples))
         model_config = {"encoder": encoder.config(), "head": config.head.model_dump(), "loss": config.loss.model_dump(),
                         "document_context": config.data.document_context}

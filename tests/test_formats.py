@@ -470,7 +470,8 @@ def test_files_that_are_not_utf8_or_not_files(tmp_path):
     path.write_bytes('{"text": "Oslo", "label": []}\n{"text": "Tromsø", "label": []}\n'.encode("latin-1"))
     with pytest.raises(DataError) as caught:
         read_examples(path, format="doccano")
-    assert_error(caught.value, path, "not UTF-8")
+    assert_error(caught.value, path, "not valid utf-8", "data.encoding", line=2)
+    assert read_examples(path, encoding="latin-1")[1].text == "Tromsø"  # data.encoding, detected as doccano
     with pytest.raises(DataError) as caught:
         read_examples(tmp_path, format="doccano")
     assert_error(caught.value, tmp_path, "is a directory", "only brat reads a directory")

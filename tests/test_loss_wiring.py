@@ -132,7 +132,8 @@ def test_gradient_accumulation_takes_one_step_per_group_of_micro_batches(tmp_pat
     result = train(config)
     state = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())
     assert result.steps == 3 and state["step"] == 3
-    assert state["history"][0]["step"] == 3 and state["history"][0]["batches"] == 12  # 3 steps x 4 micro-batches
+    history = state["handlers"]["history"]["records"]
+    assert history[0]["step"] == 3 and history[0]["batches"] == 12  # 3 steps x 4 micro-batches
     assert result.history[0]["words_per_second"] > 0
 
 

@@ -1,9 +1,13 @@
 """The training loop: exact resumption (after a crash and for more steps), checkpoint
-files, early stopping, history and step limits. Every run is a few tiny steps."""
+files, early stopping, history, step and time limits, how often the loop reads from the
+device, and each process's share of the batches. Every run is a few tiny steps; the runs
+on two real processes are in test_multiprocess.py."""
 
 from __future__ import annotations
 
 import json
+import math
+import random
 import shutil
 from pathlib import Path
 
@@ -15,6 +19,9 @@ from nerkit import load_config, train
 from nerkit.data.readers import write_jsonl_example
 from nerkit.errors import NerkitError
 from nerkit.training import checkpoint as ckpt
+from nerkit.training import handlers
+from nerkit.training.events import SYNC_EVERY_STEPS
+from nerkit.training.loop import BudgetBatchSampler
 
 from conftest import tiny_config
 
@@ -101,6 +108,11 @@ def test_resume_for_more_steps(tmp_path, uninterrupted):
     result = train(tiny_config(tmp_path, **RESUME, **NO_DROPOUT, **CONSTANT_RATE), resume=True)
     assert result.steps == 12
     assert_same_weights(tmp_path, uninterrupted["constant"])
+    # The epoch cut short at step 6 is finished by the resumed run: its record covers all 12
+    # steps, as the uninterrupted run's does (summed in another order: float32 rounding).
+    reference = json.loads((uninterrupted["constant"] / "history.json").read_text(encoding="utf-8"))
+    assert [(record["step"], record["batches"]) for record in result.history] == [(6, 6), (12, 12)]
+    assert result.history[-1]["loss"] == pytest.approx(reference[-1]["loss"], rel=1e-6)
 
 
 def test_checkpoint_holds_only_safetensors_and_json(monkeypatch, tmp_path):
@@ -108,7 +120,9 @@ def test_checkpoint_holds_only_safetensors_and_json(monkeypatch, tmp_path):
     run_until_crash(monkeypatch, config, after_step=2)
     files = sorted(path.name for path in (tmp_path / "checkpoint").iterdir())
     assert files and all(name.endswith((".safetensors", ".json")) for name in files), files
-    assert {"model.safetensors", "config.json", "trainer_state.json", "optimizer.safetensors"} <= set(files)
+    assert {"model.safetensors", "config.json", "trainer_state.json", "optimizer.safetensors",
+            "rng-rank0.safetensors"} <= set(files)
+    assert not any(name.startswith("rng-rank1") for name in files)
     assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith("checkpoint")) == ["checkpoint"]
 
 
@@ -131,14 +145,59 @@ def test_latest_checkpoint_ignores_incomplete_directories(tmp_path):
     base = tmp_path / "checkpoint"
     assert ckpt.latest_checkpoint(base) is None
     (tmp_path / "checkpoint.tmp").mkdir()
-    (tmp_path / "checkpoint.tmp" / "trainer_state.json").write_text("{}")
-    assert ckpt.latest_checkpoint(base) is None  # a half-written new checkpoint never counts
+    (tmp_path / "checkpoint.tmp" / "optimizer.json").write_text("{}")
+    assert ckpt.latest_checkpoint(base) is None  # a half-written new checkpoint (no state file yet) never counts
+    assert not (tmp_path / "checkpoint.tmp").exists()  # and is cleaned up, not left behind
     base.mkdir()  # renamed in, but (say) without its state file
     (tmp_path / "checkpoint.old").mkdir()
     (tmp_path / "checkpoint.old" / "trainer_state.json").write_text("{}")
     assert ckpt.latest_checkpoint(base) == tmp_path / "checkpoint.old"
     (base / "trainer_state.json").write_text("{}")
     assert ckpt.latest_checkpoint(base) == base
+
+
+def test_a_complete_checkpoint_tmp_is_swapped_in(tmp_path, caplog):
+    """A crash after the new checkpoint was complete and before the swap: it is the newest one."""
+    base = tmp_path / "checkpoint"
+    base.mkdir()
+    (base / "trainer_state.json").write_text('{"step": 3}')
+    (tmp_path / "checkpoint.tmp").mkdir()
+    (tmp_path / "checkpoint.tmp" / "trainer_state.json").write_text('{"step": 6}')
+    assert ckpt.latest_checkpoint(base) == base
+    assert json.loads((base / "trainer_state.json").read_text()) == {"step": 6}
+    assert not (tmp_path / "checkpoint.tmp").exists() and not (tmp_path / "checkpoint.old").exists()
+    assert "complete checkpoint whose swap was interrupted" in caplog.text
+
+
+def test_resume_under_another_process_count_is_an_error(monkeypatch, tmp_path):
+    config = tiny_config(tmp_path, **{**RESUME, "training__max_steps": 4, "training__checkpoint_every": 2})
+    run_until_crash(monkeypatch, config, after_step=2)
+    state_file = tmp_path / "checkpoint" / "trainer_state.json"
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    assert state["num_processes"] == 1
+    state_file.write_text(json.dumps({**state, "num_processes": 2}), encoding="utf-8")
+    with pytest.raises(NerkitError, match=r"written by 2 process\(es\), this run has 1.*resume with 2"):
+        train(config, resume=True)
+
+    state_file.write_text(json.dumps({key: value for key, value in state.items() if key != "format"}), encoding="utf-8")
+    with pytest.raises(NerkitError, match="checkpoint format 1 was written by an older nerkit"):
+        train(config, resume=True)
+
+
+def test_random_states_round_trip_through_tensors():
+    """Python's generator, with and without a cached Gaussian, and torch's come back exactly."""
+    for cached_gauss in (False, True):
+        random.seed(5)
+        torch.manual_seed(5)
+        if cached_gauss:
+            random.gauss(0, 1)  # draws a pair and keeps the second for the next call
+        saved = ckpt.rng_state()
+        expected = (random.random(), random.gauss(0, 1), torch.rand(3))
+        random.seed(99)
+        torch.manual_seed(99)
+        ckpt.restore_rng(saved)
+        restored = (random.random(), random.gauss(0, 1), torch.rand(3))
+        assert restored[:2] == expected[:2] and torch.equal(restored[2], expected[2])
 
 
 def test_resume_without_a_checkpoint_is_an_error(tmp_path):
@@ -205,3 +264,47 @@ def test_max_steps_spanning_epochs(tmp_path, small_corpus):
     assert result.steps == 9
     assert len(result.history) >= 2  # 40 sentences in batches of at most 16: 3 or more steps per epoch
     assert [record["step"] for record in result.history] == sorted(record["step"] for record in result.history)
+
+
+def test_time_budget_stops_after_the_step_that_spends_it(tmp_path):
+    config = tiny_config(tmp_path, training__epochs=5, training__max_minutes=1e-6)
+    result = train(config)
+    assert result.steps == 1 and [record["step"] for record in result.history] == [1]
+    assert result.is_main_process and trainer_state(tmp_path)["batch_in_epoch"] == 1  # resumable mid-epoch
+
+
+def test_the_loss_is_read_from_the_device_only_every_few_steps(monkeypatch, tmp_path):
+    """Per step, losses and word counts stay on the device; the statistics handler reads them
+    every SYNC_EVERY_STEPS steps and at each epoch end (and its checkpoint)."""
+    reads = []
+    original = handlers.sum_over_processes
+
+    def counting(accelerator, tensors):
+        reads.append(1)
+        return original(accelerator, tensors)
+
+    monkeypatch.setattr(handlers, "sum_over_processes", counting)
+    steps = 2 * SYNC_EVERY_STEPS + 3
+    result = train(tiny_config(tmp_path, training__max_steps=steps))
+    assert result.steps == steps and len(result.history) == 1
+    assert len(reads) == 2 + 2 * len(result.history)
+    assert sum(record["words_per_second"] > 0 for record in result.history) == 1
+
+
+@pytest.mark.parametrize("processes", [1, 2, 3, 4])
+def test_each_process_gets_an_equal_share_of_every_batch(processes):
+    """Shares of one length (a process short of a batch would leave the others waiting in
+    the all-reduce), together holding every batch, the shortfall taken from the epoch's start."""
+    lengths = [random.Random(index).randint(1, 40) for index in range(90)]
+    samplers = [BudgetBatchSampler(lengths, token_budget=200, max_sentences=16, seed=3, num_processes=processes,
+                                   process_index=rank) for rank in range(processes)]
+    for epoch in range(3):
+        batches = samplers[0].batches(epoch)
+        shares = [sampler.shard(epoch) for sampler in samplers]
+        assert {len(share) for share in shares} == {math.ceil(len(batches) / processes)}
+        dealt = [share[turn] for turn in range(len(shares[0])) for share in shares]
+        assert dealt == (batches + batches)[:len(dealt)]
+        if processes == 1:
+            assert shares[0] == batches
+        samplers[-1].begin_epoch(epoch, skip=2)
+        assert list(samplers[-1]) == shares[-1][2:] and len(samplers[-1]) == len(shares[-1]) - 2

@@ -1,19 +1,26 @@
 """``nerkit predict``: a model directory applied to a file or standard input, streamed to a file or
-standard output, in JSON lines (raw text in) or CoNLL (CoNLL in, a predicted column out)."""
+standard output, in JSON lines (raw text in) or CoNLL (CoNLL in, a predicted column out).
+
+Input and output are UTF-8 whatever the locale says. Input lines are split on ``\\n`` only (see
+``nerkit.data.encoding.iter_utf8_lines``), so every input line gives exactly one JSON record."""
 
 from __future__ import annotations
 
+import io
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Iterator
 
+from nerkit.data.encoding import iter_utf8_lines
 from nerkit.errors import NerkitError
 from nerkit.predict.formats import FORMAT_WRITERS
 from nerkit.predict.tagger import Tagger
 from nerkit.predict.writers import write_conll_predictions, write_jsonl_predictions
 
 WRITERS = {"jsonl": write_jsonl_predictions, "conll": write_conll_predictions, **FORMAT_WRITERS}
+DECODING_ERRORS = ("strict", "replace")
 
 
 @dataclass(frozen=True)
@@ -22,27 +29,63 @@ class PredictSummary:
     note: str | None  # what the encoder has to say about them (long inputs in windows), or None
 
 
+class _Utf8Sink:
+    """A text sink over a byte stream that writes UTF-8, whatever encoding the stream's text
+    layer (the locale) would have used."""
+
+    def __init__(self, buffer: IO[bytes]):
+        self.buffer = buffer
+
+    def write(self, text: str) -> None:
+        self.buffer.write(text.encode("utf-8"))
+
+
+@contextmanager
+def _input_bytes(source: str) -> Iterator[IO[bytes]]:
+    if source != "-":
+        with open(source, "rb") as handle:
+            yield handle
+    elif hasattr(sys.stdin, "buffer"):
+        yield sys.stdin.buffer
+    else:  # standard input replaced by a text stream (a notebook, a test): its text as UTF-8
+        yield io.BytesIO(sys.stdin.read().encode("utf-8", errors="surrogatepass"))
+
+
+@contextmanager
+def _output_sink(output: str | Path | None) -> Iterator[Any]:
+    if output:
+        with open(output, "w", encoding="utf-8", newline="\n") as sink:
+            yield sink
+    elif hasattr(sys.stdout, "buffer"):
+        sys.stdout.flush()  # text written before ours comes first
+        try:
+            yield _Utf8Sink(sys.stdout.buffer)
+        finally:
+            sys.stdout.buffer.flush()
+    else:
+        yield sys.stdout
+
+
 def predict_file(model: str | Path, source: str, output: str | Path | None = None, *, format: str = "jsonl",
-                 token_budget: int = 4000, decoding: dict[str, Any] | None = None) -> PredictSummary:
+                 token_budget: int = 4000, decoding: dict[str, Any] | None = None,
+                 errors: str = "strict") -> PredictSummary:
     """Predict every input of ``source`` (a path, or ``-`` for standard input) with the model in
-    directory ``model`` and write the results to ``output`` (standard output when None)."""
+    directory ``model`` and write the results to ``output`` (standard output when None).
+
+    ``errors``: what bytes that are not UTF-8 do: ``strict`` stops with an error naming the
+    line; ``replace`` reads them as U+FFFD (and says how many lines held some)."""
     if format not in WRITERS:
         raise NerkitError(f"--format {format!r}: expected {' or '.join(WRITERS)}")
+    if errors not in DECODING_ERRORS:
+        raise NerkitError(f"--errors {errors!r}: expected {' or '.join(DECODING_ERRORS)}")
     tagger = Tagger.from_pretrained(model)
     tagger.configure_decoding(**(decoding or {}))
     if source != "-" and not Path(source).is_file():
         raise NerkitError(f"{source}: no such file")
-    reader = sys.stdin if source == "-" else open(source, encoding="utf-8")
-    try:
-        sink = open(output, "w", encoding="utf-8") if output else sys.stdout
-        try:
-            count = WRITERS[format](tagger, reader, sink, name=source, token_budget=token_budget)
-        finally:
-            if sink is not sys.stdout:
-                sink.close()
-    finally:
-        if reader is not sys.stdin:
-            reader.close()
+    name = "<stdin>" if source == "-" else source
+    with _input_bytes(source) as stream, _output_sink(output) as sink:
+        lines = iter_utf8_lines(stream, name=name, errors=errors)
+        count = WRITERS[format](tagger, lines, sink, name=name, token_budget=token_budget)
     return PredictSummary(count, tagger.encoder.report())
 
 

@@ -1,9 +1,13 @@
-"""Streaming writers of predictions: JSON lines for raw text, CoNLL with a predicted column."""
+"""Streaming writers of predictions: JSON lines for raw text, CoNLL with a predicted column.
+
+Both take the input as lines without their line ends (``nerkit.data.encoding.iter_utf8_lines``
+splits them) and write one record per input line (JSON lines) or per sentence (CoNLL).
+"""
 
 from __future__ import annotations
 
 import json
-from typing import IO
+from typing import IO, Iterable
 
 from nerkit.data.readers import iter_conll_rows
 from nerkit.data.schemes import spans_to_tags
@@ -11,24 +15,36 @@ from nerkit.data.spans import Span, keep_outermost
 from nerkit.predict.predictor import predict_conll, predict_texts
 
 
-def write_jsonl_predictions(tagger, source: IO[str], sink: IO[str], *, name: str = "<stdin>", **options) -> int:
-    """One JSON object per input line (empty lines give no entities); returns the count."""
+# Line breaks that JSON leaves unescaped but that str.splitlines() and JavaScript split on;
+# escaped, every record stays on one line for any reader.
+_UNESCAPED_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def json_record(record) -> str:
+    """One JSON line: UTF-8 text kept readable, every line break inside strings escaped."""
+    return json.dumps(record, ensure_ascii=False).translate(_UNESCAPED_BREAKS) + "\n"
+
+
+def write_jsonl_predictions(tagger, lines: Iterable[str], sink: IO[str], *, name: str = "<stdin>",
+                            **options) -> int:
+    """One JSON object per input line, its text exactly the line (empty lines give no
+    entities); returns the count."""
     count = 0
-    texts = (line.rstrip("\r\n") for line in source)
-    for record in predict_texts(tagger, texts, **options):
-        sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+    for record in predict_texts(tagger, lines, **options):
+        sink.write(json_record(record))
         count += 1
     return count
 
 
-def write_conll_predictions(tagger, source: IO[str], sink: IO[str], *, name: str = "<stdin>", **options) -> int:
+def write_conll_predictions(tagger, lines: Iterable[str], sink: IO[str], *, name: str = "<stdin>",
+                            **options) -> int:
     """Echo every input column and append the predicted BIO tag; sentences keep their order
     and ``-DOCSTART-`` lines are echoed too (tagged O). Nested predictions (span head) are
     reduced to their outermost spans for this format."""
     rows_by_example = {}
 
     def examples():
-        for rows, example, starts in iter_conll_rows(source, name=name):
+        for rows, example, starts in iter_conll_rows(lines, name=name):
             rows_by_example[id(example)] = rows, starts
             yield example
 

@@ -37,10 +37,14 @@ class ProgressReporter:
         if self.progress:
             self.progress.stop()
 
-    def step(self, event, *, words_per_second: float) -> None:
+    def step(self, *, epoch: int, batch_in_epoch: int, loss: float | None = None,
+             words_per_second: float | None = None) -> None:
+        """The bar at this point of ``epoch`` (0-based); ``loss`` (the epoch's mean so far) and
+        the speed when they have just been read from the device, else the last ones stay."""
         if self.progress:
-            self.progress.update(self.task, completed=event.batch_in_epoch, epoch=event.epoch + 1,
-                                 loss=event.loss, speed=words_per_second)
+            figures = {"loss": loss, "speed": words_per_second}
+            self.progress.update(self.task, completed=batch_in_epoch, epoch=epoch + 1,
+                                 **{name: value for name, value in figures.items() if value is not None})
 
     def epoch_end(self, record: dict, *, best: float | None) -> None:
         if not self.enabled:

@@ -29,7 +29,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
-from nerkit.data.formats.jsonio import utf8_lines
+from nerkit.data.encoding import read_text
+from nerkit.data.formats.jsonio import text_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
 from nerkit.errors import DataError
 
@@ -39,7 +40,7 @@ OTHER_KINDS = {"R": "relations", "E": "events", "A": "attributes", "M": "attribu
                "#": "notes", "*": "equivalences"}
 
 
-def detect(path: Path) -> bool:
+def detect(path: Path, encoding: str = "utf-8") -> bool:
     if path.is_dir():
         return any(path.rglob("*.ann"))
     return path.suffix == ".ann" and path.is_file()
@@ -61,17 +62,14 @@ def _text_bound(line: str, where: Where, checker: SpanChecker) -> tuple[CharSpan
     return checker.span(identifier, start, end, entity_type), (surface if tab else None)
 
 
-def _read_document(ann: Path, number: int, other: Counter) -> list[AnnotatedText]:
+def _read_document(ann: Path, number: int, other: Counter, encoding: str) -> list[AnnotatedText]:
     txt = ann.with_suffix(".txt")
     if not txt.is_file():
         raise DataError(f"no document {txt.name} for these annotations (brat pairs NAME.ann with NAME.txt)",
                         path=str(ann))
-    # Decoded as is: offsets count every character of the file, "\r" (and a BOM) included.
-    try:
-        text = txt.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"not UTF-8 ({error.reason} at byte {error.start}); brat documents are UTF-8",
-                        path=str(txt)) from None
+    # Decoded without newline translation, so offsets count every character, "\r" included (a
+    # byte-order mark is the encoding's signature, not a character: offsets start after it).
+    text = read_text(txt, encoding)
     line_starts = [0] + [index + 1 for index, character in enumerate(text) if character == "\n"]
     lines = []  # (start, end) of each line, without its "\n" or "\r\n"
     for index, start in enumerate(line_starts):
@@ -79,7 +77,7 @@ def _read_document(ann: Path, number: int, other: Counter) -> list[AnnotatedText
         lines.append((start, start + len(text[start:end].rstrip("\r"))))
     checker = SpanChecker(text, Where(str(ann)))  # one checker: it finds the characters of the text once
     per_line: dict[int, list[CharSpan]] = {}
-    for line_number, line in utf8_lines(ann, newline=""):
+    for line_number, line in text_lines(ann, encoding):
         line = line.rstrip("\r\n")
         if not line.strip():
             continue
@@ -107,13 +105,13 @@ def _read_document(ann: Path, number: int, other: Counter) -> list[AnnotatedText
     return records
 
 
-def read(path: Path) -> list[AnnotatedText]:
+def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
     annotation_files = sorted(path.rglob("*.ann")) if path.is_dir() else [path]
     if not annotation_files:
         raise DataError("no .ann files: expected a brat directory of NAME.txt and NAME.ann", path=str(path))
     other: Counter = Counter()
     records = [record for number, ann in enumerate(annotation_files)
-               for record in _read_document(ann, number, other)]
+               for record in _read_document(ann, number, other, encoding)]
     count_by_kind(other, str(path), "annotations of other kinds", "text-bound annotations (T) only")
     if not records:
         raise DataError("the documents hold no text", path=str(path))

@@ -16,19 +16,19 @@ NAME = "conll"
 KIND = "tokens"
 
 
-def detect(path: Path) -> bool:
+def detect(path: Path, encoding: str = "utf-8") -> bool:
     return path.is_file() and path.suffix.lower() not in JSONL_SUFFIXES  # what read_examples reads as CoNLL
 
 
-def read(path: Path, *, scheme: str = "auto", tag_column: int = -1) -> list[Example]:
-    return read_conll(path, scheme=scheme, tag_column=tag_column)
+def read(path: Path, *, scheme: str = "auto", tag_column: int = -1, encoding: str = "utf-8") -> list[Example]:
+    return read_conll(path, scheme=scheme, tag_column=tag_column, encoding=encoding)
 
 
 def write(examples: Iterable[Example], path: Path, *, scheme: str = "BIO") -> int:
     scheme = normalize_scheme(scheme)
     count = 0
     document = None
-    with open(path, "w", encoding="utf-8") as sink:
+    with open(path, "w", encoding="utf-8", newline="\n") as sink:
         for example in examples:
             where = example.source or f"sentence {count + 1}"
             if not is_flat(example.spans):

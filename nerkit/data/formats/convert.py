@@ -31,16 +31,16 @@ class ConvertSummary:
 
 
 def convert(source: str | Path, output: str | Path, *, to: str, from_format: str = "auto",
-            scheme: str | None = None) -> ConvertSummary:
-    """Read ``source`` (its format detected from the content, or ``from_format``) and write it
-    to ``output`` in format ``to`` (a new directory for brat). ``scheme``: the tag scheme of
-    CoNLL output, BIO (default), BIOES or IOB1."""
+            scheme: str | None = None, encoding: str = "utf-8") -> ConvertSummary:
+    """Read ``source`` (its format detected from the content, or ``from_format``; its text in
+    ``encoding``) and write it to ``output`` in format ``to``, in UTF-8 (a new directory for
+    brat). ``scheme``: the tag scheme of CoNLL output, BIO (default), BIOES or IOB1."""
     target = format_module(to, "--to")
     if from_format != "auto":
         format_module(from_format, "--from")
     if scheme is not None and target is not conll:
         raise NerkitError(f"--scheme {scheme!r} applies to CoNLL output only (--to conll), not --to {to}")
-    name, records = read_records(source, from_format)
+    name, records = read_records(source, from_format, encoding=encoding)
     if FORMATS[name].KIND == "text" and target.KIND == "tokens":
         records = to_examples(records, str(source))
     elif FORMATS[name].KIND == "tokens" and target.KIND == "text":

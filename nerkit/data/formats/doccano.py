@@ -39,8 +39,8 @@ def detect_record(record: dict[str, Any]) -> bool:
         and "start_offset" in entities[0]
 
 
-def detect(path: Path) -> bool:
-    record = path.is_file() and first_record(path)
+def detect(path: Path, encoding: str = "utf-8") -> bool:
+    record = path.is_file() and first_record(path, encoding)
     return bool(record) and detect_record(record)
 
 
@@ -70,10 +70,10 @@ def _spans(record: dict[str, Any], checker: SpanChecker) -> list[CharSpan]:
     return spans
 
 
-def read(path: Path) -> list[AnnotatedText]:
+def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
     records = []
-    relations = Counter()
-    for line, record in json_lines(path):
+    relations: Counter = Counter()
+    for line, record in json_lines(path, encoding):
         where = Where(str(path), line)
         text = record.get("text")
         if not isinstance(text, str):
@@ -99,7 +99,7 @@ def record_json(text: str, spans: Iterable[CharSpan], tokens: list[str] | None =
 
 
 def write(records: list[AnnotatedText], path: Path) -> int:
-    with open(path, "w", encoding="utf-8") as sink:
+    with open(path, "w", encoding="utf-8", newline="\n") as sink:
         for record in records:
             sink.write(dumps(record_json(record.text, record.spans, record.tokens)) + "\n")
     return len(records)

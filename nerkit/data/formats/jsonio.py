@@ -1,31 +1,33 @@
-"""JSON in and out for the formats: JSON lines read with the line named in every error, the
-first record of a file for detection, and a JSON array written one item per line, streamed."""
+"""Text in and out for the formats: files decoded with ``data.encoding`` (``nerkit.data.encoding``:
+errors name the file and line, binary files are refused), JSON lines read with the line named
+in every error, the head of a file for detection, and JSON written one record per line."""
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from nerkit.data.encoding import read_text
 from nerkit.errors import DataError
 
+HEAD_BYTES = 1 << 16  # what detection reads of a file
 
-def utf8_lines(path: Path, *, newline: str | None = None) -> Iterator[tuple[int, str]]:
-    """``(line number, line)`` of a UTF-8 file (a BOM dropped); bytes that are not UTF-8 are an
-    error naming the line."""
-    number = 0
-    try:
-        with open(path, encoding="utf-8-sig", newline=newline) as handle:
-            for number, line in enumerate(handle, start=1):
-                yield number, line
-    except UnicodeDecodeError:  # files are decoded a block at a time: the line is where it was found
-        raise DataError("bytes that are not UTF-8 after this line; save the file as UTF-8", path=str(path),
-                        line=number) from None
+# Line breaks that JSON leaves unescaped but str.splitlines() and JavaScript split on; escaped,
+# every record stays on one line for any reader (as nerkit predict writes its JSON lines).
+_UNESCAPED_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
-def json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def text_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a text file; ``\\r\\n``, ``\\r`` and ``\\n`` end lines."""
+    yield from enumerate(io.StringIO(read_text(path, encoding), newline=None), start=1)
+
+
+def json_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for every non-blank line; anything but a JSON object is an error."""
-    for number, line in utf8_lines(path):
+    for number, line in text_lines(path, encoding):
         if not line.strip():
             continue
         try:
@@ -38,38 +40,32 @@ def json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, record
 
 
-def first_record(path: Path) -> dict[str, Any] | None:
-    """The object on the first non-blank line of a JSON lines file, or None if it is not one."""
+def head(path: Path, encoding: str = "utf-8") -> str:
+    """The beginning of a file, decoded leniently (detection only; reading reports bad bytes)."""
     try:
-        with open(path, encoding="utf-8-sig") as handle:
-            for line in handle:
-                if line.strip():
-                    record = json.loads(line)
-                    return record if isinstance(record, dict) else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
+        with open(path, "rb") as handle:
+            data = handle.read(HEAD_BYTES)
+        decoder = codecs.getincrementaldecoder("utf-8-sig" if codecs.lookup(encoding).name == "utf-8"
+                                               else encoding)(errors="replace")
+        return decoder.decode(data)  # not final: a character cut at the end is left out
+    except (OSError, LookupError, TypeError):  # TypeError: a codec that is not bytes -> text (rot13)
+        return ""
+
+
+def first_record(path: Path, encoding: str = "utf-8") -> dict[str, Any] | None:
+    """The object on the first non-blank line of a JSON lines file, or None if it is not one."""
+    for line in head(path, encoding).splitlines():
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                return None
+            return record if isinstance(record, dict) else None
     return None
 
 
-def first_character(path: Path) -> str:
-    """The first non-whitespace character of a file ('' if none or not UTF-8)."""
-    try:
-        with open(path, encoding="utf-8-sig") as handle:
-            while chunk := handle.read(4096):
-                if chunk.strip():
-                    return chunk.lstrip()[0]
-    except UnicodeDecodeError:
-        return ""
-    return ""
-
-
-def read_utf8(path: Path, *, newline: str | None = None) -> str:
-    """The whole text of a UTF-8 file, a BOM dropped; bytes that are not UTF-8 are an error."""
-    return "".join(line for _, line in utf8_lines(path, newline=newline))
-
-
 def dumps(item: Any) -> str:
-    return json.dumps(item, ensure_ascii=False)
+    return json.dumps(item, ensure_ascii=False).translate(_UNESCAPED_BREAKS)
 
 
 class JsonArrayWriter:

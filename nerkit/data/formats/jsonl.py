@@ -15,19 +15,19 @@ NAME = "jsonl"
 KIND = "tokens"
 
 
-def detect(path: Path) -> bool:
-    record = path.is_file() and first_record(path)
+def detect(path: Path, encoding: str = "utf-8") -> bool:
+    record = path.is_file() and first_record(path, encoding)
     tokens = record.get("tokens") if record else None
     return isinstance(tokens, list) and all(isinstance(t, str) for t in tokens) and "entities" not in record
 
 
-def read(path: Path) -> list[Example]:
-    return read_jsonl(path)
+def read(path: Path, *, encoding: str = "utf-8") -> list[Example]:
+    return read_jsonl(path, encoding=encoding)
 
 
 def write(examples: Iterable[Example], path: Path) -> int:
     count = 0
-    with open(path, "w", encoding="utf-8") as sink:
+    with open(path, "w", encoding="utf-8", newline="\n") as sink:
         for example in examples:
             sink.write(write_jsonl_example(example) + "\n")
             count += 1

@@ -34,7 +34,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from nerkit.data.formats.jsonio import JsonArrayWriter, first_character, read_utf8
+from nerkit.data.encoding import read_text
+from nerkit.data.formats.jsonio import JsonArrayWriter, head
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
 from nerkit.errors import DataError
 
@@ -45,16 +46,16 @@ KIND = "text"
 FROM_NAME, TO_NAME = "label", "text"  # the Named Entity Recognition template's tag names
 
 
-def detect(path: Path) -> bool:
+def detect(path: Path, encoding: str = "utf-8") -> bool:
     # A JSON array: no other format nerkit reads starts with "[".
-    return path.is_file() and first_character(path) == "["
+    return path.is_file() and head(path, encoding).lstrip().startswith("[")
 
 
-def _load(path: Path) -> list[Any]:
+def _load(path: Path, encoding: str) -> list[Any]:
     import json
 
     try:
-        tasks = json.loads(read_utf8(path))
+        tasks = json.loads(read_text(path, encoding))
     except json.JSONDecodeError as error:
         raise DataError(f"invalid JSON ({error.msg}, line {error.lineno} column {error.colno}); expected Label "
                         "Studio's JSON export, a list of tasks", path=str(path)) from None
@@ -84,13 +85,13 @@ def _chosen(task: dict[str, Any], use: str) -> list[Any] | None:
     return candidates[0].get("result", []) if candidates and isinstance(candidates[0], dict) else None
 
 
-def read(path: Path, *, use: str = "annotations") -> list[AnnotatedText]:
+def read(path: Path, *, use: str = "annotations", encoding: str = "utf-8") -> list[AnnotatedText]:
     if use not in ("annotations", "predictions"):
         raise ValueError(f"use={use!r}: expected 'annotations' or 'predictions'")
     records = []
     other_types: Counter = Counter()
     left_out = with_predictions = 0
-    for number, task in enumerate(_load(path), start=1):
+    for number, task in enumerate(_load(path, encoding), start=1):
         item = f"task {number}" + (f" (id {task['id']})" if isinstance(task, dict) and "id" in task else "")
         where = Where(str(path), item=item)
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
@@ -161,7 +162,7 @@ def task_json(text: str, spans: Sequence[CharSpan], *, scores: Sequence[float] |
 
 def write(records: Iterable[AnnotatedText], path: Path, *, from_name: str = FROM_NAME,
           to_name: str = TO_NAME) -> int:
-    with open(path, "w", encoding="utf-8") as sink:
+    with open(path, "w", encoding="utf-8", newline="\n") as sink:
         tasks = JsonArrayWriter(sink)
         for record in records:
             tasks.add(task_json(record.text, record.spans, tokens=record.tokens, from_name=from_name,

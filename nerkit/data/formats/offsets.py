@@ -35,8 +35,8 @@ def detect_record(record: dict[str, Any]) -> bool:
     return isinstance(record.get("text"), str) and any(key in record for key in SPAN_KEYS)
 
 
-def detect(path: Path) -> bool:
-    record = path.is_file() and first_record(path)
+def detect(path: Path, encoding: str = "utf-8") -> bool:
+    record = path.is_file() and first_record(path, encoding)
     return bool(record) and detect_record(record)
 
 
@@ -51,10 +51,10 @@ def _span(item: Any, index: int, checker: SpanChecker) -> CharSpan:
     return span
 
 
-def read(path: Path) -> list[AnnotatedText]:
+def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
     records = []
     not_accepted = 0
-    for line, record in json_lines(path):
+    for line, record in json_lines(path, encoding):
         where = Where(str(path), line)
         text = record.get("text")
         key = next((key for key in SPAN_KEYS if key in record), None)
@@ -87,7 +87,7 @@ def record_json(text: str, spans: Iterable[CharSpan], tokens: list[str] | None =
 
 
 def write(records: list[AnnotatedText], path: Path) -> int:
-    with open(path, "w", encoding="utf-8") as sink:
+    with open(path, "w", encoding="utf-8", newline="\n") as sink:
         for record in records:
             sink.write(dumps(record_json(record.text, record.spans, record.tokens)) + "\n")
     return len(records)

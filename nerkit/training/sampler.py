@@ -1,0 +1,60 @@
+"""The training batch sampler: length-grouped batches under a token budget, one share per process."""
+
+from __future__ import annotations
+
+import math
+
+from nerkit.data.batching import budget_batches
+
+
+class BudgetBatchSampler:
+    """Length-grouped batches under a token budget, reshuffled per epoch from (seed, epoch),
+    so an interrupted epoch can be replayed exactly and resumed at any batch.
+
+    With ``num_processes`` > 1 each process iterates its own share of the epoch's batches
+    (``shard``); every share has the same length, because each optimizer step all-reduces
+    gradients and a process short of a batch would leave the others waiting forever.
+    """
+
+    def __init__(self, lengths: list[int], *, token_budget: int, max_sentences: int, seed: int,
+                 cells_per_batch=None, max_cells: int | None = None, num_processes: int = 1,
+                 process_index: int = 0):
+        self.lengths, self.token_budget, self.max_sentences, self.seed = lengths, token_budget, max_sentences, seed
+        self.cells_per_batch, self.max_cells = cells_per_batch, max_cells
+        self.num_processes, self.process_index = num_processes, process_index
+        self.epoch, self.skip = 0, 0
+
+    def begin_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Iterate ``epoch``'s share from its ``skip``-th batch (a resumed epoch skips what it did)."""
+        self.epoch, self.skip = epoch, skip
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        """All the epoch's batches, every process's together."""
+        return budget_batches(self.lengths, token_budget=self.token_budget, max_sentences=self.max_sentences,
+                              shuffle=True, seed=self.seed * 1000 + epoch, cells_per_batch=self.cells_per_batch,
+                              max_cells=self.max_cells)
+
+    def shard(self, epoch: int) -> list[list[int]]:
+        """This process's share of the epoch: batches ``process_index``, ``process_index +
+        num_processes``, ... With a batch count that does not divide evenly, the list wraps
+        round to the epoch's first batches so that every share is equally long: a few
+        sentences are seen twice in that epoch (as with Accelerate's ``even_batches``), none
+        is skipped. One process gets exactly ``batches(epoch)``."""
+        batches = self.batches(epoch)
+        if self.num_processes == 1:
+            return batches
+        padded_count = math.ceil(len(batches) / self.num_processes) * self.num_processes
+        padded = [batches[index % len(batches)] for index in range(padded_count)]
+        return padded[self.process_index::self.num_processes]
+
+    def peak_cells(self, epoch: int = 0) -> int | None:
+        """The largest score tensor (cells) of an epoch's batches, for heads that have one."""
+        if self.cells_per_batch is None:
+            return None
+        return max(self.cells_per_batch(len(b), max(self.lengths[i] for i in b)) for b in self.batches(epoch))
+
+    def __iter__(self):
+        return iter(self.shard(self.epoch)[self.skip:])
+
+    def __len__(self) -> int:
+        return len(self.shard(self.epoch)) - self.skip
