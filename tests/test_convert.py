@@ -205,6 +205,11 @@ def test_convert_command(tmp_path):
     tasks = json.loads((tmp_path / "tasks.json").read_text(encoding="utf-8"))
     assert tasks[0]["data"]["text"] == "EU rejects German call ."
     assert [r["value"]["text"] for r in tasks[0]["annotations"][0]["result"]] == ["EU", "German"]
+    latin = tmp_path / "latin1.jsonl"
+    latin.write_bytes('{"text": "Tromsø", "label": [[0, 6, "LOC"]]}\n'.encode("latin-1"))
+    result = invoke("convert", latin, tmp_path / "utf8.jsonl", "--to", "offsets", "--encoding", "latin-1")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "utf8.jsonl").read_text(encoding="utf-8"))["entities"][0]["text"] == "Tromsø"
 
 
 @pytest.mark.parametrize("arguments,fragments", [

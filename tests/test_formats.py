@@ -28,7 +28,7 @@ from hypothesis import given, settings, strategies as st
 from nerkit import read_examples
 from nerkit.config import DataConfig, load_config
 from nerkit.data.formats import FORMAT_NAMES, detect_format, read_records, to_example
-from nerkit.data.formats import brat, labelstudio
+from nerkit.data.formats import labelstudio
 from nerkit.data.formats.records import AnnotatedText, CharSpan, Where
 from nerkit.data.spans import Span
 from nerkit.data.text import TOKENIZER_RULE, tokenize
@@ -132,6 +132,10 @@ def test_labelstudio_utf16_offsets_are_caught_with_a_hint(tmp_path):
     with pytest.raises(DataError) as caught:
         read_examples(write_json(tmp_path / "old.json", [task]))
     assert_error(caught.value, tmp_path / "old.json", "task 1 (id 5)", "result 'r9'", "'annotation'", "UTF-16")
+    task["annotations"][0]["result"] = [ls_result(13, 24, "annotation.", ["X"], "r9")]  # past the end
+    with pytest.raises(DataError) as caught:
+        read_examples(write_json(tmp_path / "old.json", [task]))
+    assert_error(caught.value, tmp_path / "old.json", "out of range", "UTF-16")
 
 
 @pytest.mark.parametrize("export,fragments", [

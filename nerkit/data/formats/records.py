@@ -97,7 +97,7 @@ class SpanChecker:
             raise self.where.error(f"{span} is empty: expected start < end (end exclusive)")
         if start < 0 or end > len(self.text):
             raise self.where.error(f"{span} is out of range for a text of {len(self.text)} characters "
-                                   "(offsets are Unicode code points, end exclusive)")
+                                   f"(offsets are Unicode code points, end exclusive).{self._utf16_hint()}")
         if self._starts is None:
             self._starts = _grapheme_starts(self.text)
         for name, offset in (("starts", start), ("ends", end)):
@@ -107,8 +107,16 @@ class SpanChecker:
                 raise self.where.error(
                     f"{span} {name} inside the character {character!r} (code points "
                     f"{' '.join(f'U+{ord(c):04X}' for c in character)}), e.g. between a letter and its "
-                    "combining accent or inside an emoji; a span must start and end between characters")
+                    f"combining accent or inside an emoji; a span must start and end between characters."
+                    f"{self._utf16_hint()}")
         return CharSpan(start, end, label)
+
+    def _utf16_hint(self) -> str:
+        """Why offsets may be off in a text with characters beyond U+FFFF (emoji)."""
+        if not any(ord(character) > 0xFFFF for character in self.text):
+            return ""
+        return (" The text holds characters beyond U+FFFF (emoji): if the tool counted UTF-16 code units, as "
+                "JavaScript does (older Label Studio and doccano versions), each of them shifts later offsets by one.")
 
     def surface(self, what: str, span: CharSpan, given: Any) -> None:
         """The tool's copy of the span's text, when it wrote one, must be the text at its offsets."""
@@ -117,9 +125,9 @@ class SpanChecker:
         hint = ""
         units = self.text.encode("utf-16-le")
         if units[2 * span.start:2 * span.end].decode("utf-16-le", errors="replace") == given:
-            hint = (" The offsets count UTF-16 code units, as JavaScript does (older tool versions), not "
-                    "Unicode code points: an emoji or another character beyond U+FFFF before the span "
-                    "shifts them.")
+            hint = (" The offsets count UTF-16 code units, as JavaScript does (older Label Studio and doccano "
+                    "versions), not Unicode code points: each character beyond U+FFFF (emoji) before the span "
+                    "shifts them by one.")
         raise self.where.error(
             f"{self.describe(what, span.start, span.end, span.type)}: the file gives the span's text as "
             f"{given!r}, but the text at these offsets is {self.text[span.start:span.end]!r}.{hint}")
