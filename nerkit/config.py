@@ -121,7 +121,7 @@ class DataConfig(Section):
         from nerkit.data.sources import load_split
 
         source = getattr(self, split)
-        return None if source is None else load_split(source, self.scheme, encoding=self.encoding)
+        return None if source is None else load_split(source, self.scheme, encoding=self.encoding, format=self.format)
 
 
 class TrainingConfig(Section):

@@ -29,6 +29,7 @@ from torch import nn
 from nerkit.config import Config, EncoderConfig, HeadConfig, LossConfig
 from nerkit.data.documents import join_documents
 from nerkit.data.schemes import scheme_tags, spans_to_tags
+from nerkit.data.text import TOKENIZER_RULE
 from nerkit.data.spans import Example, ScoredSpan, is_flat, keep_outermost
 from nerkit.encoders import EncoderContext
 from nerkit.errors import ConfigError, DataError, NerkitError
@@ -141,7 +142,7 @@ class TaggerModel(nn.Module):
         label_names, label_counts = count_labels(labelled, config.head, entity_types)
         encoder = build_encoder(config.encoder, EncoderContext(examples=train_examples))
         model_config = {"encoder": encoder.config(), "head": config.head.model_dump(), "loss": config.loss.model_dump(),
-                        "document_context": config.data.document_context}
+                        "document_context": config.data.document_context, "tokenizer": TOKENIZER_RULE}
         return cls._assemble(model_config, encoder, entity_types, label_names, label_counts)
 
     @classmethod
@@ -197,6 +198,14 @@ class TaggerModel(nn.Module):
         encoder = build_encoder(EncoderConfig.model_validate(description["encoder"]), EncoderContext(directory=directory))
         model_config = {key: description[key] for key in ("encoder", "head", "loss")}
         model_config["document_context"] = description.get("document_context")  # absent before it existed
+        # The rule that split raw text into words in training; models from before it was
+        # recorded used the first one.
+        model_config["tokenizer"] = description.get("tokenizer", "nerkit-words-v1")
+        if model_config["tokenizer"] != TOKENIZER_RULE:
+            raise NerkitError(f"{directory}: the model was trained on text split by the tokenizer rule "
+                              f"{model_config['tokenizer']!r}, and this nerkit splits text by {TOKENIZER_RULE!r}; "
+                              "predictions would not match what it learned. Use the nerkit version it was "
+                              "trained with, or train it again")
         tagger = cls._assemble(model_config, encoder, description["entity_types"], description["label_names"],
                                description["label_counts"])
         tagger.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))

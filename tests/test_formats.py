@@ -499,3 +499,20 @@ def test_data_format_in_the_configuration():
 
 def test_the_tokenizer_rule_has_a_name():
     assert TOKENIZER_RULE == "nerkit-words-v1"
+
+
+def test_a_model_records_the_tokenizer_rule_and_refuses_another(trained_models, tmp_path):
+    import json
+    import shutil
+
+    from nerkit import NerkitError, Tagger
+    from nerkit.data.text import TOKENIZER_RULE
+
+    copy = tmp_path / "model"
+    shutil.copytree(trained_models["crf"], copy)
+    description = json.loads((copy / "config.json").read_text(encoding="utf-8"))
+    assert description["tokenizer"] == TOKENIZER_RULE
+    description["tokenizer"] = "some-other-rule"
+    (copy / "config.json").write_text(json.dumps(description), encoding="utf-8")
+    with pytest.raises(NerkitError, match="tokenizer rule 'some-other-rule'"):
+        Tagger.from_pretrained(copy)
