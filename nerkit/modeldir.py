@@ -169,7 +169,7 @@ def remove_file(directory: Path, name: str) -> None:
 
 def fsync_path(path: Path) -> None:
     """Flush a file's data, or a folder's entries, to the disk."""
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if path.is_dir() else os.O_RDWR
+    flags = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if path.is_dir() else os.O_RDWR
     try:
         descriptor = os.open(path, flags)
     except OSError:
@@ -241,9 +241,9 @@ def complete_manifest(folder: Path) -> dict[str, dict[str, Any]] | None:
         return None
     try:
         files = read_manifest(folder)
+        return files if not manifest_problems(folder, files) else None
     except (ValueError, OSError):
         return None
-    return files if not manifest_problems(folder, files) else None
 
 
 def directory_problems(directory: Path) -> list[str] | None:
