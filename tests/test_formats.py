@@ -514,5 +514,6 @@ def test_a_model_records_the_tokenizer_rule_and_refuses_another(trained_models, 
     assert description["tokenizer"] == TOKENIZER_RULE
     description["tokenizer"] = "some-other-rule"
     (copy / "config.json").write_text(json.dumps(description), encoding="utf-8")
+    (copy / "model-manifest.json").unlink()  # a deliberate edit: the manifest would refuse it first
     with pytest.raises(NerkitError, match="tokenizer rule 'some-other-rule'"):
         Tagger.from_pretrained(copy)
