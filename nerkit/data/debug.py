@@ -12,7 +12,12 @@ a list of ``Problem``s:
   tags, invisible lines, word cuts, whitespace at span edges, duplicates and conflicting
   annotations, train/dev overlap, dev types missing from train, sentences windowed by the encoder).
 
-A source that does not read at all is a ``DataError`` from the reader, as in training.
+Problem kinds: no-entities, overlapping, word-over-window (errors, or warnings where training
+still runs: no entity in dev, overlaps kept outermost or in dev), imbalance, duplicate,
+conflict, edge-whitespace, word-cut, train-dev-overlap, dev-types-missing, long-sentence, and
+each kind of reader repair recorded in ``ReadStats`` (continuation-start, invisible-line,
+byte-order-mark, or a kind a newer reader adds). A source that does not read at all is a
+``DataError`` from the reader, as in training.
 """
 
 from __future__ import annotations
@@ -37,11 +42,11 @@ TEXT_WIDTH = 100  # characters per line of the readable report
 # Losses registered for class imbalance (`nerkit losses`): the ones to try with `nerkit compare`.
 IMBALANCE_LOSSES = "ce,weighted-ce,focal,logit-adjusted,dice"
 REPAIR_MESSAGES = {  # what each kind of reader repair means, for the report
-    "continuation-start": "entities start with a continuation tag (I-/E-) the {detail} scheme does not allow "
-                          "there; each was read as a new entity. Check the annotation, or the scheme (--set "
-                          "data.scheme=IOB1 if the file is IOB1)",
-    "invisible-line": "lines hold only invisible characters ({detail}); they were read as blank lines",
-    "byte-order-mark": "lines start with a byte-order mark (U+FEFF); it was dropped",
+    "continuation-start": "entities starting with a continuation tag (I-/E-) that the {detail} scheme does not "
+                          "allow there, each read as a new entity: {count}. Check the annotation, or the scheme "
+                          "(--set data.scheme=IOB1 if the file is IOB1)",
+    "invisible-line": "lines holding only invisible characters ({detail}), read as blank lines: {count}",
+    "byte-order-mark": "byte-order marks (U+FEFF) starting a line, dropped: {count}",
 }
 
 
@@ -50,7 +55,7 @@ class Problem:
     severity: str  # ERROR (training would refuse the data) or WARNING
     kind: str  # e.g. "overlapping", "imbalance", "duplicate"
     message: str
-    split: str | None  # "train", "dev", or None for both
+    split: str  # "train" or "dev" (train/dev comparisons are the dev split's)
     where: list[str]  # the first MAX_LOCATIONS places: "FILE line N" or "SPLIT sentence N" (from 0)
     count: int  # how many places in all
 
@@ -80,7 +85,8 @@ class SplitReport:
         """Rarest to most frequent type, with two types or more."""
         if len(self.types) < 2:
             return None
-        (most, most_count), (rarest, rarest_count) = next(iter(self.types.items())), list(self.types.items())[-1]
+        counts = list(self.types.items())  # most frequent first
+        (most, most_count), (rarest, rarest_count) = counts[0], counts[-1]
         return {"ratio": rarest_count / most_count, "rarest": rarest, "most_frequent": most}
 
     def as_dict(self) -> dict[str, Any]:
@@ -119,9 +125,11 @@ class DataReport:
         return _report_text(self)
 
 
-def debug_data(train: str, dev: str | None = None, *, flat_head: bool = True, overlapping: str = "error",
-               encoder: str | Path | None = None, window: int | None = None, **read_options: Any) -> DataReport:
+def debug_data(train: str | list[Example], dev: str | list[Example] | None = None, *, flat_head: bool = True,
+               overlapping: str = "error", encoder: str | Path | None = None, window: int | None = None,
+               **read_options: Any) -> DataReport:
     """Read ``train`` (and ``dev``) as training would and report what they hold and what is wrong.
+    Each is a data source (what ``load_split`` reads) or examples already read.
 
     ``flat_head``: whether the head to train tags words (softmax, CRF), so that overlapping
     entities in train are refused, or reduced to the outermost with ``overlapping='outermost'``;
@@ -133,11 +141,14 @@ def debug_data(train: str, dev: str | None = None, *, flat_head: bool = True, ov
     ``DataError``."""
     if overlapping not in ("error", "outermost"):
         raise ConfigError(f"overlapping={overlapping!r}: expected 'error' or 'outermost'")
-    sources = {"train": train} if dev is None else {"train": train, "dev": dev}
-    examples, stats = {}, {}
-    for split, source in sources.items():
+    given = {"train": train} if dev is None else {"train": train, "dev": dev}
+    sources, examples, stats = {}, {}, {}
+    for split, source in given.items():
         stats[split] = ReadStats()
-        examples[split] = load_split(source, stats=stats[split], **read_options)
+        if isinstance(source, (str, Path)):
+            sources[split], examples[split] = str(source), load_split(str(source), stats=stats[split], **read_options)
+        else:
+            sources[split], examples[split] = f"<{split} examples>", list(source)
     counter = SubwordCounter.load(encoder, window) if encoder is not None else None
     problems: list[Problem] = []
     notes: list[str] = []
@@ -185,8 +196,8 @@ def _split_report(split: str, source: str, examples: list[Example], stats: ReadS
         overlapping["crossing_pairs"] += crossing
     for repair in stats.repairs:
         # A kind this module does not know (a newer reader's) is still reported, with its detail.
-        template = REPAIR_MESSAGES.get(repair.kind, "repairs of kind {kind} ({detail})")
-        message = f"{repair.source}: {repair.count} " + template.format(kind=repair.kind, detail=repair.detail)
+        template = REPAIR_MESSAGES.get(repair.kind, "repairs of kind {kind} ({detail}): {count}")
+        message = f"{repair.source}: " + template.format(kind=repair.kind, detail=repair.detail, count=repair.count)
         _add(problems, WARNING, repair.kind, split, message, repair.locations)
     duplicates, conflicts = _duplicates(split, examples, problems)
     return SplitReport(
@@ -219,17 +230,17 @@ def _check_overlapping(split: str, examples: list[Example], flat_head: bool, ove
         return
     if split == "train" and overlapping == "error":
         _add(problems, ERROR, "overlapping", split,
-             f"{len(where)} train sentences hold overlapping entities, which a flat head (softmax, CRF) cannot "
-             "represent, so training refuses them: train the span head (--head span), or keep the outermost "
-             "entities (--set data.overlapping=outermost)", where)
+             f"{_plural(len(where), 'train sentence')} with overlapping entities, which a flat head (softmax, "
+             "CRF) cannot represent: training refuses them. Train the span head (--head span), or keep the "
+             "outermost entities (--set data.overlapping=outermost)", where)
     elif split == "train":
         _add(problems, WARNING, "overlapping", split,
-             f"{len(where)} train sentences hold overlapping entities; training keeps the outermost ones "
-             "(data.overlapping=outermost) and drops the others", where)
+             f"{_plural(len(where), 'train sentence')} with overlapping entities: training keeps the outermost "
+             "of them (data.overlapping=outermost) and drops the others", where)
     else:
         _add(problems, WARNING, "overlapping", split,
-             f"{len(where)} {split} sentences hold overlapping entities, which a flat head cannot predict: "
-             "all but one of each group count as missed", where)
+             f"{_plural(len(where), split + ' sentence')} with overlapping entities: a flat head predicts no "
+             "overlaps, so some of them count as missed", where)
 
 
 def _duplicates(split: str, examples: list[Example], problems: list[Problem]) -> tuple[int, int]:
@@ -251,12 +262,12 @@ def _duplicates(split: str, examples: list[Example], problems: list[Problem]) ->
     copies, conflicting = [where for _, where in sorted(copies)], [where for _, where in sorted(conflicting)]
     if copies:
         _add(problems, WARNING, "duplicate", split,
-             f"{len(copies)} {split} sentences repeat an earlier one with the same annotation, so they weigh "
-             "twice", copies)
+             f"{_plural(len(copies), split + ' sentence')} repeating an earlier one with the same annotation: "
+             "each weighs twice", copies)
     if conflicting:
         _add(problems, WARNING, "conflict", split,
-             f"{len(conflicting)} {split} sentences occur more than once with different annotations; at most one "
-             "annotation of each is right", conflicting)
+             f"{_plural(len(conflicting), split + ' sentence')} occurring more than once with different "
+             "annotations: at most one annotation of each is right", conflicting)
     return len(copies), len(conflicting)
 
 
@@ -305,11 +316,12 @@ def _check_span_text(split: str, examples: list[Example], problems: list[Problem
                     cuts.append(f"{_location(split, index, example)}: {span.type} {example.text[start:end]!r}")
     if blank_edges:
         _add(problems, WARNING, "edge-whitespace", split,
-             f"{len(blank_edges)} {split} entities begin or end with whitespace or an invisible character", blank_edges)
+             f"{_plural(len(blank_edges), split + ' entity')} beginning or ending with whitespace or an invisible "
+             "character", blank_edges)
     if cuts:
         _add(problems, WARNING, "word-cut", split,
-             f"{len(cuts)} {split} entities begin or end inside a word of the text; check that the "
-             "annotation means it", cuts)
+             f"{_plural(len(cuts), split + ' entity')} beginning or ending inside a word of the text: check "
+             "that the annotation means it", cuts)
     return bool(with_text)
 
 
@@ -352,7 +364,7 @@ def _compare_splits(train: list[Example], dev: list[Example], problems: list[Pro
         _add(problems, WARNING, "dev-types-missing", "dev",
              f"dev has types train never has ({', '.join(missing_types)}): a model trained on it cannot find "
              f"their {len(missing)} entities", [f"{where}: {entity_type}" for where, entity_type in missing])
-    return {"identical_sentences": len(shared), "identical_share": len(shared) / len(dev),
+    return {"identical_sentences": len(shared), "identical_share": len(shared) / len(dev) if dev else None,
             "dev_mentions": len(mentions), "unseen_mentions": len(unseen),
             "unseen_share": len(unseen) / len(mentions) if mentions else None,
             "dev_surface_forms": len(set(mentions)), "unseen_surface_forms": len(set(unseen)),
@@ -415,13 +427,14 @@ class SubwordCounter:
                     huge_words.append(f"{where}: {example.tokens[pieces.index(widest)][:40]!r} ({widest} sub-words)")
         if huge_words:
             _add(problems, ERROR, "word-over-window", split,
-                 f"{len(huge_words)} {split} sentences hold a word of more sub-words than a whole window of the "
-                 f"encoder ({self.window - self.special} besides special tokens); the encoder refuses them", huge_words)
+                 f"{_plural(len(huge_words), split + ' sentence')} with a word of more sub-words than a whole "
+                 f"window of the encoder ({self.window - self.special} besides special tokens): the encoder "
+                 "refuses them", huge_words)
         if windowed:
             _add(problems, WARNING, "long-sentence", split,
-                 f"{len(windowed)} {split} sentences are longer than the encoder's window of {self.window} sub-words "
-                 f"(longest {longest}); the encoder reads them in overlapping windows (encoder.long_inputs=error "
-                 "would refuse them)", windowed)
+                 f"{_plural(len(windowed), split + ' sentence')} longer than the encoder's window of {self.window} "
+                 f"sub-words (longest {longest}): the encoder reads them in overlapping windows "
+                 "(encoder.long_inputs=error would refuse them)", windowed)
         return {"window": self.window, "longest": longest, "over_window": len(windowed)}
 
 
@@ -454,7 +467,9 @@ def _wrapped(text: str, indent: int = 2) -> str:
 
 
 def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun[:-1]}ies" if noun.endswith("y") else f"{count} {noun}s"
 
 
 def _packed(items: list[str], *, first: str, rest: str) -> list[str]:
