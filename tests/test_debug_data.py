@@ -350,10 +350,11 @@ def test_readers_record_their_repairs_only_when_asked(tmp_path):
 
     path = tmp_path / "data.jsonl"
     line = json.dumps({"tokens": ["Paris"], "spans": [{"start": 0, "end": 1, "type": "LOC"}]})
-    path.write_text(f"\ufeff{line}\n\u2060\n{line}\n", encoding="utf-8")  # a BOM, then a word-joiner line
+    # A word-joiner line, then a byte-order mark starting a line (one starting the file is the encoding's).
+    path.write_text(f"{line}\n\u2060\n\ufeff{line}\n", encoding="utf-8")
     stats = ReadStats()
     recorded = read_examples(path, stats=stats)
     assert [(r.kind, r.count, r.locations, r.detail) for r in stats.repairs] == [
-        ("invisible-line", 1, [f"{path} line 2"], "U+2060"), ("byte-order-mark", 1, [f"{path} line 1"], "U+FEFF")]
+        ("invisible-line", 1, [f"{path} line 2"], "U+2060"), ("byte-order-mark", 1, [f"{path} line 3"], "U+FEFF")]
     assert recorded == read_examples(path)  # what the reader returns does not change
     assert stats.count("invisible-line") == 1 and stats.count("continuation-start") == 0
