@@ -320,7 +320,7 @@ def test_hf_settings_through_set(tmp_path):
                                ).save_to_disk(str(tmp_path / "ds"))
     result = invoke(tmp_path / "ds", "--set", "data.tokens_column=words", "--set", "data.tags_column=labels")
     assert result.exit_code == 0, result.output
-    assert "1 sentences, 2 tokens, 1 entities" in result.stdout
+    assert "1 sentence, 2 tokens, 1 entity" in result.stdout
     missing = invoke(tmp_path / "ds")
     assert missing.exit_code == 2 and "'tokens'" in missing.output
 

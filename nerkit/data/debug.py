@@ -225,7 +225,8 @@ def _check_overlapping(split: str, examples: list[Example], flat_head: bool, ove
                        problems: list[Problem]) -> None:
     """Overlapping entities matter to a flat head only: training refuses them in train
     (``data.overlapping=error``) or drops all but the outermost; in dev they cannot be predicted."""
-    where = [_location(split, index, example) for index, example in enumerate(examples) if any(_overlaps(example.spans))]
+    where = [_location(split, index, example) for index, example in enumerate(examples)
+             if any(_overlaps(example.spans))]
     if not where or not flat_head:
         return
     if split == "train" and overlapping == "error":
@@ -363,7 +364,7 @@ def _compare_splits(train: list[Example], dev: list[Example], problems: list[Pro
     if missing:
         _add(problems, WARNING, "dev-types-missing", "dev",
              f"dev has types train never has ({', '.join(missing_types)}): a model trained on it cannot find "
-             f"their {len(missing)} entities", [f"{where}: {entity_type}" for where, entity_type in missing])
+             f"these {_plural(len(missing), 'entity')}", [f"{where}: {entity_type}" for where, entity_type in missing])
     return {"identical_sentences": len(shared), "identical_share": len(shared) / len(dev) if dev else None,
             "dev_mentions": len(mentions), "unseen_mentions": len(unseen),
             "unseen_share": len(unseen) / len(mentions) if mentions else None,
@@ -443,21 +444,22 @@ class SubwordCounter:
 
 def _split_lines(name: str, report: SplitReport) -> list[str]:
     lines = [f"{name}: {report.source}",
-             f"  {report.sentences} sentences, {report.tokens} tokens, {report.entities} entities, "
-             f"longest sentence {report.longest_sentence} tokens"]
+             f"  {_plural(report.sentences, 'sentence')}, {_plural(report.tokens, 'token')}, "
+             f"{_plural(report.entities, 'entity')}, longest sentence {_plural(report.longest_sentence, 'token')}"]
     lengths = ", ".join(f"{length}: {count}" for length, count in report.span_lengths.items())
     lines.append(f"  entity lengths in tokens  {lengths or '-'}")
     if imbalance := report.imbalance():
         lines.append(f"  imbalance  {imbalance['rarest']}/{imbalance['most_frequent']} = {imbalance['ratio']:.3f}")
     overlapping = report.overlapping
-    lines.append(f"  overlapping  {overlapping['sentences']} sentences ({overlapping['nested_pairs']} nested pairs, "
-                 f"{overlapping['crossing_pairs']} crossing)")
+    lines.append(f"  overlapping  {_plural(overlapping['sentences'], 'sentence')} "
+                 f"({_plural(overlapping['nested_pairs'], 'nested pair')}, {overlapping['crossing_pairs']} crossing)")
     lines.append(f"  duplicates {report.duplicates}, conflicting annotations {report.conflicts}")
     if report.repairs:
         lines.append("  repaired  " + ", ".join(f"{kind} {count}" for kind, count in report.repairs.items()))
     if report.subwords:
-        lines.append(f"  sub-words  longest {report.subwords['longest']}, window {report.subwords['window']}, "
-                     f"{report.subwords['over_window']} sentences over it")
+        subwords = report.subwords
+        lines.append(f"  sub-words  longest {subwords['longest']}, window {subwords['window']}, "
+                     f"{_plural(subwords['over_window'], 'sentence')} over it")
     return lines
 
 
@@ -498,7 +500,7 @@ def _report_text(report: DataReport) -> str:
     if report.train_dev:
         overlap = report.train_dev
         unseen = "-" if overlap["unseen_share"] is None else f"{100 * overlap['unseen_share']:.1f}%"
-        lines += ["", f"train/dev: {overlap['identical_sentences']} identical sentences; {unseen} of dev entity "
+        lines += ["", f"train/dev: {_plural(overlap['identical_sentences'], 'identical sentence')}; {unseen} of dev entity "
                       f"mentions ({overlap['unseen_mentions']} of {overlap['dev_mentions']}) unseen in train"]
     lines += ["", "problems:" if report.problems else "problems: none"]
     for problem in report.problems:
