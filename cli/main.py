@@ -322,7 +322,6 @@ def debug_data(
     resolved = config_from_options(config, overrides, encoder=encoder,
                                    flags={"data.train": train_data, "data.dev": dev, "head.type": head})
     transformer = resolved.encoder.settings() if resolved.encoder.type == "transformer" else {}
-    logging.getLogger("nerkit.data.readers").setLevel(logging.ERROR)  # the report lists every repair
     report = check_data(resolved.data.train, resolved.data.dev, overlapping=resolved.data.overlapping,
                         flat_head=HEADS.get(resolved.head.type).metadata["labels"] == "tags",
                         encoder=transformer.get("model"), window=transformer.get("max_window"),

@@ -358,3 +358,16 @@ def test_readers_record_their_repairs_only_when_asked(tmp_path):
         ("invisible-line", 1, [f"{path} line 2"], "U+2060"), ("byte-order-mark", 1, [f"{path} line 3"], "U+FEFF")]
     assert recorded == read_examples(path)  # what the reader returns does not change
     assert stats.count("invisible-line") == 1 and stats.count("continuation-start") == 0
+
+
+def test_reader_warnings_are_left_to_the_report_and_come_back_after(crafted, caplog):
+    import logging
+
+    from nerkit.data.readers import read_examples
+
+    train, _ = crafted
+    with caplog.at_level(logging.WARNING):
+        debug_data(str(train))
+        assert "continuation tag" not in caplog.text  # the report holds it
+        read_examples(train)
+        assert "continuation tag" in caplog.text  # other readers still warn

@@ -23,9 +23,11 @@ byte-order-mark, or a kind a newer reader adds). A source that does not read at 
 from __future__ import annotations
 
 import json
+import logging
 import textwrap
 import unicodedata
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,7 +148,9 @@ def debug_data(train: str | list[Example], dev: str | list[Example] | None = Non
     for split, source in given.items():
         stats[split] = ReadStats()
         if isinstance(source, (str, Path)):
-            sources[split], examples[split] = str(source), load_split(str(source), stats=stats[split], **read_options)
+            with _quiet_readers():
+                sources[split], examples[split] = str(source), load_split(str(source), stats=stats[split],
+                                                                          **read_options)
         else:
             sources[split], examples[split] = f"<{split} examples>", list(source)
     counter = SubwordCounter.load(encoder, window) if encoder is not None else None
@@ -169,6 +173,18 @@ def debug_data(train: str | list[Example], dev: str | list[Example] | None = Non
 
 
 # --------------------------------------------------------------------------- one split
+
+
+@contextmanager
+def _quiet_readers():
+    """Without the readers' warnings: the report lists the same repairs, and where they are."""
+    readers = logging.getLogger("nerkit.data.readers")
+    level = readers.level
+    readers.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        readers.setLevel(level)
 
 
 def _location(split: str, index: int, example: Example) -> str:
