@@ -51,18 +51,18 @@ def read_examples(source: str | Path, *, scheme: str = "auto", tag_column: int =
     ignore them. ``stats``: filled with what the reader repaired (see ``ReadStats``)."""
     text = str(source)
     path = Path(text)
-    columns = {"tokens_column": tokens_column, "tags_column": tags_column, "scheme": scheme, "stats": stats}
+    dataset_options = {"tokens_column": tokens_column, "tags_column": tags_column, "scheme": scheme, "stats": stats}
     if text.startswith("hf:"):
         name, config, split = parse_hf_source(text)
         if config is not None and hf_config is not None and config != hf_config:
             raise DataError(f"the source names the configuration {config!r} but data.hf_config is "
                             f"{hf_config!r}; give it in one place", path=text)
-        return read_hf_dataset(name, split=split, config=config or hf_config, revision=hf_revision, **columns)
+        return read_hf_dataset(name, split=split, config=config or hf_config, revision=hf_revision, **dataset_options)
     if path.is_dir():
-        return read_hf_dataset(path, **columns)
+        return read_hf_dataset(path, **dataset_options)
     head, _, split = text.rpartition(":")
     if head and not path.exists() and Path(head).is_dir():
-        return read_hf_dataset(Path(head), split=split, **columns)
+        return read_hf_dataset(Path(head), split=split, **dataset_options)
     if not path.exists():
         raise DataError("no such file or directory", path=text)
     if path.suffix.lower() in JSONL_SUFFIXES:
