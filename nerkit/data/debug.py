@@ -516,8 +516,9 @@ def _report_text(report: DataReport) -> str:
     if report.train_dev:
         overlap = report.train_dev
         unseen = "-" if overlap["unseen_share"] is None else f"{100 * overlap['unseen_share']:.1f}%"
-        lines += ["", f"train/dev: {_plural(overlap['identical_sentences'], 'identical sentence')}; {unseen} of dev entity "
-                      f"mentions ({overlap['unseen_mentions']} of {overlap['dev_mentions']}) unseen in train"]
+        identical = _plural(overlap["identical_sentences"], "identical sentence")
+        lines += ["", f"train/dev: {identical}; {unseen} of dev entity mentions ({overlap['unseen_mentions']} of "
+                      f"{overlap['dev_mentions']}) unseen in train"]
     lines += ["", "problems:" if report.problems else "problems: none"]
     for problem in report.problems:
         lines.append(_wrapped(f"{problem.severity:<7}  [{problem.kind}] {problem.message}"))
