@@ -322,6 +322,56 @@ def encoders(code: CodeOption = None):
     _list("encoders", code)
 
 
+debug_app = typer.Typer(help="Look at data (and, later, models) before training.", no_args_is_help=True)
+app.add_typer(debug_app, name="debug")
+
+
+@debug_app.command("data")
+@friendly_errors
+def debug_data(
+    train_data: Annotated[Optional[str], typer.Argument(
+        metavar="[TRAIN]", help="Training data, any source `nerkit train --train` reads (default: the "
+        "configuration's data.train and data.dev).")] = None,
+    dev: Annotated[Optional[str], typer.Option(help="Development data, compared with the training data.")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Write the report as JSON here.")] = None,
+    encoder: Annotated[Optional[str], typer.Option(help="The transformer to train (a Hugging Face or nerkit model "
+                                                   "directory): count sub-words against its window.")] = None,
+    head: Annotated[Optional[str], typer.Option(help="The head to train: a flat one (softmax, crf) refuses "
+                                                "overlapping entities, span takes them (default: crf).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML configuration: how to read the data (data.scheme, "
+                                                   "encoding, hf_config, columns, overlapping), the head and the "
+                                                   "encoder.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any field, e.g. --set "
+                                                      "data.tags_column=labels (repeatable).")] = None,
+    code: CodeOption = None,
+):
+    """Check data before training: per split the sentences, tokens and entities per type, span
+    lengths, overlapping entities, reader repairs, duplicates and conflicting annotations; train
+    against dev; the problems training would meet.
+
+    Exit code 0: training can use the data (warnings aside); 1: it holds errors that training
+    refuses; 2: it cannot be read.
+    """
+    from nerkit import config_from_options
+    from nerkit.data.debug import debug_data as check_data
+    from nerkit.heads import HEADS
+
+    # TRAIN names the data: then dev is --dev alone, not the configuration's (a --set still wins).
+    overrides = (["data.dev=null"] if train_data is not None else []) + list(set_ or [])
+    resolved = config_from_options(config, overrides, encoder=encoder,
+                                   flags={"data.train": train_data, "data.dev": dev, "head.type": head})
+    transformer = resolved.encoder.settings() if resolved.encoder.type == "transformer" else {}
+    report = check_data(resolved.data.train, resolved.data.dev, overlapping=resolved.data.overlapping,
+                        flat_head=HEADS.get(resolved.head.type).metadata["labels"] == "tags",
+                        encoder=transformer.get("model"), window=transformer.get("max_window"),
+                        **resolved.data.read_options())
+    typer.echo(report.text())
+    if output is not None:
+        output.write_text(json.dumps(report.as_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+        typer.echo(f"report written to {output}")
+    raise typer.Exit(0 if report.usable else 1)
+
+
 def main() -> None:
     app()
 

@@ -109,6 +109,13 @@ class DataConfig(Section):
     # Read consecutive sentences of a document (CoNLL -DOCSTART- blocks) as passages of at most
     # this many words, in training and prediction; None: each sentence alone.
     document_context: int | None = Field(None, ge=1)
+    # Hugging Face datasets: the configuration and revision (branch, tag or commit) of a hub dataset
+    # (hf:NAME:SPLIT), and the columns holding the tokens and the tags of any dataset, saved or hub.
+    # Other sources ignore them.
+    hf_config: str | None = Field(None, min_length=1)
+    hf_revision: str | None = Field(None, min_length=1)
+    tokens_column: str = Field("tokens", min_length=1)
+    tags_column: str = Field("ner_tags", min_length=1)
 
     @field_validator("encoding")
     @classmethod
@@ -121,7 +128,13 @@ class DataConfig(Section):
         from nerkit.data.sources import load_split
 
         source = getattr(self, split)
-        return None if source is None else load_split(source, self.scheme, encoding=self.encoding, format=self.format)
+        return None if source is None else load_split(source, **self.read_options())
+
+    def read_options(self) -> dict[str, Any]:
+        """How to read every split: ``load_split``'s keyword arguments."""
+        return {"scheme": self.scheme, "encoding": self.encoding, "hf_config": self.hf_config,
+                "hf_revision": self.hf_revision, "tokens_column": self.tokens_column, "tags_column": self.tags_column,
+                "format": self.format}
 
 
 class TrainingConfig(Section):
