@@ -193,6 +193,11 @@ def predict(
     posthoc_tau: Annotated[Optional[float], typer.Option(help=POSTHOC_HELP)] = None,
     errors: Annotated[str, typer.Option(help="Input bytes that are not UTF-8: strict stops with an error naming "
                                         "the line; replace reads them as U+FFFD.")] = "strict",
+    input_format: Annotated[str, typer.Option(help="Raw text in: text (one text per line) or jsonl (one JSON "
+                                              "object per line, {\"id\": ..., \"text\": ...}: any text, newlines "
+                                              "included; other fields are copied to the output).")] = "text",
+    split_sentences: Annotated[bool, typer.Option(help="Tag each sentence of a text on its own (segtok: pip install "
+                                                  "'nerkit\\[sentences]'); offsets still index the whole text.")] = False,
     code: CodeOption = None,
 ):
     """Find entities in text. Output is streamed: memory stays flat on large inputs.
@@ -201,7 +206,8 @@ def predict(
     from nerkit.predict.files import predict_file
 
     summary = predict_file(model, file, output, format=format, token_budget=batch_words,
-                           decoding=_decoding(posthoc_tau), errors=errors)
+                           decoding=_decoding(posthoc_tau), errors=errors, input_format=input_format,
+                           split_sentences=split_sentences)
     if summary.note:
         typer.echo(f"{summary.inputs} inputs; {summary.note}", err=True)
 
