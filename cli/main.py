@@ -214,6 +214,35 @@ def predict(
 
 @app.command()
 @friendly_errors
+def serve(
+    model: Annotated[Path, typer.Option(help="Model directory.")] = Path(DEFAULT_MODEL),
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port, printed at start).")] = 8080,
+    max_batch_words: Annotated[int, typer.Option(help="Words per batched model call across concurrent requests "
+                                                 "(0: no batching, one call per request).")] = 2000,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for others to share its model "
+                                               "call, in milliseconds.")] = 5.0,
+    max_request_bytes: Annotated[int, typer.Option(help="Largest request body; a larger one gets 413.")] = 1_000_000,
+    max_texts: Annotated[int, typer.Option(help="Most texts in one request; more get 413.")] = 1000,
+    split_sentences: Annotated[bool, typer.Option(help="Tag each sentence of a text on its own (segtok: pip "
+                                                  "install 'nerkit\\[sentences]').")] = False,
+    code: CodeOption = None,
+):
+    """Serve a model over HTTP: GET /health, POST /predict with {"texts": [...]}.
+
+    Concurrent requests are micro-batched into one model call. Needs pip install 'nerkit\\[serve]'.
+    SIGTERM or Ctrl-C stops it after the requests in flight are answered."""
+    from nerkit.predict import Tagger
+    from nerkit.serve import ServeSettings, serve as run_server
+
+    settings = ServeSettings(max_batch_words=max_batch_words, max_wait_ms=max_wait_ms,
+                             max_request_bytes=max_request_bytes, max_texts=max_texts, split_sentences=split_sentences)
+    _setup_logging()
+    run_server(Tagger.from_pretrained(model), model_name=str(model), host=host, port=port, settings=settings)
+
+
+@app.command()
+@friendly_errors
 def compare(
     losses_: Annotated[str, typer.Option("--losses", help="Comma-separated losses, each NAME or "
                                          "NAME:key=value:..., e.g. ce,focal:gamma=1,logit-adjusted.")],
