@@ -187,7 +187,10 @@ def predict(
     file: Annotated[str, typer.Argument(help="Input file, or '-' for standard input.")],
     model: Annotated[Path, typer.Option(help="Model directory.")] = Path(DEFAULT_MODEL),
     format: Annotated[str, typer.Option(help="jsonl: raw text in (one document per line), JSON lines out; "
-                                        "conll: CoNLL in, CoNLL out with a predicted-tag column.")] = "jsonl",
+                                        "conll: CoNLL in, CoNLL out with a predicted-tag column; "
+                                        "labelstudio, doccano: raw text in, pre-annotations out as the tool "
+                                        "imports them (Label Studio tasks with predictions and scores; doccano "
+                                        "JSON lines); offsets: the same as jsonl.")] = "jsonl",
     output: Annotated[Optional[Path], typer.Option(help="Write here instead of standard output.")] = None,
     batch_words: Annotated[int, typer.Option(help="Words per inference batch.")] = 4000,
     posthoc_tau: Annotated[Optional[float], typer.Option(help=POSTHOC_HELP)] = None,
@@ -239,6 +242,34 @@ def serve(
                              max_request_bytes=max_request_bytes, max_texts=max_texts, split_sentences=split_sentences)
     _setup_logging()
     run_server(Tagger.from_pretrained(model), model_name=str(model), host=host, port=port, settings=settings)
+
+
+@app.command()
+@friendly_errors
+def convert(
+    source: Annotated[str, typer.Argument(help="Input file (a directory for brat).")],
+    output: Annotated[Path, typer.Argument(help="Output file (a new directory for brat).")],
+    to: Annotated[str, typer.Option("--to", help="Output format: conll, jsonl, doccano, labelstudio, offsets or "
+                                    "brat.")],
+    from_: Annotated[str, typer.Option("--from", help="Input format, as --to; auto: detected from the "
+                                       "content.")] = "auto",
+    scheme: Annotated[Optional[str], typer.Option(help="Tag scheme of CoNLL output: BIO or BIOES [default: "
+                                                  "BIO].")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the input (output is UTF-8).")] = "utf-8",
+    code: CodeOption = None,
+):
+    """Convert annotated data between formats: CoNLL (BIO or BIOES), jsonl (tokens + spans), doccano,
+    Label Studio, offsets (character-offset JSON lines, nerkit's prediction layout) and brat.
+
+    Between character-offset formats texts and spans pass unchanged. Token formats going to a
+    character format get a text of their tokens joined by single spaces; nested spans refuse CoNLL.
+    """
+    from nerkit.data.formats import convert as run_conversion
+
+    _setup_logging()
+    summary = run_conversion(source, output, to=to, from_format=from_, scheme=scheme, encoding=encoding)
+    typer.echo(f"{summary.records} records and {summary.spans} entities ({summary.source_format} -> "
+               f"{summary.target_format}) written to {summary.output}")
 
 
 @app.command()

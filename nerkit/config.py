@@ -102,6 +102,8 @@ class DataConfig(Section):
     dev: str | None = SYNTHETIC + ":dev"
     test: str | None = None
     scheme: str = "auto"  # scheme of CoNLL inputs: auto, IOB1, BIO, BIOES
+    # Format of the data files: auto (detected from the content) or one of nerkit.data.formats.
+    format: Literal["auto", "conll", "jsonl", "doccano", "labelstudio", "offsets", "brat"] = "auto"
     overlapping: Literal["error", "outermost"] = "error"  # what a flat head does with nested spans
     encoding: str = "utf-8"  # text encoding of data files (a Python codec name: latin-1, cp1252, utf-16, ...)
     # Read consecutive sentences of a document (CoNLL -DOCSTART- blocks) as passages of at most
@@ -119,7 +121,7 @@ class DataConfig(Section):
         from nerkit.data.sources import load_split
 
         source = getattr(self, split)
-        return None if source is None else load_split(source, self.scheme, encoding=self.encoding)
+        return None if source is None else load_split(source, self.scheme, encoding=self.encoding, format=self.format)
 
 
 class TrainingConfig(Section):

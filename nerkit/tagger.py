@@ -6,29 +6,31 @@ passages and character offsets belong to prediction (``nerkit.predict``), whose 
 
 A model directory is plain files: ``config.json`` (everything needed to rebuild the
 model: encoder and head settings, loss, entity types, tags, label counts),
-``model.safetensors`` and the encoder's vocabulary or tokenizer files. Loading never
-unpickles anything.
+``model.safetensors``, the encoder's vocabulary or tokenizer files, and
+``model-manifest.json`` (their sizes and sha256, written last: ``nerkit.modeldir`` writes
+and verifies the directory as one unit). Loading never unpickles anything.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
-import os
-import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from nerkit import modeldir
 from nerkit.config import Config, EncoderConfig, HeadConfig, LossConfig
 from nerkit.data.documents import join_documents
 from nerkit.data.schemes import scheme_tags, spans_to_tags
+from nerkit.data.text import TOKENIZER_RULE
 from nerkit.data.spans import Example, ScoredSpan, is_flat, keep_outermost
 from nerkit.encoders import EncoderContext
 from nerkit.errors import ConfigError, DataError, NerkitError
@@ -56,6 +58,113 @@ def upgrade_format_1(description: dict[str, Any]) -> dict[str, Any]:
     head = dict(description["head"])
     known = {setting.name for setting in HeadConfig.registry().get(head["type"]).settings}
     return {**description, "head": {key: value for key, value in head.items() if key == "type" or key in known}}
+
+
+def read_description(folder: Path, directory: Path) -> dict[str, Any]:
+    """``config.json`` of a located model folder, as format 2, with every section and label list
+    of the type the model needs (``directory`` is the one the user named, for the message)."""
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise modeldir.ModelDirectoryError(f"{directory}: not a nerkit model directory (no {CONFIG_FILE}); "
+                                           "train one with `nerkit train` or pass the directory of a trained model")
+    try:
+        description = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise modeldir.not_loadable(directory, f"{CONFIG_FILE} is not valid JSON ({error})") from None
+    if not isinstance(description, dict):
+        raise modeldir.not_loadable(directory, f"{CONFIG_FILE} holds a {type(description).__name__}, "
+                                               "not the JSON object that describes a model")
+    version = description.get("format_version")
+    if type(version) is not int or version not in (1, FORMAT_VERSION):
+        raise modeldir.not_loadable(directory, f"{CONFIG_FILE} has format version {version!r}; this nerkit "
+                                               f"reads versions 1 to {FORMAT_VERSION}",
+                                    "If a newer nerkit wrote it, upgrade nerkit; otherwise train the model again.")
+    problems = description_problems(description)
+    if problems:
+        raise modeldir.not_loadable(directory, f"{CONFIG_FILE}: " + "; ".join(problems))
+    if version == 1:
+        with rebuilding(directory):
+            description = upgrade_format_1(description)
+    return description
+
+
+def description_problems(description: dict[str, Any]) -> list[str]:
+    """What a model description lacks or holds of the wrong type."""
+    problems = []
+    for section in ("encoder", "head"):
+        settings = description.get(section)
+        if not isinstance(settings, dict) or not isinstance(settings.get("type"), str):
+            problems.append(f"{section!r} must be an object with a 'type'")
+    if not isinstance(description.get("loss"), dict):
+        problems.append("'loss' must be an object")
+    for key in ("entity_types", "label_names"):
+        names = description.get(key)
+        if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names) \
+                or len(set(names)) != len(names):
+            problems.append(f"{key!r} must be a list of distinct names, not {names!r:.80}")
+    counts = description.get("label_counts")
+    if not isinstance(counts, list) or not all(type(count) is int and count >= 0 for count in counts):
+        problems.append(f"'label_counts' must be a list of counts (integers from 0), not {counts!r:.80}")
+    elif isinstance(description.get("label_names"), list) and len(counts) != len(description["label_names"]):
+        problems.append(f"{len(counts)} label_counts for {len(description['label_names'])} label_names")
+    context = description.get("document_context")
+    if context is not None and (type(context) is not int or context < 1):
+        problems.append(f"'document_context' must be a number of words (1 or more) or null, not {context!r:.80}")
+    return problems
+
+
+def check_labels(description: dict[str, Any], directory: Path) -> None:
+    """The label names must be those the head derives from the entity types (and its scheme):
+    edited apart, they would give the weights' rows other meanings."""
+    head = HeadConfig.model_validate(description["head"])
+    expected, _ = count_labels([], head, description["entity_types"])
+    if description["label_names"] != expected:
+        scheme = head.settings().get("scheme")
+        raise modeldir.not_loadable(
+            directory, f"the label_names of {CONFIG_FILE} do not follow from its entity_types "
+                       f"{description['entity_types']} for the {head.type} head{f' ({scheme})' if scheme else ''}: "
+                       f"{description['label_names']}, expected {expected}")
+
+
+@contextlib.contextmanager
+def rebuilding(directory: Path):
+    """Errors raised while a model is rebuilt from its directory's files, as one error naming it."""
+    try:
+        yield
+    except modeldir.ModelDirectoryError:
+        raise
+    except NerkitError as error:
+        raise modeldir.not_loadable(directory, f"cannot rebuild the model its {CONFIG_FILE} describes: "
+                                               f"{error}") from error
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise modeldir.not_loadable(directory, f"its files cannot rebuild the model its {CONFIG_FILE} describes "
+                                               f"({type(error).__name__}: {error})") from error
+
+
+def read_weights(folder: Path, model: nn.Module, directory: Path) -> dict[str, torch.Tensor]:
+    """The tensors of ``model.safetensors``, which must be the model's, each of its shape."""
+    try:
+        weights = load_file(str(folder / WEIGHTS_FILE))
+    except FileNotFoundError:
+        raise modeldir.not_loadable(directory, f"{WEIGHTS_FILE} is missing") from None
+    except (SafetensorError, OSError, ValueError) as error:
+        raise modeldir.not_loadable(directory, f"{WEIGHTS_FILE} is not a readable safetensors file "
+                                               f"({str(error).splitlines()[0]})") from None
+    expected = model.state_dict()
+    problems = [f"{name} has shape {list(weights[name].shape)} in {WEIGHTS_FILE} and "
+                f"{list(expected[name].shape)} in the model" for name in expected.keys() & weights.keys()
+                if weights[name].shape != expected[name].shape]
+    if expected.keys() - weights.keys():
+        problems.append(f"{WEIGHTS_FILE} lacks {', '.join(sorted(expected.keys() - weights.keys())[:5])}")
+    if weights.keys() - expected.keys():
+        problems.append(f"{WEIGHTS_FILE} has tensors the model does not: "
+                        f"{', '.join(sorted(weights.keys() - expected.keys())[:5])}")
+    if problems:
+        labels = getattr(model, "label_names", [])
+        raise modeldir.not_loadable(directory, f"the weights do not fit the model its {CONFIG_FILE} describes "
+                                               f"({len(labels)} labels: {', '.join(labels)}): "
+                                               + "; ".join(sorted(problems)[:5]))
+    return weights
 
 
 def count_labels(examples: list[Example], head: HeadConfig, entity_types: list[str]) -> tuple[list[str], list[int]]:
@@ -112,6 +221,17 @@ def flat_examples(examples: list[Example], policy: str, *, warn: bool = True) ->
     return kept_examples
 
 
+def check_tokenizer(description: dict[str, Any], directory: Path) -> str:
+    """The rule that split the model's training text into words (models from before it was
+    recorded used the first one); refused unless it is the rule this nerkit splits text by."""
+    rule = description.get("tokenizer", "nerkit-words-v1")
+    if rule != TOKENIZER_RULE:
+        raise NerkitError(f"{directory}: the model was trained on text split by the tokenizer rule {rule!r}, and "
+                          f"this nerkit splits text by {TOKENIZER_RULE!r}; predictions would not match what it "
+                          "learned. Use the nerkit version it was trained with, or train it again")
+    return rule
+
+
 class TaggerModel(nn.Module):
     """The model without prediction; ``nerkit.Tagger`` (in ``nerkit.predict``) adds it."""
 
@@ -141,7 +261,7 @@ class TaggerModel(nn.Module):
         label_names, label_counts = count_labels(labelled, config.head, entity_types)
         encoder = build_encoder(config.encoder, EncoderContext(examples=train_examples))
         model_config = {"encoder": encoder.config(), "head": config.head.model_dump(), "loss": config.loss.model_dump(),
-                        "document_context": config.data.document_context}
+                        "document_context": config.data.document_context, "tokenizer": TOKENIZER_RULE}
         return cls._assemble(model_config, encoder, entity_types, label_names, label_counts)
 
     @classmethod
@@ -155,51 +275,43 @@ class TaggerModel(nn.Module):
                    label_counts=label_counts, config=model_config)
 
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write the model directory. Files are written to a temporary folder first and moved
-        into place one by one with an atomic rename, so a crash never leaves a torn file (the
-        best model of a run is rewritten in place while training)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=directory))
-        try:
-            description = {
-                "format_version": FORMAT_VERSION,
-                **self.config,
-                "entity_types": self.entity_types,
-                "label_names": self.label_names,
-                "label_counts": self.label_counts,
-            }
-            (staging / CONFIG_FILE).write_text(json.dumps(description, indent=2, ensure_ascii=False), encoding="utf-8")
-            state = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
-            save_file(state, str(staging / WEIGHTS_FILE))
-            self.encoder.save_files(staging)
-            for written in sorted(staging.rglob("*")):
-                if written.is_file():
-                    target = directory / written.relative_to(staging)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(written, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        """Write the model directory as one unit (``nerkit.modeldir``): a crash or ``kill -9`` at
+        any moment leaves the previous model or this one, loadable (the best model of a run is
+        rewritten in place while training), and the run's other files there untouched."""
+        modeldir.write_directory(directory, self._write_files)
+
+    def _write_files(self, folder: Path) -> None:
+        description = {
+            "format_version": FORMAT_VERSION,
+            **self.config,
+            "entity_types": self.entity_types,
+            "label_names": self.label_names,
+            "label_counts": self.label_counts,
+        }
+        (folder / CONFIG_FILE).write_text(json.dumps(description, indent=2, ensure_ascii=False), encoding="utf-8")
+        state = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS_FILE))
+        self.encoder.save_files(folder)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> Self:
+        """Load a model directory, checked before anything is built: its files against their
+        manifest, then ``config.json`` (format version, labels, entity types and scheme) and the
+        weights' shapes against each other. Whatever is wrong ends in one ``NerkitError`` that
+        names the directory."""
         directory = Path(directory)
-        config_path = directory / CONFIG_FILE
-        if not config_path.is_file():
-            raise NerkitError(f"{directory}: not a nerkit model directory (no {CONFIG_FILE}); "
-                              "train one with `nerkit train` or pass --model DIR")
-        description = json.loads(config_path.read_text(encoding="utf-8"))
-        if description.get("format_version") not in (1, FORMAT_VERSION):
-            raise NerkitError(f"{config_path}: format version {description.get('format_version')} "
-                              f"is not the one this nerkit reads ({FORMAT_VERSION})")
-        if description.get("format_version") == 1:
-            description = upgrade_format_1(description)
-        encoder = build_encoder(EncoderConfig.model_validate(description["encoder"]), EncoderContext(directory=directory))
-        model_config = {key: description[key] for key in ("encoder", "head", "loss")}
-        model_config["document_context"] = description.get("document_context")  # absent before it existed
-        tagger = cls._assemble(model_config, encoder, description["entity_types"], description["label_names"],
-                               description["label_counts"])
-        tagger.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+        folder = modeldir.locate(directory)  # the directory, or the complete model of an interrupted save
+        description = read_description(folder, directory)
+        with rebuilding(directory):
+            check_labels(description, directory)
+            encoder = build_encoder(EncoderConfig.model_validate(description["encoder"]),
+                                    EncoderContext(directory=folder))
+            model_config = {key: description[key] for key in ("encoder", "head", "loss")}
+            model_config["document_context"] = description.get("document_context")  # absent before it existed
+            model_config["tokenizer"] = check_tokenizer(description, directory)
+            tagger = cls._assemble(model_config, encoder, description["entity_types"], description["label_names"],
+                                   description["label_counts"])
+        tagger.load_state_dict(read_weights(folder, tagger, directory))
         return tagger.to(device).eval()
 
     def configure_decoding(self, **options: Any) -> None:

@@ -140,6 +140,12 @@ def test_the_command_line_takes_the_document_options(tagger, tmp_path):
     assert result.exit_code == 0, result.output
     first = json.loads(result.stdout)
     assert first["id"] == 9 and first["entities"] == each_sentence_alone(tagger, DOCUMENT)
+    # The pre-annotation formats read documents too.
+    result = CliRunner().invoke(app, ["predict", str(source), "--model", str(model), "--input-format", "jsonl",
+                                      "--split-sentences", "--format", "doccano"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["label"] == [[e["start"], e["end"], e["type"]]
+                                                  for e in each_sentence_alone(tagger, DOCUMENT)]
     with source.open("a", encoding="utf-8") as handle:
         handle.write('{"id": 10}\n')
     result = CliRunner().invoke(app, ["predict", str(source), "--model", str(model), "--input-format", "jsonl"])

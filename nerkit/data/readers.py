@@ -10,6 +10,8 @@ skipped silently. Supported inputs:
   and the GENIA layout (``entity_mentions`` with ``entity_type``), ``end`` exclusive.
 * Hugging Face ``datasets``: a dataset saved with ``save_to_disk`` (``DIR`` or ``DIR:split``)
   or a hub name (``hf:NAME:split``, online only).
+* Character offsets (Label Studio, doccano, brat, spaCy/Prodigy-style and nerkit's prediction
+  JSON lines): detected from the content, read by ``nerkit.data.formats``.
 
 Files are decoded with ``encoding`` (``data.encoding``, UTF-8 by default; see
 ``nerkit.data.encoding``). What is harmless is forgiven, and said in one warning per file: a
@@ -38,8 +40,14 @@ JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 
 
 def read_examples(source: str | Path, *, scheme: str = "auto", tag_column: int = -1,
-                  encoding: str = "utf-8") -> list[Example]:
-    """Read any supported source, choosing the reader from its form (see module docstring)."""
+                  encoding: str = "utf-8", format: str = "auto") -> list[Example]:
+    """Read any supported source, choosing the reader from its form (see module docstring), or
+    the one ``format`` names (``nerkit.data.formats.FORMAT_NAMES``)."""
+    from nerkit.data.formats import read_formatted  # the formats build on this module's readers
+
+    formatted = read_formatted(source, format=format, scheme=scheme, tag_column=tag_column, encoding=encoding)
+    if formatted is not None:
+        return formatted
     text = str(source)
     path = Path(text)
     if text.startswith("hf:"):

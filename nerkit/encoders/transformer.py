@@ -11,6 +11,7 @@ sits furthest from an edge (so it sees the most context on both sides).
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,11 +23,14 @@ from torch import nn
 from nerkit.data.spans import Example
 from nerkit.encoders.base import Encoder
 from nerkit.encoders.registry import EncoderContext, register_encoder
-from nerkit.errors import ConfigError, DataError
+from nerkit.errors import ConfigError, DataError, NerkitError
 
 logger = logging.getLogger(__name__)
 
 ENCODER_SUBDIR = "encoder"  # tokenizer files and the model's config.json, inside a model directory
+# What save_files writes (a fast tokenizer always saves tokenizer.json). Without the tokenizer's
+# files transformers quietly builds an empty or special-token-less tokenizer (every word [UNK]).
+SAVED_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
 
 
 def _quiet_transformers() -> None:
@@ -34,6 +38,42 @@ def _quiet_transformers() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+
+
+def check_saved_file(path: Path, name: str) -> None:
+    """A file the encoder saved must be there and hold a JSON object (transformers fails on
+    anything else with an AttributeError, or quietly does without)."""
+    if not path.is_file():
+        raise NerkitError(f"{name}, a file of the transformer encoder, is missing")
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise NerkitError(f"{name} is not valid JSON ({error})") from None
+    if not isinstance(content, dict):
+        raise NerkitError(f"{name} holds a {type(content).__name__}, not a JSON object")
+
+
+PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def refuse_pickled_weights(source: str) -> None:
+    """A local model directory must hold safetensors weights; a pickled one gets a ConfigError
+    that says how to convert it (transformers' own error would ask to drop use_safetensors)."""
+    directory = Path(source)
+    if not directory.is_dir() or any(directory.glob("*.safetensors")) \
+            or any(directory.glob("*.safetensors.index.json")):
+        return
+    pickled = [name for name in PICKLED_WEIGHTS if (directory / name).is_file()]
+    if pickled:
+        raise ConfigError(pickled_weights_message(source, pickled[0]))
+
+
+def pickled_weights_message(source: str, found: str) -> str:
+    return (f"the encoder {source!r} has no safetensors weights ({found}); nerkit loads only safetensors, "
+            "because a pickled .bin file can run code when it is loaded. Convert it once, in an environment "
+            "you trust: python -c \"from transformers import AutoModel; "
+            f"AutoModel.from_pretrained('{source}').save_pretrained('{source}')\" writes model.safetensors "
+            "beside it (transformers 4 needs save_pretrained(..., safe_serialization=True)); then use it again")
 
 
 class TransformerEncoder(Encoder):
@@ -63,16 +103,27 @@ class TransformerEncoder(Encoder):
 
     @classmethod
     def from_pretrained_model(cls, settings: dict[str, Any]) -> "TransformerEncoder":
-        """Load pretrained weights and tokenizer from a local directory or the hub."""
-        from transformers import AutoModel, AutoTokenizer
+        """Load pretrained weights and tokenizer from a local directory or the hub. Only
+        safetensors weights are read (``use_safetensors=True``): a ``pytorch_model.bin`` is a
+        pickle, and nerkit never unpickles, not even through torch's restricted loader."""
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         _quiet_transformers()
+        source = settings["model"]
+        refuse_pickled_weights(source)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(settings["model"])
-            model = AutoModel.from_pretrained(settings["model"])
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            config = AutoConfig.from_pretrained(source)
+            # A config may name its weights file (transformers reads it even with use_safetensors).
+            named = getattr(config, "transformers_weights", None)
+            if named is not None and not str(named).endswith((".safetensors", ".safetensors.index.json")):
+                raise ConfigError(pickled_weights_message(source, str(named)))
+            model = AutoModel.from_pretrained(source, config=config, use_safetensors=True)
         except (OSError, ValueError) as error:
+            if "safetensors" in str(error) and not Path(source).is_dir():  # a hub model without safetensors
+                raise ConfigError(pickled_weights_message(source, "no model.safetensors")) from None
             raise ConfigError(
-                f"cannot load the encoder {settings['model']!r}: {str(error).splitlines()[0]} "
+                f"cannot load the encoder {source!r}: {str(error).splitlines()[0]} "
                 "Without network access, pass a local model directory (one holding config.json, the weights "
                 "and tokenizer files) as --encoder PATH"
             ) from None
@@ -86,6 +137,8 @@ class TransformerEncoder(Encoder):
 
         _quiet_transformers()
         source = directory / ENCODER_SUBDIR
+        for name in SAVED_FILES:
+            check_saved_file(source / name, f"{ENCODER_SUBDIR}/{name}")
         model = AutoModel.from_config(AutoConfig.from_pretrained(source))
         return cls(model, AutoTokenizer.from_pretrained(source), settings)
 

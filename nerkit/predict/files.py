@@ -16,10 +16,11 @@ from typing import IO, Any, Iterator
 from nerkit.data.encoding import iter_utf8_lines
 from nerkit.errors import NerkitError
 from nerkit.predict.documents import INPUT_FORMATS
+from nerkit.predict.formats import FORMAT_WRITERS
 from nerkit.predict.tagger import Tagger
 from nerkit.predict.writers import write_conll_predictions, write_jsonl_predictions
 
-WRITERS = {"jsonl": write_jsonl_predictions, "conll": write_conll_predictions}
+WRITERS = {"jsonl": write_jsonl_predictions, "conll": write_conll_predictions, **FORMAT_WRITERS}
 DECODING_ERRORS = ("strict", "replace")
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from nerkit.config import DEFAULT_OUTPUT, RUN_CONFIG_FILE, Config
 from nerkit.errors import NerkitError
+from nerkit.modeldir import MANIFEST_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ RUN_FILE = "run.json"
 # Names nerkit writes into a run directory: anything else there is not ours to replace.
 RUN_CONTENTS = {RUN_FILE, RUN_CONFIG_FILE, "config.json", "model.safetensors", "history.json", "history.png",
                 "checkpoint", "checkpoint.tmp", "checkpoint.old", "words.json", "chars.json", "encoder",
-                "history.json.tmp"}
+                "history.json.tmp", MANIFEST_FILE}
 
 
 def config_hash(config: Config) -> str:

@@ -1,0 +1,105 @@
+"""doccano sequence-labeling JSON lines.
+
+doccano exports one JSON object per line, ``{"text": ..., "label": [[start, end, "TYPE"], ...]}``
+plus the other columns of the project (``id``, ``Comments``, metadata), which nerkit does not
+read (doccano's example export: github.com/doccano/doccano,
+backend/data_export/pipeline/examples/sequence_labeling/example.jsonl). Versions before 1.0
+name the list ``labels`` (docs/tutorial.md there); relation-extraction projects export
+``"entities": [{"id", "label", "start_offset", "end_offset"}]`` with ``relations``
+(backend/data_import/pipeline/examples/relation_extraction/example.jsonl), whose relations
+are counted and reported, not read. Offsets are Unicode code points, end exclusive.
+
+``write`` gives the layout doccano imports, ``{"text", "label": [[start, end, type], ...]}``;
+records of token data also carry their ``tokens``, so they read back token for token
+(doccano keeps extra fields as metadata).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+from nerkit.data.formats.jsonio import dumps, first_record, json_lines
+from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
+from nerkit.errors import DataError
+
+NAME = "doccano"
+KIND = "text"
+SPAN_KEYS = ("label", "labels")
+
+
+def detect_record(record: dict[str, Any]) -> bool:
+    if not isinstance(record.get("text"), str):
+        return False
+    if any(isinstance(record.get(key), list) for key in SPAN_KEYS):
+        return True
+    entities = record.get("entities")
+    return isinstance(entities, list) and bool(entities) and isinstance(entities[0], dict) \
+        and "start_offset" in entities[0]
+
+
+def detect(path: Path, encoding: str = "utf-8") -> bool:
+    record = path.is_file() and first_record(path, encoding)
+    return bool(record) and detect_record(record)
+
+
+def _spans(record: dict[str, Any], checker: SpanChecker) -> list[CharSpan]:
+    if "entities" in record and not any(key in record for key in SPAN_KEYS):
+        entities = record["entities"]
+        if not isinstance(entities, list):
+            raise checker.where.error("'entities' must be a list of objects with start_offset, end_offset, label")
+        spans = []
+        for index, entity in enumerate(entities):
+            if not isinstance(entity, dict) or "start_offset" not in entity:
+                raise checker.where.error(f"entity {index} {entity!r}: expected an object with start_offset, "
+                                          "end_offset and label")
+            what = f"entity {entity.get('id', index)!r}"
+            spans.append(checker.span(what, entity.get("start_offset"), entity.get("end_offset"), entity.get("label")))
+        return spans
+    key = next(key for key in SPAN_KEYS if key in record)
+    items = record[key]
+    if not isinstance(items, list):
+        raise checker.where.error(f"'{key}' must be a list of [start, end, label]")
+    spans = []
+    for index, item in enumerate(items):
+        if not isinstance(item, list) or len(item) != 3:
+            raise checker.where.error(f"{key} {index} {item!r}: expected [start, end, label] (a text-classification "
+                                      "export has labels without offsets: nerkit reads sequence labeling)")
+        spans.append(checker.span(f"{key} {index}", *item))
+    return spans
+
+
+def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
+    records = []
+    relations: Counter = Counter()
+    for line, record in json_lines(path, encoding):
+        where = Where(str(path), line)
+        text = record.get("text")
+        if not isinstance(text, str):
+            raise where.error("expected an object with a string 'text' and 'label': [[start, end, label], ...]")
+        if not any(key in record for key in (*SPAN_KEYS, "entities")):
+            raise where.error("no 'label' (nor 'labels' or 'entities'): expected 'label': [[start, end, label], ...]")
+        if record.get("relations"):
+            relations["relation"] += len(record["relations"])
+        tokens = record.get("tokens") if isinstance(record.get("tokens"), list) else None
+        records.append(AnnotatedText(text, _spans(record, SpanChecker(text, where)), where, tokens=tokens))
+    if not records:
+        raise DataError("the file holds no records; expected doccano JSON lines", path=str(path))
+    count_by_kind(relations, str(path), "annotations of other kinds", "entity spans only")
+    return records
+
+
+def record_json(text: str, spans: Iterable[CharSpan], tokens: list[str] | None = None) -> dict[str, Any]:
+    """One line of doccano's sequence-labeling layout (``tokens`` only for token data)."""
+    record: dict[str, Any] = {"text": text, "label": [[span.start, span.end, span.type] for span in spans]}
+    if tokens is not None:
+        record["tokens"] = tokens
+    return record
+
+
+def write(records: list[AnnotatedText], path: Path) -> int:
+    with open(path, "w", encoding="utf-8", newline="\n") as sink:
+        for record in records:
+            sink.write(dumps(record_json(record.text, record.spans, record.tokens)) + "\n")
+    return len(records)

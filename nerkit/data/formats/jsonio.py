@@ -1,0 +1,84 @@
+"""Text in and out for the formats: files decoded with ``data.encoding`` (``nerkit.data.encoding``:
+errors name the file and line, binary files are refused), JSON lines read with the line named
+in every error, the head of a file for detection, and JSON written one record per line."""
+
+from __future__ import annotations
+
+import codecs
+import io
+import json
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from nerkit.data.encoding import read_text
+from nerkit.errors import DataError
+
+HEAD_BYTES = 1 << 16  # what detection reads of a file
+
+# Line breaks that JSON leaves unescaped but str.splitlines() and JavaScript split on; escaped,
+# every record stays on one line for any reader (as nerkit predict writes its JSON lines).
+_UNESCAPED_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def text_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a text file; ``\\r\\n``, ``\\r`` and ``\\n`` end lines."""
+    yield from enumerate(io.StringIO(read_text(path, encoding), newline=None), start=1)
+
+
+def json_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line; anything but a JSON object is an error."""
+    for number, line in text_lines(path, encoding):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"invalid JSON ({error.msg}); expected one object per line",
+                            path=str(path), line=number) from None
+        if not isinstance(record, dict):
+            raise DataError(f"expected a JSON object, got {type(record).__name__}", path=str(path), line=number)
+        yield number, record
+
+
+def head(path: Path, encoding: str = "utf-8") -> str:
+    """The beginning of a file, decoded leniently (detection only; reading reports bad bytes)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(HEAD_BYTES)
+        decoder = codecs.getincrementaldecoder("utf-8-sig" if codecs.lookup(encoding).name == "utf-8"
+                                               else encoding)(errors="replace")
+        return decoder.decode(data)  # not final: a character cut at the end is left out
+    except (OSError, LookupError, TypeError):  # TypeError: a codec that is not bytes -> text (rot13)
+        return ""
+
+
+def first_record(path: Path, encoding: str = "utf-8") -> dict[str, Any] | None:
+    """The object on the first non-blank line of a JSON lines file, or None if it is not one."""
+    for line in head(path, encoding).splitlines():
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                return None
+            return record if isinstance(record, dict) else None
+    return None
+
+
+def dumps(item: Any) -> str:
+    return json.dumps(item, ensure_ascii=False).translate(_UNESCAPED_BREAKS)
+
+
+class JsonArrayWriter:
+    """A JSON array written item by item, one per line, so memory stays flat; ``close`` ends it."""
+
+    def __init__(self, sink: IO[str]):
+        self.sink = sink
+        self.count = 0
+        sink.write("[")
+
+    def add(self, item: Any) -> None:
+        self.sink.write(("\n" if self.count == 0 else ",\n") + dumps(item))
+        self.count += 1
+
+    def close(self) -> None:
+        self.sink.write("\n]\n")

@@ -1,0 +1,93 @@
+"""Character-offset JSON lines: nerkit's own prediction output, spaCy- and Prodigy-style records.
+
+One object per line with a ``text`` and its spans as ``entities`` or ``spans``, each
+``{"start", "end", "type"}`` or ``{"start", "end", "label"}`` (``[start, end, label]`` lists
+too), end exclusive, in Unicode code points. This is what ``nerkit predict`` writes
+(``{"text", "entities": [{"start", "end", "type", "text", "score"}]}``), the
+``{"text", "spans": [{"start", "end", "label"}]}`` records of Prodigy's ``db-out``
+(prodi.gy/docs/api-interfaces, "ner_manual") and spaCy's JSON lines. A span's ``text``, when
+given, must be the text at its offsets. Prodigy's ``tokens`` (``{"text", "start", "end"}``) are
+used as the tokens; Prodigy records whose ``answer`` is not ``accept`` are left out and
+counted in a warning, as ``prodigy data-to-spacy`` leaves them out.
+
+``write`` gives ``{"text", "entities": [{"start", "end", "type", "text"}]}``; records of token
+data also carry their ``tokens``, so they read back token for token.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Iterable
+
+from nerkit.data.formats.jsonio import dumps, first_record, json_lines
+from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where
+from nerkit.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+NAME = "offsets"
+KIND = "text"
+SPAN_KEYS = ("entities", "spans")
+
+
+def detect_record(record: dict[str, Any]) -> bool:
+    return isinstance(record.get("text"), str) and any(key in record for key in SPAN_KEYS)
+
+
+def detect(path: Path, encoding: str = "utf-8") -> bool:
+    record = path.is_file() and first_record(path, encoding)
+    return bool(record) and detect_record(record)
+
+
+def _span(item: Any, index: int, checker: SpanChecker) -> CharSpan:
+    if isinstance(item, list) and len(item) == 3:
+        return checker.span(f"span {index}", *item)
+    if not isinstance(item, dict):
+        raise checker.where.error(f"span {index} {item!r}: expected an object with start, end and type (or label)")
+    label = item.get("type", item.get("label"))
+    span = checker.span(f"span {index}", item.get("start"), item.get("end"), label)
+    checker.surface(f"span {index}", span, item.get("text"))
+    return span
+
+
+def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
+    records = []
+    not_accepted = 0
+    for line, record in json_lines(path, encoding):
+        where = Where(str(path), line)
+        text = record.get("text")
+        key = next((key for key in SPAN_KEYS if key in record), None)
+        if not isinstance(text, str) or key is None:
+            raise where.error("expected an object with a string 'text' and 'entities' (or 'spans'): "
+                              "[{start, end, type}, ...]")
+        if record.get("answer", "accept") != "accept":  # Prodigy: rejected or ignored examples
+            not_accepted += 1
+            continue
+        if not isinstance(record[key], list):
+            raise where.error(f"'{key}' must be a list of spans")
+        checker = SpanChecker(text, where)
+        spans = [_span(item, index, checker) for index, item in enumerate(record[key])]
+        tokens = record.get("tokens") if isinstance(record.get("tokens"), list) else None
+        records.append(AnnotatedText(text, spans, where, tokens=tokens))
+    if not_accepted:
+        logger.warning("%s: %d records whose Prodigy answer is not 'accept' were left out", path, not_accepted)
+    if not records:
+        raise DataError("the file holds no records; expected JSON lines with 'text' and 'entities'", path=str(path))
+    return records
+
+
+def record_json(text: str, spans: Iterable[CharSpan], tokens: list[str] | None = None) -> dict[str, Any]:
+    record: dict[str, Any] = {"text": text, "entities": [
+        {"start": span.start, "end": span.end, "type": span.type, "text": text[span.start:span.end]}
+        for span in spans]}
+    if tokens is not None:
+        record["tokens"] = tokens
+    return record
+
+
+def write(records: list[AnnotatedText], path: Path) -> int:
+    with open(path, "w", encoding="utf-8", newline="\n") as sink:
+        for record in records:
+            sink.write(dumps(record_json(record.text, record.spans, record.tokens)) + "\n")
+    return len(records)
