@@ -196,6 +196,11 @@ def predict(
     posthoc_tau: Annotated[Optional[float], typer.Option(help=POSTHOC_HELP)] = None,
     errors: Annotated[str, typer.Option(help="Input bytes that are not UTF-8: strict stops with an error naming "
                                         "the line; replace reads them as U+FFFD.")] = "strict",
+    input_format: Annotated[str, typer.Option(help="Raw text in: text (one text per line) or jsonl (one JSON "
+                                              "object per line, {\"id\": ..., \"text\": ...}: any text, newlines "
+                                              "included; other fields are copied to the output).")] = "text",
+    split_sentences: Annotated[bool, typer.Option(help="Tag each sentence of a text on its own (segtok: pip install "
+                                                  "'nerkit\\[sentences]'); offsets still index the whole text.")] = False,
     code: CodeOption = None,
 ):
     """Find entities in text. Output is streamed: memory stays flat on large inputs.
@@ -204,9 +209,39 @@ def predict(
     from nerkit.predict.files import predict_file
 
     summary = predict_file(model, file, output, format=format, token_budget=batch_words,
-                           decoding=_decoding(posthoc_tau), errors=errors)
+                           decoding=_decoding(posthoc_tau), errors=errors, input_format=input_format,
+                           split_sentences=split_sentences)
     if summary.note:
         typer.echo(f"{summary.inputs} inputs; {summary.note}", err=True)
+
+
+@app.command()
+@friendly_errors
+def serve(
+    model: Annotated[Path, typer.Option(help="Model directory.")] = Path(DEFAULT_MODEL),
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port, printed at start).")] = 8080,
+    max_batch_words: Annotated[int, typer.Option(help="Words per batched model call across concurrent requests "
+                                                 "(0: no batching, one call per request).")] = 2000,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for others to share its model "
+                                               "call, in milliseconds.")] = 5.0,
+    max_request_bytes: Annotated[int, typer.Option(help="Largest request body; a larger one gets 413.")] = 1_000_000,
+    max_texts: Annotated[int, typer.Option(help="Most texts in one request; more get 413.")] = 1000,
+    split_sentences: Annotated[bool, typer.Option(help="Tag each sentence of a text on its own (segtok: pip "
+                                                  "install 'nerkit\\[sentences]').")] = False,
+    code: CodeOption = None,
+):
+    """Serve a model over HTTP: GET /health, POST /predict with {"texts": [...]}.
+
+    Concurrent requests are micro-batched into one model call. Needs pip install 'nerkit\\[serve]'.
+    SIGTERM or Ctrl-C stops it after the requests in flight are answered."""
+    from nerkit.predict import Tagger
+    from nerkit.serve import ServeSettings, serve as run_server
+
+    settings = ServeSettings(max_batch_words=max_batch_words, max_wait_ms=max_wait_ms,
+                             max_request_bytes=max_request_bytes, max_texts=max_texts, split_sentences=split_sentences)
+    _setup_logging()
+    run_server(Tagger.from_pretrained(model), model_name=str(model), host=host, port=port, settings=settings)
 
 
 @app.command()

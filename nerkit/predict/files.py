@@ -15,6 +15,7 @@ from typing import IO, Any, Iterator
 
 from nerkit.data.encoding import iter_utf8_lines
 from nerkit.errors import NerkitError
+from nerkit.predict.documents import INPUT_FORMATS
 from nerkit.predict.formats import FORMAT_WRITERS
 from nerkit.predict.tagger import Tagger
 from nerkit.predict.writers import write_conll_predictions, write_jsonl_predictions
@@ -68,14 +69,30 @@ def _output_sink(output: str | Path | None) -> Iterator[Any]:
 
 def predict_file(model: str | Path, source: str, output: str | Path | None = None, *, format: str = "jsonl",
                  token_budget: int = 4000, decoding: dict[str, Any] | None = None,
-                 errors: str = "strict") -> PredictSummary:
+                 errors: str = "strict", input_format: str = "text", split_sentences: bool = False) -> PredictSummary:
     """Predict every input of ``source`` (a path, or ``-`` for standard input) with the model in
     directory ``model`` and write the results to ``output`` (standard output when None).
 
     ``errors``: what bytes that are not UTF-8 do: ``strict`` stops with an error naming the
-    line; ``replace`` reads them as U+FFFD (and says how many lines held some)."""
+    line; ``replace`` reads them as U+FFFD (and says how many lines held some).
+
+    ``input_format``: ``text`` (one text per line) or ``jsonl`` (one JSON record per line,
+    ``{"id": ..., "text": ...}``, its other fields passed through); ``split_sentences`` tags each
+    sentence as if it were alone (see ``nerkit.predict.documents``). Both read raw text."""
     if format not in WRITERS:
         raise NerkitError(f"--format {format!r}: expected {' or '.join(WRITERS)}")
+    if input_format not in INPUT_FORMATS:
+        raise NerkitError(f"--input-format {input_format!r}: expected {' or '.join(INPUT_FORMATS)}")
+    # Only the options that differ from plain text reach the writer: a writer that reads no raw
+    # text (CoNLL) never sees them.
+    documents: dict[str, Any] = {}
+    if input_format != "text":
+        documents["input_format"] = input_format
+    if split_sentences:
+        documents["split_sentences"] = True
+    if documents and format == "conll":
+        raise NerkitError("--input-format and --split-sentences apply to raw text; --format conll reads and writes "
+                          "CoNLL columns, one token per line")
     if errors not in DECODING_ERRORS:
         raise NerkitError(f"--errors {errors!r}: expected {' or '.join(DECODING_ERRORS)}")
     tagger = Tagger.from_pretrained(model)
@@ -85,7 +102,7 @@ def predict_file(model: str | Path, source: str, output: str | Path | None = Non
     name = "<stdin>" if source == "-" else source
     with _input_bytes(source) as stream, _output_sink(output) as sink:
         lines = iter_utf8_lines(stream, name=name, errors=errors)
-        count = WRITERS[format](tagger, lines, sink, name=name, token_budget=token_budget)
+        count = WRITERS[format](tagger, lines, sink, name=name, token_budget=token_budget, **documents)
     return PredictSummary(count, tagger.encoder.report())
 
 

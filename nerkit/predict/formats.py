@@ -19,12 +19,13 @@ from typing import IO, Iterable, Iterator
 from nerkit.data.formats import doccano, labelstudio
 from nerkit.data.formats.jsonio import JsonArrayWriter, dumps
 from nerkit.data.formats.records import CharSpan
-from nerkit.predict.predictor import Prediction, predict_texts
+from nerkit.predict.documents import predict_lines
+from nerkit.predict.predictor import Prediction
 from nerkit.predict.writers import write_jsonl_predictions
 
 
-def _predictions(tagger, lines: Iterable[str], options) -> Iterator[Prediction]:
-    return predict_texts(tagger, lines, **options)
+def _predictions(tagger, lines: Iterable[str], name: str, options) -> Iterator[Prediction]:
+    return predict_lines(tagger, lines, name=name, **options)  # --input-format and --split-sentences too
 
 
 def _spans(record: Prediction) -> list[CharSpan]:
@@ -37,7 +38,7 @@ def write_labelstudio_predictions(tagger, lines: Iterable[str], sink: IO[str], *
     """Label Studio tasks with predictions; ``from_name``/``to_name`` must be the names of the
     project's ``<Labels>`` and ``<Text>`` tags (those of the NER template by default)."""
     tasks = JsonArrayWriter(sink)
-    for record in _predictions(tagger, lines, options):
+    for record in _predictions(tagger, lines, name, options):
         tasks.add(labelstudio.task_json(record["text"], _spans(record),
                                         scores=[entity["score"] for entity in record["entities"]],
                                         from_name=from_name, to_name=to_name, model_version=model_version))
@@ -47,7 +48,7 @@ def write_labelstudio_predictions(tagger, lines: Iterable[str], sink: IO[str], *
 
 def write_doccano_predictions(tagger, lines: Iterable[str], sink: IO[str], *, name: str = "<stdin>", **options) -> int:
     count = 0
-    for record in _predictions(tagger, lines, options):
+    for record in _predictions(tagger, lines, name, options):
         sink.write(dumps(doccano.record_json(record["text"], _spans(record))) + "\n")
         count += 1
     return count

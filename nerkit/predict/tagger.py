@@ -4,14 +4,16 @@
     tagger.predict("Angela Merkel visited Paris.")            # one record
     tagger.predict(["Angela Merkel visited Paris.", "..."])   # a list of records, in order
     for record in tagger.pipe(open("texts.txt")): ...          # a lazy stream of records
+    tagger.pipe([{"id": 1, "text": "..."}], split_sentences=True)  # records: other fields kept
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, overload
+from typing import Any, Iterable, Iterator, Mapping, overload
 
 from nerkit.data.spans import Example, ScoredSpan
-from nerkit.predict.predictor import CHUNK, Prediction, predict_examples, predict_texts
+from nerkit.predict.documents import predict_documents
+from nerkit.predict.predictor import CHUNK, Prediction, predict_examples
 from nerkit.tagger import TaggerModel
 
 
@@ -25,29 +27,34 @@ class Tagger(TaggerModel):
         document context, sentences of one document are predicted together as passages."""
         return predict_examples(self, examples, token_budget=token_budget, max_sentences=max_sentences)
 
-    def pipe(self, texts: Iterable[str], *, batch_size: int = CHUNK, token_budget: int = 4000,
-             max_sentences: int = 128) -> Iterator[Prediction]:
+    def pipe(self, texts: Iterable[str | Mapping[str, Any]], *, batch_size: int = CHUNK, token_budget: int = 4000,
+             max_sentences: int = 128, split_sentences: bool = False) -> Iterator[Prediction]:
         """Records for a stream of raw texts, one per text and in input order, produced lazily:
         ``batch_size`` texts are read ahead and sorted by length, and inference batches hold at
-        most ``token_budget`` words and ``max_sentences`` texts."""
-        return predict_texts(self, texts, batch_size=batch_size, token_budget=token_budget,
-                             max_sentences=max_sentences)
+        most ``token_budget`` words and ``max_sentences`` texts. An item may also be a record
+        (a dict with a ``"text"`` str): its output is the record with ``"entities"`` set, other
+        fields unchanged. ``split_sentences``: tag each sentence as if it were alone (segtok,
+        ``pip install 'nerkit[sentences]'``), offsets still in the whole text."""
+        return predict_documents(self, texts, batch_size=batch_size, token_budget=token_budget,
+                                 max_sentences=max_sentences, split_sentences=split_sentences)
 
     # A str is an Iterable[str] too; the first overload that fits wins, as in typeshed.
     @overload
     def predict(self, texts: str, *, batch_size: int = ..., token_budget: int = ...,  # type: ignore[overload-overlap]
-                max_sentences: int = ...) -> Prediction: ...
+                max_sentences: int = ..., split_sentences: bool = ...) -> Prediction: ...
 
     @overload
-    def predict(self, texts: Iterable[str], *, batch_size: int = ..., token_budget: int = ...,
-                max_sentences: int = ...) -> list[Prediction]: ...
+    def predict(self, texts: Iterable[str | Mapping[str, Any]], *, batch_size: int = ..., token_budget: int = ...,
+                max_sentences: int = ..., split_sentences: bool = ...) -> list[Prediction]: ...
 
-    def predict(self, texts: str | Iterable[str], *, batch_size: int = CHUNK, token_budget: int = 4000,
-                max_sentences: int = 128) -> Prediction | list[Prediction]:
+    def predict(self, texts: str | Iterable[str | Mapping[str, Any]], *, batch_size: int = CHUNK,
+                token_budget: int = 4000, max_sentences: int = 128,
+                split_sentences: bool = False) -> Prediction | list[Prediction]:
         """Entities in raw text: for one ``str``, its record ``{"text", "entities": [{"start",
         "end", "type", "text", "score"}]}`` (character offsets, half-open); for an iterable of
-        texts, the list of their records in input order."""
-        options = {"batch_size": batch_size, "token_budget": token_budget, "max_sentences": max_sentences}
+        texts (or records, see ``pipe``), the list of their records in input order."""
+        options = {"batch_size": batch_size, "token_budget": token_budget, "max_sentences": max_sentences,
+                   "split_sentences": split_sentences}
         if isinstance(texts, str):
             return next(self.pipe([texts], **options))
         return list(self.pipe(texts, **options))

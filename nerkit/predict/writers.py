@@ -12,7 +12,8 @@ from typing import IO, Iterable
 from nerkit.data.readers import iter_conll_rows
 from nerkit.data.schemes import spans_to_tags
 from nerkit.data.spans import Span, keep_outermost
-from nerkit.predict.predictor import predict_conll, predict_texts
+from nerkit.predict.documents import predict_lines
+from nerkit.predict.predictor import predict_conll
 
 
 # Line breaks that JSON leaves unescaped but that str.splitlines() and JavaScript split on;
@@ -28,9 +29,10 @@ def json_record(record) -> str:
 def write_jsonl_predictions(tagger, lines: Iterable[str], sink: IO[str], *, name: str = "<stdin>",
                             **options) -> int:
     """One JSON object per input line, its text exactly the line (empty lines give no
-    entities); returns the count."""
+    entities), or per JSON record with ``input_format='jsonl'`` (see ``predict_lines``);
+    returns the count."""
     count = 0
-    for record in predict_texts(tagger, lines, **options):
+    for record in predict_lines(tagger, lines, name=name, **options):
         sink.write(json_record(record))
         count += 1
     return count

@@ -1,0 +1,137 @@
+"""Micro-batching: the texts of requests that arrive together go through the model in one call.
+
+The first waiting request opens a batch; requests arriving within ``max_wait_ms`` of it join
+until the batch holds ``max_batch_words`` words (whitespace-separated, a cheap estimate of the
+tokens the model will read). One worker thread runs the model calls, one at a time, so the
+event loop keeps answering (``/health``, new requests) while the model works, and a burst of
+requests costs about one batched call instead of one call each. ``max_batch_words=0`` turns
+batching off: one model call per request, in arrival order (the baseline of the benchmark).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from nerkit.errors import NerkitError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Request:
+    texts: list[str]
+    words: int
+    arrived: float  # event-loop time
+    future: asyncio.Future
+
+
+class MicroBatcher:
+    """``await batcher.predict(texts)`` from any number of concurrent requests; ``start()`` and
+    ``stop()`` from the application's lifespan, inside the running event loop."""
+
+    def __init__(self, predict_batch: Callable[[list[str]], list[Any]], *, max_batch_words: int,
+                 max_wait_ms: float):
+        self.predict_batch = predict_batch  # texts -> one result per text, in order (runs in the worker thread)
+        self.max_batch_words = max_batch_words
+        self.max_wait = max_wait_ms / 1000  # seconds
+        self.model_calls = 0
+        self.requests = 0
+        self._pending: deque[_Request] = deque()
+        self._arrived: asyncio.Event | None = None
+        self._stopping = False
+        self._worker: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def start(self) -> None:
+        self._arrived = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nerkit-model")
+        self._worker = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Answer every request already queued, then end the worker and its thread."""
+        self._stopping = True
+        if self._worker is not None:
+            self._arrived.set()
+            await self._worker
+            self._executor.shutdown(wait=True)
+
+    async def predict(self, texts: list[str]) -> list[Any]:
+        if self._worker is None or self._stopping:
+            raise RuntimeError("the batcher is not running (start() it in the application's lifespan)")
+        loop = asyncio.get_running_loop()
+        request = _Request(texts, sum(len(text.split()) for text in texts), loop.time(), loop.create_future())
+        self._pending.append(request)
+        self.requests += 1
+        self._arrived.set()
+        return await request.future
+
+    async def _run(self) -> None:
+        while True:
+            while not self._pending:
+                if self._stopping:
+                    return
+                self._arrived.clear()
+                await self._arrived.wait()
+            batch = [self._pending.popleft()]
+            if self.max_batch_words > 0:
+                await self._gather(batch)
+            await self._answer(batch)
+
+    async def _gather(self, batch: list[_Request]) -> None:
+        """Add waiting and arriving requests to ``batch`` until its words reach the budget or the
+        wait window, counted from the first request's arrival, closes."""
+        loop = asyncio.get_running_loop()
+        words = batch[0].words
+        deadline = batch[0].arrived + self.max_wait
+        while words < self.max_batch_words:
+            if self._pending:
+                if words + self._pending[0].words > self.max_batch_words:
+                    return  # it opens the next batch
+                request = self._pending.popleft()
+                batch.append(request)
+                words += request.words
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._stopping:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                return
+
+    async def _answer(self, batch: list[_Request]) -> None:
+        texts = [text for request in batch for text in request.texts]
+        self.model_calls += 1
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self._executor, self.predict_batch, texts)
+        except NerkitError as error:
+            if len(batch) > 1:  # one request's text may be at fault: the others must not fail with it
+                for request in batch:
+                    await self._answer([request])
+                return
+            _settle(batch[0].future, error=error)
+            return
+        except Exception as error:  # a bug: every request of the batch reports it
+            logger.exception("prediction failed for a batch of %d requests", len(batch))
+            for request in batch:
+                _settle(request.future, error=error)
+            return
+        start = 0
+        for request in batch:
+            _settle(request.future, result=results[start:start + len(request.texts)])
+            start += len(request.texts)
+
+
+def _settle(future: asyncio.Future, *, result: Any = None, error: BaseException | None = None) -> None:
+    if future.done():  # the client went away and its request was cancelled
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

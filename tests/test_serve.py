@@ -1,0 +1,310 @@
+"""`nerkit serve`: the real server on a free port of 127.0.0.1, spoken to over HTTP: results in
+order, micro-batching (a burst of requests costs fewer model calls than requests), 4xx with a
+message for every malformed body, limits, and a clean exit on SIGTERM with a request in flight."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+from nerkit import NerkitError, Tagger  # noqa: E402
+from nerkit.data.synthetic import synthetic_examples, synthetic_texts  # noqa: E402
+from nerkit.serve import ServeSettings, bind, build_server, create_app  # noqa: E402
+from nerkit_cli.main import app as cli  # noqa: E402
+
+from conftest import REPO_ROOT, tiny_config  # noqa: E402
+
+TEXTS = synthetic_texts(6) + ["", "Angela Merkel visited Paris with Siemens.", "Zürich \u2028 Ünïcode 東京 ."]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """An untrained softmax tagger: its random tags give entities to compare, quickly."""
+    import torch
+
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("serve-model")
+    Tagger.build(tiny_config(directory, head__type="softmax"), synthetic_examples("train")[:60]).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture
+def tagger(model_dir) -> Tagger:
+    return Tagger.from_pretrained(model_dir)
+
+
+@contextlib.contextmanager
+def running(tagger, **settings):
+    """The application on a free port of 127.0.0.1, served by uvicorn in a thread; its URL."""
+    server = build_server(create_app(tagger, model_name="tiny", settings=ServeSettings(**settings)),
+                          log_level="warning")
+    sock = bind("127.0.0.1", 0)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        assert not thread.is_alive(), "the server did not stop"
+
+
+def call(url: str, body: bytes | None = None, *, method: str | None = None, headers: dict | None = None,
+         timeout: float = 20) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def post_texts(url: str, texts) -> tuple[int, dict]:
+    return call(url + "/predict", json.dumps({"texts": texts}).encode("utf-8"))
+
+
+def burst(url: str, texts: list[str]) -> list[tuple[int, dict]]:
+    """One request per text, all sent at once from threads; the answers in the texts' order."""
+    answers: list = [None] * len(texts)
+    start = threading.Barrier(len(texts))
+
+    def send(index):
+        start.wait(timeout=20)
+        answers[index] = post_texts(url, [texts[index]])
+
+    threads = [threading.Thread(target=send, args=(index,)) for index in range(len(texts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return answers
+
+
+def test_health_names_the_model_and_its_entity_types(tagger):
+    with running(tagger) as url:
+        status, health = call(url + "/health")
+    assert status == 200
+    assert health["status"] == "ok" and health["model"] == "tiny"
+    assert health["entity_types"] == tagger.entity_types and health["entity_types"]
+
+
+def test_predict_answers_every_text_in_order(tagger):
+    expected = tagger.predict(TEXTS)
+    assert any(record["entities"] for record in expected)
+    with running(tagger) as url:
+        assert post_texts(url, TEXTS) == (200, {"results": expected})
+        assert post_texts(url, TEXTS[::-1]) == (200, {"results": expected[::-1]})
+        assert post_texts(url, []) == (200, {"results": []})
+
+
+def test_concurrent_requests_share_model_calls(tagger):
+    texts = synthetic_texts(12)
+    expected = [tagger.predict(text) for text in texts]
+    calls = []
+    predict = tagger.predict
+
+    def counted(batch, **options):
+        calls.append(len(batch))
+        time.sleep(0.05)  # a model call long enough for the burst to queue behind it
+        return predict(batch, **options)
+
+    tagger.predict = counted
+    with running(tagger, max_wait_ms=100) as url:
+        answers = burst(url, texts)
+        health = call(url + "/health")[1]
+    assert answers == [(200, {"results": [record]}) for record in expected]
+    assert sum(calls) == len(texts) and len(calls) <= len(texts) // 2, calls
+    assert health["requests"] == len(texts) and health["model_calls"] == len(calls)
+    # The same burst with batching off: one model call per request.
+    calls.clear()
+    with running(tagger, max_batch_words=0) as url:
+        assert burst(url, texts) == [(200, {"results": [record]}) for record in expected]
+    assert calls == [1] * len(texts)
+
+
+def test_the_word_budget_closes_a_batch(tagger):
+    texts = ["Angela Merkel visited Paris with Siemens today ."] * 6  # 8 words each
+    calls = []
+    predict = tagger.predict
+    tagger.predict = lambda batch, **options: calls.append(len(batch)) or predict(batch, **options)
+    with running(tagger, max_wait_ms=300, max_batch_words=16) as url:
+        assert all(status == 200 for status, _ in burst(url, texts))
+    assert sum(calls) == 6 and max(calls) <= 2, calls
+
+
+def test_the_event_loop_answers_while_the_model_works(tagger):
+    entered, release = threading.Event(), threading.Event()
+    predict = tagger.predict
+
+    def blocked(batch, **options):
+        entered.set()
+        release.wait(20)
+        return predict(batch, **options)
+
+    tagger.predict = blocked
+    with running(tagger) as url:
+        answer = []
+        request = threading.Thread(target=lambda: answer.append(post_texts(url, TEXTS[:2])))
+        request.start()
+        assert entered.wait(20)
+        started = time.monotonic()
+        assert call(url + "/health", timeout=5)[0] == 200  # while the model call is still running
+        assert time.monotonic() - started < 2
+        release.set()
+        request.join(20)
+    assert answer == [(200, {"results": predict(TEXTS[:2])})]
+
+
+def test_a_text_the_model_refuses_fails_its_request_only(tagger):
+    predict = tagger.predict
+
+    def refusing(batch, **options):
+        time.sleep(0.05)
+        if "refused" in batch:
+            raise NerkitError("this text is refused")
+        return predict(batch, **options)
+
+    tagger.predict = refusing
+    texts = ["Angela visited Paris .", "refused", "Siemens hired Smith .", "Berlin ."]
+    with running(tagger, max_wait_ms=100) as url:
+        answers = burst(url, texts)
+    assert answers[1] == (422, {"error": "this text is refused"})
+    assert [answers[i] for i in (0, 2, 3)] == [(200, {"results": predict([texts[i]])}) for i in (0, 2, 3)]
+
+
+TOO_DEEP = b'{"texts": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+
+
+@pytest.mark.parametrize("body,status,message", [
+    (b"Angela Merkel", 400, "not valid JSON"),
+    (b"", 400, "not valid JSON"),
+    (b"\xff\xfe\x00garbage", 400, "not valid JSON"),
+    (TOO_DEEP, 400, "not valid JSON"),
+    (b'["Angela Merkel"]', 422, "the body is a JSON array; expected an object"),
+    (b"{}", 422, 'no "texts" field'),
+    (b'{"text": ["Angela"]}', 422, "unknown field 'text'"),
+    (b'{"texts": "Angela Merkel"}', 422, '"texts" is a JSON string; expected an array of strings'),
+    (b'{"texts": ["Angela", 42]}', 422, "texts[1] is a JSON number; expected a string"),
+    (b'{"texts": [null]}', 422, "texts[0] is a JSON null"),
+    (b'{"texts": [["nested"]]}', 422, "texts[0] is a JSON array"),
+    (b'{"texts": ["\\ud800 lone"]}', 422, "texts[0] holds a lone surrogate"),
+    (json.dumps({"texts": ["a"] * 11}).encode(), 413, "11 texts, more than the limit of 10 per request"),
+    (json.dumps({"texts": ["a" * 30_000]}).encode(), 413, "more than the limit of 20000 (--max-request-bytes)"),
+])
+def test_a_malformed_body_gets_a_4xx_with_a_message(tagger, body, status, message):
+    with running(tagger, max_texts=10, max_request_bytes=20_000) as url:
+        answer = call(url + "/predict", body)
+        assert answer[0] == status and message in answer[1]["error"], answer
+        assert post_texts(url, ["Paris"])[0] == 200  # and the server goes on
+
+
+def test_a_streamed_body_over_the_limit_gets_413(tagger):
+    chunks = (b'{"texts": ["' + b"a" * 1000 + b'"' for _ in range(30))  # no Content-Length: chunked
+    with running(tagger, max_request_bytes=20_000) as url:
+        status, answer = call(url + "/predict", chunks, method="POST")
+    assert status == 413 and "more than the limit of 20000 bytes" in answer["error"]
+
+
+def test_unknown_routes_and_methods_get_json_errors(tagger):
+    with running(tagger) as url:
+        assert call(url + "/nothing") == (404, {"error": "Not Found"})
+        assert call(url + "/predict") == (405, {"error": "Method Not Allowed"})
+
+
+@pytest.mark.parametrize("options,message", [
+    (["--max-texts", "0"], "--max-texts 0: expected a number >= 1"),
+    (["--max-wait-ms", "-1"], "--max-wait-ms -1.0: expected a number >= 0"),
+])
+def test_bad_settings_are_usage_errors(model_dir, options, message):
+    result = CliRunner().invoke(cli, ["serve", "--model", str(model_dir), *options])
+    assert result.exit_code == 2 and message in result.stderr, result.output
+
+
+def test_a_port_in_use_is_a_clear_error(model_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", "--model", str(model_dir), "--port", str(port)])
+    assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr, result.output
+
+
+def test_a_missing_extra_is_a_clear_error(monkeypatch):
+    for name in [name for name in sys.modules if name == "nerkit.serve" or name.startswith("nerkit.serve.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # what an uninstalled package looks like
+    with pytest.raises(NerkitError, match=r"needs Starlette and uvicorn \(uvicorn is not installed\): "
+                                          r"pip install 'nerkit\[serve\]'"):
+        import nerkit.serve  # noqa: F401
+
+
+SLOW_PREDICT = """
+import os, time
+from pathlib import Path
+from nerkit.predict import Tagger
+
+predict = Tagger.predict
+
+def slow(self, texts, **options):
+    Path(os.environ["SERVE_TEST_MARKER"]).touch()  # the request is in flight now
+    time.sleep(1.5)
+    return predict(self, texts, **options)
+
+Tagger.predict = slow
+"""
+
+
+def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(model_dir, tmp_path):
+    plugin, marker = tmp_path / "slow.py", tmp_path / "in-flight"
+    plugin.write_text(SLOW_PREDICT, encoding="utf-8")
+    environment = {**os.environ, "SERVE_TEST_MARKER": str(marker), "OMP_NUM_THREADS": "1",
+                   "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen([sys.executable, "-m", "nerkit", "serve", "--model", str(model_dir), "--port", "0",
+                                "--code", str(plugin)], stderr=subprocess.PIPE, text=True, env=environment)
+    try:
+        url = None
+        for line in process.stderr:  # the address comes first, before uvicorn's own lines
+            found = re.search(r"http://127\.0\.0\.1:\d+", line)
+            if found:
+                url = found.group()
+                break
+        assert url, "the server printed no address"
+        threading.Thread(target=process.stderr.read, daemon=True).start()  # keep the pipe drained
+        answer = []
+        request = threading.Thread(target=lambda: answer.append(post_texts(url, TEXTS[:3])))
+        request.start()
+        deadline = time.monotonic() + 30
+        while not marker.exists():
+            assert time.monotonic() < deadline and process.poll() is None, "the request never reached the model"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        request.join(30)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    status, body = answer[0]
+    assert status == 200 and [record["text"] for record in body["results"]] == TEXTS[:3]
+    assert body["results"] == Tagger.from_pretrained(model_dir).predict(TEXTS[:3])
