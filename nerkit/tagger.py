@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -30,9 +30,10 @@ from nerkit.config import Config, EncoderConfig, HeadConfig, LossConfig
 from nerkit.data.documents import join_documents
 from nerkit.data.schemes import scheme_tags, spans_to_tags
 from nerkit.data.spans import Example, ScoredSpan, is_flat, keep_outermost
+from nerkit.devices import check_precision, quantize_linear_layers, resolve_device
 from nerkit.encoders import EncoderContext
 from nerkit.errors import ConfigError, DataError, NerkitError
-from nerkit.heads import HeadContext
+from nerkit.heads import HeadContext, decodes_from_scores
 from nerkit.losses import available_losses, build_loss, get_loss_spec
 
 if TYPE_CHECKING:
@@ -115,6 +116,11 @@ def flat_examples(examples: list[Example], policy: str, *, warn: bool = True) ->
 class TaggerModel(nn.Module):
     """The model without prediction; ``nerkit.Tagger`` (in ``nerkit.predict``) adds it."""
 
+    precision = "fp32"  # how ``decode`` runs the encoder: fp32, bf16 (autocast) or int8 (quantized)
+    # Computes the head's decoding scores of an encoded batch in place of encoder + head, when set:
+    # the ONNX runtime (``nerkit.export``) does. Decoding itself always runs here.
+    score_runtime: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
+
     def __init__(self, encoder, head, *, entity_types: list[str], label_names: list[str],
                  label_counts: list[int], config: dict[str, Any]):
         super().__init__()
@@ -158,6 +164,9 @@ class TaggerModel(nn.Module):
         """Write the model directory. Files are written to a temporary folder first and moved
         into place one by one with an atomic rename, so a crash never leaves a torn file (the
         best model of a run is rewritten in place while training)."""
+        if self.precision == "int8":
+            raise NerkitError("an int8-quantized model is for prediction only and cannot be saved; save the model "
+                              "loaded without --precision int8")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=directory))
@@ -182,7 +191,10 @@ class TaggerModel(nn.Module):
             shutil.rmtree(staging, ignore_errors=True)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> Self:
+    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu",
+                        precision: str = "fp32") -> Self:
+        """The model in ``directory`` on ``device`` (auto, cpu, cuda, cuda:N) in ``precision``
+        (fp32, bf16, int8: see ``nerkit.devices``), ready to predict."""
         directory = Path(directory)
         config_path = directory / CONFIG_FILE
         if not config_path.is_file():
@@ -200,7 +212,20 @@ class TaggerModel(nn.Module):
         tagger = cls._assemble(model_config, encoder, description["entity_types"], description["label_names"],
                                description["label_counts"])
         tagger.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
-        return tagger.to(device).eval()
+        return tagger.to_device_and_precision(device, precision)
+
+    def to_device_and_precision(self, device: str | torch.device = "cpu", precision: str = "fp32") -> Self:
+        """Move the model for prediction (eval mode); refuses a device or precision this machine
+        cannot run. int8 quantizes the encoder in place; the head stays float32."""
+        resolved = resolve_device(device)
+        check_precision(precision, resolved)
+        if self.precision == "int8" and precision != "int8":
+            raise NerkitError("this model was quantized to int8; load it again for another precision")
+        self.to(resolved).eval()
+        if precision == "int8" and self.precision != "int8":
+            quantize_linear_layers(self.encoder)
+        self.precision = precision
+        return self
 
     def configure_decoding(self, **options: Any) -> None:
         """Change how the trained model decodes, e.g. ``posthoc_tau`` of the softmax tagger; a
@@ -242,8 +267,17 @@ class TaggerModel(nn.Module):
 
     @torch.inference_mode()
     def decode(self, batch: dict[str, torch.Tensor]) -> list[list[ScoredSpan]]:
-        """The predicted spans of each example of an encoded batch."""
-        return self.head.decode(self.encoder(batch), batch)
+        """The predicted spans of each example of an encoded batch. The encoder and the head's
+        scores run in ``score_runtime`` when one is set, else here (in bf16 autocast when the
+        precision says so); decoding (Viterbi, span selection) runs on float32 scores."""
+        if self.score_runtime is not None:
+            return self.head.decode_scores(self.score_runtime(batch), batch)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            word_vectors = self.encoder(batch)
+            if not decodes_from_scores(self.head):  # a plug-in head that decodes word vectors itself
+                return self.head.decode(word_vectors, batch)
+            scores = self.head.decoding_scores(word_vectors, batch)
+        return self.head.decode_scores({name: score.float() for name, score in scores.items()}, batch)
 
 
 def __getattr__(name: str):

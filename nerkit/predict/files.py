@@ -67,17 +67,19 @@ def _output_sink(output: str | Path | None) -> Iterator[Any]:
 
 def predict_file(model: str | Path, source: str, output: str | Path | None = None, *, format: str = "jsonl",
                  token_budget: int = 4000, decoding: dict[str, Any] | None = None,
-                 errors: str = "strict") -> PredictSummary:
+                 errors: str = "strict", device: str = "auto", precision: str = "fp32", runtime: str = "torch",
+                 export_dir: str | Path | None = None) -> PredictSummary:
     """Predict every input of ``source`` (a path, or ``-`` for standard input) with the model in
     directory ``model`` and write the results to ``output`` (standard output when None).
 
     ``errors``: what bytes that are not UTF-8 do: ``strict`` stops with an error naming the
-    line; ``replace`` reads them as U+FFFD (and says how many lines held some)."""
+    line; ``replace`` reads them as U+FFFD (and says how many lines held some). ``device``,
+    ``precision``, ``runtime``, ``export_dir``: see ``Tagger.from_pretrained``."""
     if format not in WRITERS:
         raise NerkitError(f"--format {format!r}: expected {' or '.join(WRITERS)}")
     if errors not in DECODING_ERRORS:
         raise NerkitError(f"--errors {errors!r}: expected {' or '.join(DECODING_ERRORS)}")
-    tagger = Tagger.from_pretrained(model)
+    tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir)
     tagger.configure_decoding(**(decoding or {}))
     if source != "-" and not Path(source).is_file():
         raise NerkitError(f"{source}: no such file")
