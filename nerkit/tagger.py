@@ -12,6 +12,7 @@ unpickles anything.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -272,7 +273,9 @@ class TaggerModel(nn.Module):
         precision says so); decoding (Viterbi, span selection) runs on float32 scores."""
         if self.score_runtime is not None:
             return self.head.decode_scores(self.score_runtime(batch), batch)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+        # Only ever turned on here: an autocast of the caller's (training's mixed precision) stays as it is.
+        bf16 = self.precision == "bf16"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
             word_vectors = self.encoder(batch)
             if not decodes_from_scores(self.head):  # a plug-in head that decodes word vectors itself
                 return self.head.decode(word_vectors, batch)
