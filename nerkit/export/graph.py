@@ -37,7 +37,7 @@ from nerkit.errors import NerkitError
 from nerkit.export.manifest import (EXPORT_SUBDIR, GRAPH_FILES, MANIFEST_FILE, require, weights_sha256,
                                     write_manifest)
 from nerkit.heads import decodes_from_scores
-from nerkit.tagger import TaggerModel
+from nerkit.tagger import WEIGHTS_FILE, TaggerModel
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,9 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, *, opse
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
         raise NerkitError(f"--opset {opset!r}: expected an ONNX opset from {MIN_OPSET} to {MAX_OPSET}")
     model_dir = Path(model_dir)
+    # Hashed before loading: weights replaced meanwhile (a run saving its best model) make the
+    # export look stale, never current.
+    weights = weights_sha256(model_dir) if (model_dir / WEIGHTS_FILE).is_file() else None
     model = TaggerModel.from_pretrained(model_dir)
     if not decodes_from_scores(model.head):
         raise NerkitError(f"the {model.head.kind} head cannot be exported: it decodes word vectors itself; a head "
@@ -147,7 +150,7 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, *, opse
         "nerkit_version": __version__, "torch_version": torch.__version__, "opset": opset,
         "encoder": model.encoder.config()["type"], "head": model.head.kind, "inputs": inputs, "outputs": outputs,
         "files": {precision: path.name for precision, path in files.items()},
-        "weights_sha256": weights_sha256(model_dir), "verified_max_difference": difference,
+        "weights_sha256": weights, "verified_max_difference": difference,
     })
     return ExportSummary(output, files, difference)
 
