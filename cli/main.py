@@ -97,6 +97,15 @@ def _decoding(posthoc_tau: float | None) -> dict:
 POSTHOC_HELP = ("Softmax tagger only: post-hoc logit adjustment, predict argmax(z - tau * log prior) "
                 "(0 = off; default: the model's own setting).")
 
+DeviceOption = Annotated[str, typer.Option(help="auto (a CUDA GPU when there is one, else the CPU), cpu, cuda "
+                                           "or cuda:N.")]
+PrecisionOption = Annotated[str, typer.Option(help="fp32; bf16 (autocast; GPUs, and CPUs with AVX512-BF16 or "
+                                              "AMX); int8 (dynamic quantization of the encoder, CPU only).")]
+RuntimeOption = Annotated[str, typer.Option(help="torch, or onnx: the graph `nerkit export` wrote, run by ONNX "
+                                            "Runtime (pip install \"nerkit[onnx]\"; fp32 or int8).")]
+ExportDirOption = Annotated[Optional[Path], typer.Option(help="Where --runtime onnx finds the export "
+                                                         "[default: MODEL/onnx].")]
+
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -169,12 +178,17 @@ def evaluate(
     output: Annotated[Optional[Path], typer.Option(help="Write the scores as JSON here.")] = None,
     scheme: Annotated[str, typer.Option(help="Tag scheme of CoNLL data: auto, IOB1, BIO, BIOES.")] = "auto",
     posthoc_tau: Annotated[Optional[float], typer.Option(help=POSTHOC_HELP)] = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
+    runtime: RuntimeOption = "torch",
+    export_dir: ExportDirOption = None,
     code: CodeOption = None,
 ):
     """Score a model on gold data: per-type precision, recall and F1, micro and macro averages."""
     from nerkit.evaluation import evaluate_model
 
-    report = evaluate_model(model, data, scheme=scheme, decoding=_decoding(posthoc_tau))
+    report = evaluate_model(model, data, scheme=scheme, decoding=_decoding(posthoc_tau), device=device,
+                            precision=precision, runtime=runtime, export_dir=export_dir)
     typer.echo(report.table())
     if output is not None:
         output.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")
@@ -201,6 +215,10 @@ def predict(
                                               "included; other fields are copied to the output).")] = "text",
     split_sentences: Annotated[bool, typer.Option(help="Tag each sentence of a text on its own (segtok: pip install "
                                                   "'nerkit\\[sentences]'); offsets still index the whole text.")] = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
+    runtime: RuntimeOption = "torch",
+    export_dir: ExportDirOption = None,
     code: CodeOption = None,
 ):
     """Find entities in text. Output is streamed: memory stays flat on large inputs.
@@ -210,7 +228,8 @@ def predict(
 
     summary = predict_file(model, file, output, format=format, token_budget=batch_words,
                            decoding=_decoding(posthoc_tau), errors=errors, input_format=input_format,
-                           split_sentences=split_sentences)
+                           split_sentences=split_sentences, device=device, precision=precision,
+                           runtime=runtime, export_dir=export_dir)
     if summary.note:
         typer.echo(f"{summary.inputs} inputs; {summary.note}", err=True)
 
@@ -270,6 +289,30 @@ def convert(
     summary = run_conversion(source, output, to=to, from_format=from_, scheme=scheme, encoding=encoding)
     typer.echo(f"{summary.records} records and {summary.spans} entities ({summary.source_format} -> "
                f"{summary.target_format}) written to {summary.output}")
+
+
+@app.command()
+@friendly_errors
+def export(
+    model: Annotated[Path, typer.Argument(help="Model directory.")],
+    output: Annotated[Optional[Path], typer.Option(help="Directory for the graphs [default: MODEL/onnx, where "
+                                                   "--runtime onnx looks].")] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset version (14 to 20).")] = 17,
+    int8: Annotated[bool, typer.Option(help="Also write an int8 graph (dynamic quantization of the encoder's "
+                                       "weights), used by --runtime onnx --precision int8.")] = True,
+    code: CodeOption = None,
+):
+    """Export a model to ONNX for `nerkit predict --runtime onnx`: the encoder and the head's scores as
+    one graph with dynamic batch and length axes (decoding stays in nerkit). Needs the optional
+    packages onnx and onnxruntime: pip install "nerkit[onnx]"."""
+    from nerkit.export import export_onnx
+
+    summary = export_onnx(model, output, opset=opset, int8=int8)
+    for precision, path in summary.files.items():
+        typer.echo(f"{precision}: {path}")
+    typer.echo(f"scores match PyTorch within {summary.max_difference:.1e} (relative); use it with "
+               f"`nerkit predict FILE --model {model} --runtime onnx`"
+               + (f" --export-dir {summary.directory}" if output is not None else ""))
 
 
 @app.command()

@@ -21,11 +21,13 @@ def evaluate(tagger: Tagger, examples: list[Example]) -> Report:
     return entity_report([e.spans for e in examples], predicted, [len(e) for e in examples], tagger.entity_types)
 
 
-def evaluate_model(model: str | Path, data: str, *, scheme: str = "auto",
-                   decoding: dict[str, Any] | None = None) -> Report:
+def evaluate_model(model: str | Path, data: str, *, scheme: str = "auto", decoding: dict[str, Any] | None = None,
+                   device: str = "auto", precision: str = "fp32", runtime: str = "torch",
+                   export_dir: str | Path | None = None) -> Report:
     """``nerkit evaluate``: the model directory ``model`` scored on the data source ``data`` (a file,
-    a saved dataset, ``hf:NAME``, ``synthetic:SPLIT``), with optional decoding options."""
-    tagger = Tagger.from_pretrained(model)
+    a saved dataset, ``hf:NAME``, ``synthetic:SPLIT``), with optional decoding options, on
+    ``device`` in ``precision`` with ``runtime`` (see ``Tagger.from_pretrained``)."""
+    tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir)
     tagger.configure_decoding(**(decoding or {}))
     return evaluate(tagger, load_split(data, scheme))
 

@@ -19,7 +19,7 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from safetensors import SafetensorError
@@ -32,9 +32,10 @@ from nerkit.data.documents import join_documents
 from nerkit.data.schemes import scheme_tags, spans_to_tags
 from nerkit.data.text import TOKENIZER_RULE
 from nerkit.data.spans import Example, ScoredSpan, is_flat, keep_outermost
+from nerkit.devices import check_precision, quantize_linear_layers, resolve_device
 from nerkit.encoders import EncoderContext
 from nerkit.errors import ConfigError, DataError, NerkitError
-from nerkit.heads import HeadContext
+from nerkit.heads import HeadContext, decodes_from_scores
 from nerkit.losses import available_losses, build_loss, get_loss_spec
 
 if TYPE_CHECKING:
@@ -235,6 +236,11 @@ def check_tokenizer(description: dict[str, Any], directory: Path) -> str:
 class TaggerModel(nn.Module):
     """The model without prediction; ``nerkit.Tagger`` (in ``nerkit.predict``) adds it."""
 
+    precision = "fp32"  # how ``decode`` runs the encoder: fp32, bf16 (autocast) or int8 (quantized)
+    # Computes the head's decoding scores of an encoded batch in place of encoder + head, when set:
+    # the ONNX runtime (``nerkit.export``) does. Decoding itself always runs here.
+    score_runtime: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
+
     def __init__(self, encoder, head, *, entity_types: list[str], label_names: list[str],
                  label_counts: list[int], config: dict[str, Any]):
         super().__init__()
@@ -278,6 +284,9 @@ class TaggerModel(nn.Module):
         """Write the model directory as one unit (``nerkit.modeldir``): a crash or ``kill -9`` at
         any moment leaves the previous model or this one, loadable (the best model of a run is
         rewritten in place while training), and the run's other files there untouched."""
+        if self.precision == "int8":
+            raise NerkitError("an int8-quantized model is for prediction only and cannot be saved; save the model "
+                              "loaded without --precision int8")
         modeldir.write_directory(directory, self._write_files)
 
     def _write_files(self, folder: Path) -> None:
@@ -294,11 +303,13 @@ class TaggerModel(nn.Module):
         self.encoder.save_files(folder)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> Self:
+    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu",
+                        precision: str = "fp32") -> Self:
         """Load a model directory, checked before anything is built: its files against their
         manifest, then ``config.json`` (format version, labels, entity types and scheme) and the
         weights' shapes against each other. Whatever is wrong ends in one ``NerkitError`` that
-        names the directory."""
+        names the directory. The model comes on ``device`` (auto, cpu, cuda, cuda:N) in
+        ``precision`` (fp32, bf16, int8: see ``nerkit.devices``), ready to predict."""
         directory = Path(directory)
         folder = modeldir.locate(directory)  # the directory, or the complete model of an interrupted save
         description = read_description(folder, directory)
@@ -312,7 +323,20 @@ class TaggerModel(nn.Module):
             tagger = cls._assemble(model_config, encoder, description["entity_types"], description["label_names"],
                                    description["label_counts"])
         tagger.load_state_dict(read_weights(folder, tagger, directory))
-        return tagger.to(device).eval()
+        return tagger.to_device_and_precision(device, precision)
+
+    def to_device_and_precision(self, device: str | torch.device = "cpu", precision: str = "fp32") -> Self:
+        """Move the model for prediction (eval mode); refuses a device or precision this machine
+        cannot run. int8 quantizes the encoder in place; the head stays float32."""
+        resolved = resolve_device(device)
+        check_precision(precision, resolved)
+        if self.precision == "int8" and precision != "int8":
+            raise NerkitError("this model was quantized to int8; load it again for another precision")
+        self.to(resolved).eval()
+        if precision == "int8" and self.precision != "int8":
+            quantize_linear_layers(self.encoder)
+        self.precision = precision
+        return self
 
     def configure_decoding(self, **options: Any) -> None:
         """Change how the trained model decodes, e.g. ``posthoc_tau`` of the softmax tagger; a
@@ -354,8 +378,19 @@ class TaggerModel(nn.Module):
 
     @torch.inference_mode()
     def decode(self, batch: dict[str, torch.Tensor]) -> list[list[ScoredSpan]]:
-        """The predicted spans of each example of an encoded batch."""
-        return self.head.decode(self.encoder(batch), batch)
+        """The predicted spans of each example of an encoded batch. The encoder and the head's
+        scores run in ``score_runtime`` when one is set, else here (in bf16 autocast when the
+        precision says so); decoding (Viterbi, span selection) runs on float32 scores."""
+        if self.score_runtime is not None:
+            return self.head.decode_scores(self.score_runtime(batch), batch)
+        # Only ever turned on here: an autocast of the caller's (training's mixed precision) stays as it is.
+        bf16 = self.precision == "bf16"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            word_vectors = self.encoder(batch)
+            if not decodes_from_scores(self.head):  # a plug-in head that decodes word vectors itself
+                return self.head.decode(word_vectors, batch)
+            scores = self.head.decoding_scores(word_vectors, batch)
+        return self.head.decode_scores({name: score.float() for name, score in scores.items()}, batch)
 
 
 def __getattr__(name: str):

@@ -276,7 +276,8 @@ class TransformerEncoder(Encoder):
             # Mean over the word's pieces [start, end): gather up to the longest word's piece count
             # (a running-sum difference would lose float32 precision over long windows).
             counts = (features["word_end"] - start).clamp(min=1)  # shape: (batch, words)
-            offsets = torch.arange(int(counts.max()), device=start.device)
+            # A tensor bound, not int(): an exported (traced) graph keeps it dynamic.
+            offsets = torch.arange(counts.max(), device=start.device)
             positions = (start.unsqueeze(-1) + offsets).clamp(max=hidden.shape[1] - 1)  # shape: (batch, words, K)
             inside = offsets < counts.unsqueeze(-1)  # shape: (batch, words, K)
             pieces = hidden[window.unsqueeze(-1), positions]  # shape: (batch, words, K, H)

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from nerkit.heads.base import Head, TaggingHead
+from nerkit.heads.base import Head, TaggingHead, decodes_from_scores
 from nerkit.heads.registry import HEADS, HeadContext, register_head
 from nerkit.heads.crf import CRFHead  # noqa: E402  (registers "crf")
 from nerkit.heads.global_pointer import GlobalPointerHead  # noqa: E402  (registers "span")
 from nerkit.heads.softmax import SoftmaxHead  # noqa: E402  (registers "softmax")
 
 __all__ = ["HEADS", "Head", "HeadContext", "TaggingHead", "SoftmaxHead", "CRFHead", "GlobalPointerHead",
-           "register_head"]
+           "decodes_from_scores", "register_head"]

@@ -5,6 +5,16 @@ A head owns its targets and its decoding:
 * ``targets(examples, words)``: tensors for the batch, built in collation (CPU);
 * ``loss(word_vectors, batch)``: a scalar;
 * ``decode(word_vectors, batch)``: one list of ``ScoredSpan`` per sequence.
+
+Decoding is two steps, so that the scores can come from elsewhere (an exported graph run by
+ONNX Runtime, ``nerkit.export``) and the same decoding code still runs in nerkit:
+
+* ``decoding_scores(word_vectors, batch)``: the tensors decoding starts from (the tagging heads'
+  per-word scores, the span head's start and end vectors), named; the forward pass ends here;
+* ``decode_scores(scores, batch)``: those scores (float32) -> spans (Viterbi, span selection).
+
+``decode`` is the two in a row. A head that overrides ``decode`` only still predicts in PyTorch;
+``nerkit export`` refuses it.
 """
 
 from __future__ import annotations
@@ -31,6 +41,16 @@ class Head(nn.Module):
         raise NotImplementedError
 
     def decode(self, word_vectors: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[list[ScoredSpan]]:
+        return self.decode_scores(self.decoding_scores(word_vectors, batch), batch)
+
+    def decoding_scores(self, word_vectors: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The named tensors decoding starts from; each has the batch on axis 0 and the words on
+        axis 1 (an exported graph's outputs)."""
+        raise NotImplementedError
+
+    def decode_scores(self, scores: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> list[list[ScoredSpan]]:
+        """Spans from ``decoding_scores`` (float32), one list per sequence; ``batch["mask"]`` gives
+        the lengths."""
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
@@ -49,6 +69,12 @@ class Head(nn.Module):
         """Cells of the score tensor for ``batch_size`` sentences padded to ``words``, for heads
         whose memory grows faster than the padded word count (the span head); None otherwise."""
         return None
+
+
+def decodes_from_scores(head: Head) -> bool:
+    """Whether ``head`` splits decoding into ``decoding_scores`` and ``decode_scores`` (the
+    built-in heads do), which running its scores elsewhere (``nerkit export``) needs."""
+    return all(getattr(type(head), name) is not getattr(Head, name) for name in ("decoding_scores", "decode_scores"))
 
 
 class TaggingHead(Head):

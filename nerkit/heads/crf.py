@@ -145,9 +145,12 @@ class CRFHead(TaggingHead):
         betas = torch.stack(betas[::-1], dim=1)  # shape: (batch, words, tags)
         return alphas + betas - log_partition.view(-1, 1, 1)
 
-    def decode(self, word_vectors, batch) -> list[list[ScoredSpan]]:
+    def decoding_scores(self, word_vectors, batch) -> dict[str, torch.Tensor]:
+        return {"emissions": self.emissions(word_vectors)}  # shape: (batch, words, tags)
+
+    def decode_scores(self, scores, batch) -> list[list[ScoredSpan]]:
         mask = batch["mask"]
-        emissions = hooks(self.loss_function).adjust_logits(self.emissions(word_vectors))  # shape: (batch, words, tags)
+        emissions = hooks(self.loss_function).adjust_logits(scores["emissions"].float())  # shape: (batch, words, tags)
         paths = self.viterbi(emissions, mask)
         marginals = self.marginals(emissions, mask)
         decoded = []

@@ -219,11 +219,17 @@ class GlobalPointerHead(Head):
 
     # ----------------------------------------------------------------- decoding
 
-    def decode(self, word_vectors, batch) -> list[list[ScoredSpan]]:
+    def decoding_scores(self, word_vectors, batch) -> dict[str, torch.Tensor]:
+        """The rotated start and end vectors (and the efficient variant's type term): span scores
+        in factored form. The ``(types, words, words)`` grid is formed while decoding, in blocks of
+        at most ``max_cells`` cells, so that memory stays bounded on long inputs."""
+        return self.pointers(word_vectors)
+
+    def decode_scores(self, scores, batch) -> list[list[ScoredSpan]]:
         """Every valid cell with a score over 0 (docs/losses.md 4.6), scored ``sigmoid(s)``."""
         mask = batch["mask"]
         batch_size, words = mask.shape
-        pointers = self.pointers(word_vectors)
+        pointers = {name: vectors.float() for name, vectors in scores.items()}
         # Start rows per block so that one block of scores holds at most max_cells cells.
         rows_per_block = max(1, self.max_cells // max(1, batch_size * len(self.entity_types) * words))
         found: list[list[ScoredSpan]] = [[] for _ in range(batch_size)]

@@ -45,13 +45,21 @@ class SoftmaxHead(TaggingHead):
         return self.loss_function(self.logits(word_vectors), batch["tag_ids"], batch["mask"])
 
     def decision_logits(self, word_vectors: torch.Tensor) -> torch.Tensor:
-        logits = hooks(self.loss_function).adjust_logits(self.logits(word_vectors).float() * self.score_scale)
+        return self.adjusted_logits(self.logits(word_vectors))
+
+    def adjusted_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """What decisions are the argmax of: the loss's decode-time adjustment and post-hoc tau
+        applied to the projection's ``logits`` (scaled for a cosine classifier)."""
+        logits = hooks(self.loss_function).adjust_logits(logits.float() * self.score_scale)
         if self.posthoc_tau:
             logits = logits - self.posthoc_tau * self.log_prior
         return logits
 
-    def decode(self, word_vectors, batch) -> list[list[ScoredSpan]]:
-        probabilities = torch.softmax(self.decision_logits(word_vectors), dim=-1)  # shape: (batch, words, tags)
+    def decoding_scores(self, word_vectors, batch) -> dict[str, torch.Tensor]:
+        return {"logits": self.logits(word_vectors)}  # shape: (batch, words, tags)
+
+    def decode_scores(self, scores, batch) -> list[list[ScoredSpan]]:
+        probabilities = torch.softmax(self.adjusted_logits(scores["logits"]), dim=-1)  # shape: (batch, words, tags)
         scores, tag_ids = probabilities.max(dim=-1)
         lengths = batch["mask"].sum(dim=1).tolist()
         return [self.spans_from_tags(tag_ids[row, :length].tolist(), scores[row, :length].tolist())

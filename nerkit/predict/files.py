@@ -69,7 +69,9 @@ def _output_sink(output: str | Path | None) -> Iterator[Any]:
 
 def predict_file(model: str | Path, source: str, output: str | Path | None = None, *, format: str = "jsonl",
                  token_budget: int = 4000, decoding: dict[str, Any] | None = None,
-                 errors: str = "strict", input_format: str = "text", split_sentences: bool = False) -> PredictSummary:
+                 errors: str = "strict", input_format: str = "text", split_sentences: bool = False,
+                 device: str = "auto", precision: str = "fp32", runtime: str = "torch",
+                 export_dir: str | Path | None = None) -> PredictSummary:
     """Predict every input of ``source`` (a path, or ``-`` for standard input) with the model in
     directory ``model`` and write the results to ``output`` (standard output when None).
 
@@ -78,7 +80,8 @@ def predict_file(model: str | Path, source: str, output: str | Path | None = Non
 
     ``input_format``: ``text`` (one text per line) or ``jsonl`` (one JSON record per line,
     ``{"id": ..., "text": ...}``, its other fields passed through); ``split_sentences`` tags each
-    sentence as if it were alone (see ``nerkit.predict.documents``). Both read raw text."""
+    sentence as if it were alone (see ``nerkit.predict.documents``). Both read raw text.
+    ``device``, ``precision``, ``runtime``, ``export_dir``: see ``Tagger.from_pretrained``."""
     if format not in WRITERS:
         raise NerkitError(f"--format {format!r}: expected {' or '.join(WRITERS)}")
     if input_format not in INPUT_FORMATS:
@@ -95,7 +98,7 @@ def predict_file(model: str | Path, source: str, output: str | Path | None = Non
                           "CoNLL columns, one token per line")
     if errors not in DECODING_ERRORS:
         raise NerkitError(f"--errors {errors!r}: expected {' or '.join(DECODING_ERRORS)}")
-    tagger = Tagger.from_pretrained(model)
+    tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir)
     tagger.configure_decoding(**(decoding or {}))
     if source != "-" and not Path(source).is_file():
         raise NerkitError(f"{source}: no such file")

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from nerkit.config import RUN_CONFIG_FILE, Config
+from nerkit.devices import cpu_supports_bf16
 from nerkit.errors import NerkitError
 from nerkit.metrics.entity_f1 import Report
 from nerkit.predict import Tagger
@@ -79,12 +80,6 @@ def _optimizer(tagger: Tagger, config: Config) -> torch.optim.Optimizer:
         # 13.5 ms against 102.6 ms a step for MiniLM's 22.7M parameters (benchmarks/optimizer_step.py).
         fused=True,
     )
-
-
-def cpu_supports_bf16() -> bool:
-    """Whether this processor has native bf16 arithmetic (AVX512-BF16 or AMX); elsewhere bf16
-    autocast on the CPU is emulated and slower than fp32."""
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def _precision(config: Config) -> str:

@@ -36,7 +36,7 @@ RUN_FILE = "run.json"
 # Names nerkit writes into a run directory: anything else there is not ours to replace.
 RUN_CONTENTS = {RUN_FILE, RUN_CONFIG_FILE, "config.json", "model.safetensors", "history.json", "history.png",
                 "checkpoint", "checkpoint.tmp", "checkpoint.old", "words.json", "chars.json", "encoder",
-                "history.json.tmp", MANIFEST_FILE}
+                "history.json.tmp", MANIFEST_FILE, "onnx"}  # onnx: what `nerkit export` writes by default
 
 
 def config_hash(config: Config) -> str:

@@ -1,0 +1,245 @@
+"""``nerkit export``: the encoder and the head's decoding scores as one ONNX graph.
+
+The graph takes the encoder's features (``encoder.featurize``: word, case and character ids for
+the BiLSTM; sub-word windows and the word -> window/sub-word indices for a transformer, so the
+windowing of long inputs stays in nerkit) and gives the head's ``decoding_scores`` (emissions,
+logits, or the span head's start/end vectors). Batch, word, character, window and sub-word axes
+are dynamic. Tokenizing, featurizing and decoding (Viterbi, span selection) stay in nerkit.
+
+Exporter: the TorchScript one (``torch.onnx.export(..., dynamo=False)``). It maps
+``pack_padded_sequence`` onto ONNX's LSTM with ``sequence_lens``, which is exactly the packed
+computation (no work on padding), and exports a small model in about a second. The dynamo
+exporter (torch's default since 2.9) fails on packed sequences (data-dependent batch sizes), needs
+onnxscript, and took 30 s for a 2-layer BERT of hidden size 32 on our 2-core CPU.
+
+Every export is checked before it is written: ONNX Runtime and PyTorch score a batch of other
+shapes than the traced one, and a difference over ``tolerance`` is refused (tracing fixes any
+Python-level branch on a shape; this is where it would show).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nerkit.data.spans import Example
+from nerkit.errors import NerkitError
+from nerkit.export.manifest import (EXPORT_SUBDIR, GRAPH_FILES, MANIFEST_FILE, require, weights_sha256,
+                                    write_manifest)
+from nerkit.heads import decodes_from_scores
+from nerkit.tagger import WEIGHTS_FILE, TaggerModel
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 17  # LayerNormalization is one op from 17 on; onnxruntime >= 1.13 runs it
+MIN_OPSET = 14  # scaled dot-product attention and the transformer's masking need 14
+MAX_OPSET = 20  # the newest the TorchScript exporter writes (torch.onnx._constants)
+SCORE_TOLERANCE = 1e-4  # largest |ONNX - PyTorch| accepted, relative to the largest |score| (at least 1)
+
+# The traced batch and the (differently shaped) batch that checks the export.
+TRACE_TEXTS = ["Angela Merkel visited Paris .", "the city"]
+CHECK_TEXTS = ["Siemens", "On Monday the University of Berlin said 2,000 people had visited Xyzzyq & Co. in "
+               "São Paulo , Paris and New York , with Angela Merkel and Jean-Pierre Dubois .",
+               "BERLIN ( Reuters ) - The bank said on Tuesday ."]
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    directory: Path  # where the graphs and export.json are
+    files: dict[str, Path]  # precision -> graph file
+    max_difference: float  # |ONNX - PyTorch| on the check batch, fp32 graph
+
+
+class ScoreGraph(nn.Module):
+    """Encoder + the head's decoding scores, with positional tensor inputs and outputs (what
+    tracing needs)."""
+
+    def __init__(self, model: TaggerModel, input_names: list[str], output_names: list[str]):
+        super().__init__()
+        self.model, self.input_names, self.output_names = model, input_names, output_names
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        batch = dict(zip(self.input_names, inputs))
+        scores = self.model.head.decoding_scores(self.model.encoder(batch), batch)
+        return tuple(scores[name] for name in self.output_names)
+
+
+def examples_of(texts: list[str]) -> list[Example]:
+    return [Example(text.split()) for text in texts]
+
+
+def torch_scores(model: TaggerModel, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The decoding scores PyTorch computes for encoded features (float32, no autocast)."""
+    with torch.inference_mode():
+        return {name: score.float() for name, score in
+                model.head.decoding_scores(model.encoder(features), features).items()}
+
+
+def max_difference(expected: dict[str, torch.Tensor], actual: dict[str, torch.Tensor],
+                   mask: torch.Tensor) -> float:
+    """Largest |expected - actual| over the real words (axis 1) of every score tensor, relative to
+    the largest |expected| when that is over 1; padding positions are not compared."""
+    worst = 0.0
+    for name, reference in expected.items():
+        got = actual[name].to(reference.dtype)
+        if got.shape != reference.shape:
+            return float("inf")
+        real = mask.view(*mask.shape, *([1] * (reference.dim() - 2)))  # shape: (batch, words, 1, ...)
+        difference = ((got - reference).abs() * real).max().item()
+        scale = max(1.0, (reference.abs() * real).max().item())
+        worst = max(worst, difference / scale)
+    return worst
+
+
+def export_onnx(model_dir: str | Path, output: str | Path | None = None, *, opset: int = DEFAULT_OPSET,
+                int8: bool = True) -> ExportSummary:
+    """Export the model in ``model_dir`` to ``output`` (default ``model_dir/onnx``, where
+    ``--runtime onnx`` looks): ``model.onnx`` (fp32), with ``int8`` also ``model.int8.onnx``
+    (onnxruntime's dynamic quantization of the encoder's MatMul/Gemm/LSTM weights; the head's
+    stay float32), and ``export.json``."""
+    require("ONNX export", "onnx", "onnxruntime")
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise NerkitError(f"--opset {opset!r}: expected an ONNX opset from {MIN_OPSET} to {MAX_OPSET}")
+    model_dir = Path(model_dir)
+    # Hashed before loading: weights replaced meanwhile (a run saving its best model) make the
+    # export look stale, never current.
+    weights = weights_sha256(model_dir) if (model_dir / WEIGHTS_FILE).is_file() else None
+    model = TaggerModel.from_pretrained(model_dir)
+    if not decodes_from_scores(model.head):
+        raise NerkitError(f"the {model.head.kind} head cannot be exported: it decodes word vectors itself; a head "
+                          "needs decoding_scores and decode_scores (see nerkit/heads/base.py) to run in ONNX")
+    output = Path(output) if output is not None else model_dir / EXPORT_SUBDIR
+    output.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".exporting-", dir=output))
+    try:
+        inputs, outputs = _trace(model, staging / GRAPH_FILES["fp32"], opset)
+        check = model.encoder.featurize(examples_of(CHECK_TEXTS))
+        difference = max_difference(torch_scores(model, check), _run(staging / GRAPH_FILES["fp32"], check, outputs),
+                                    check["mask"])
+        if not difference <= SCORE_TOLERANCE:
+            raise NerkitError(f"the exported graph does not reproduce the PyTorch model (largest relative score "
+                              f"difference {difference:.3g}, over {SCORE_TOLERANCE}): the {model.encoder.config()['type']}"
+                              f" encoder or the {model.head.kind} head has shape-dependent code that tracing fixed")
+        if int8:
+            _quantize(staging / GRAPH_FILES["fp32"], staging / GRAPH_FILES["int8"])  # False: no int8 graph
+        # The old description goes first: until the new one is written, no export.json vouches for
+        # a mix of old and new graphs.
+        (output / MANIFEST_FILE).unlink(missing_ok=True)
+        files = {}
+        for precision, name in GRAPH_FILES.items():
+            if (staging / name).is_file():
+                os.replace(staging / name, output / name)
+                files[precision] = output / name
+            else:
+                (output / name).unlink(missing_ok=True)  # an int8 graph of older weights
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    from nerkit import __version__
+
+    write_manifest(output, {
+        "nerkit_version": __version__, "torch_version": torch.__version__, "opset": opset,
+        "encoder": model.encoder.config()["type"], "head": model.head.kind, "inputs": inputs, "outputs": outputs,
+        "files": {precision: path.name for precision, path in files.items()},
+        "weights_sha256": weights, "verified_max_difference": difference,
+    })
+    return ExportSummary(output, files, difference)
+
+
+def _trace(model: TaggerModel, path: Path, opset: int) -> tuple[list[str], list[str]]:
+    """Write the fp32 graph; returns the names of the inputs it reads and of its outputs."""
+    import onnx
+
+    features = model.encoder.featurize(examples_of(TRACE_TEXTS))
+    input_names = list(features)
+    output_names = list(torch_scores(model, features))
+    # Every axis of every input is dynamic; the outputs' batch (0) and word (1) axes are.
+    dynamic_axes = {name: {axis: f"{name}_{axis}" for axis in range(tensor.dim())} for name, tensor in features.items()}
+    dynamic_axes.update({name: {0: "batch", 1: "words"} for name in output_names})
+    graph = ScoreGraph(model, input_names, output_names).eval()
+    with _quiet(), torch.no_grad():
+        torch.onnx.export(graph, tuple(features.values()), str(path), input_names=input_names,
+                          output_names=output_names, dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False)
+    # Inputs the graph does not read (the mask, a transformer's word lengths) are left out of it.
+    kept = [graph_input.name for graph_input in onnx.load(str(path), load_external_data=False).graph.input]
+    return kept, output_names
+
+
+def inference_session(path: Path, providers: list | None = None):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    # As many threads as torch uses (nerkit's thread setting), not onnxruntime's one per core.
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only
+    return onnxruntime.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+
+
+def _run(path: Path, features: dict[str, torch.Tensor], outputs: list[str]) -> dict[str, torch.Tensor]:
+    session = inference_session(path)
+    feeds = {graph_input.name: features[graph_input.name].numpy() for graph_input in session.get_inputs()}
+    return {name: torch.from_numpy(value) for name, value in zip(outputs, session.run(outputs, feeds))}
+
+
+QUANTIZED_OPS = ("MatMul", "Gemm", "LSTM")
+
+
+def _quantize(fp32: Path, int8: Path) -> bool:
+    """Dynamic int8 quantization of the encoder's weights, as ``--precision int8`` does in
+    PyTorch: only nodes in the encoder's scope (``/encoder/...``, the module the graph calls), so
+    the head's scores keep float32 weights. False (nothing written) when the encoder has no such
+    node."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    nodes = onnx.load(str(fp32), load_external_data=False).graph.node
+    encoder_nodes = [node.name for node in nodes if node.op_type in QUANTIZED_OPS and node.name.startswith("/encoder/")]
+    if not encoder_nodes:
+        logger.warning("no int8 graph: the encoder has no MatMul, Gemm or LSTM node to quantize")
+        return False
+    with _quiet():  # onnxruntime advises a shape pre-processing that fails on these graphs (dynamic axes)
+        quantize_dynamic(fp32, int8, op_types_to_quantize=list(QUANTIZED_OPS), weight_type=QuantType.QInt8,
+                         nodes_to_quantize=encoder_nodes)
+    return True
+
+
+@contextmanager
+def _quiet():
+    """Silence the notices of the exporter and the quantizer: Python warnings (deprecation, tracer
+    warnings on shapes), C++ warnings written straight to the stderr descriptor (shape inference
+    of packed sequences) and onnxruntime's advice through the root logger. Each export is checked
+    numerically instead; what they said is logged at debug level."""
+    root = logging.getLogger()
+    # logging.warning() configures a stderr handler on a root logger that has none: give it one.
+    placeholder = logging.NullHandler() if not root.handlers else None
+    if placeholder is not None:
+        root.addHandler(placeholder)
+    disabled = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    with warnings.catch_warnings(), tempfile.TemporaryFile() as captured:
+        warnings.simplefilter("ignore")
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+            logging.disable(disabled)
+            if placeholder is not None:
+                root.removeHandler(placeholder)
+            captured.seek(0)
+            notices = captured.read().decode("utf-8", errors="replace").strip()
+            if notices:
+                logger.debug("exporter notices:\n%s", notices)
