@@ -87,3 +87,20 @@ def test_with_matplotlib_both_plots_are_written(tmp_path):
     report = {"micro": {"f1": 0.5}, "macro": {"f1": 0.4}, "per_type": {"PER": {"f1": 0.5}}}
     assert Comparison({"PER": 3}, [LossRun("ce", 1, report, None)]).plot(tmp_path / "c.png", "dev")
     assert (tmp_path / "h.png").stat().st_size > 1000 and (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_a_missing_extra_on_the_command_line_is_one_paragraph_and_exit_code_2(tmp_path):
+    """What a command that needs an extra prints (here a --code file asks for it, as a command would)."""
+    from typer.testing import CliRunner
+
+    from nerkit_cli.main import app
+
+    plugin = tmp_path / "needs_onnx.py"
+    plugin.write_text("from nerkit.extras import require\n"
+                      "require('nerkit_absent_package', 'onnx', 'Exporting to ONNX')\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["losses", "--code", str(plugin)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --code ")  # the plug-in's file is named first
+    assert lines[0].endswith("Exporting to ONNX needs the optional package nerkit_absent_package: "
+                             "pip install 'nerkit[onnx]'")
