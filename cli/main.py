@@ -136,7 +136,9 @@ def train(
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many optimizer steps.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
-    output: Annotated[Optional[str], typer.Option(help=f"Run and model directory [default: {DEFAULT_MODEL}].")] = None,
+    # show_default, not "[default: ...]" in the help text: Rich would read that as a markup tag and drop it
+    output: Annotated[Optional[str], typer.Option(help="Run and model directory (without it: the --config file's "
+                                                  "`output`, else the default).", show_default=DEFAULT_MODEL)] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this directory from its last "
                                                    "checkpoint.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace the run or model already in the output directory "

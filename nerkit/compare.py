@@ -18,6 +18,7 @@ from typing import Any
 
 from nerkit.config import Config, parse_override
 from nerkit.errors import ConfigError
+from nerkit.extras import optional
 
 logger = logging.getLogger(__name__)
 
@@ -81,14 +82,11 @@ class Comparison:
 
     def plot(self, path: Path, split: str) -> bool:
         """Per-type F1 by loss, types ordered by training frequency; False without matplotlib."""
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            logger.warning("matplotlib is not installed (pip install 'nerkit[plot]'): no plot written")
+        matplotlib = optional("matplotlib", "plot", f"The comparison plot ({path.name})")
+        if matplotlib is None:
             return False
+        matplotlib.use("Agg")  # files only: no display needed, and before pyplot is imported
+        import matplotlib.pyplot as plt
         types = sorted(self.type_frequency, key=lambda t: -self.type_frequency[t])
         labels = self.labels()
         width = 0.8 / max(1, len(labels))

@@ -1,22 +1,19 @@
-"""The training history as a PNG beside history.json (only when matplotlib is installed)."""
+"""The training history as a PNG beside history.json (with matplotlib: ``nerkit[plot]``; skipped with a
+warning without it)."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+from nerkit.extras import optional
 
 
 def plot_history(history: list[dict], path: Path) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        logger.debug("matplotlib is not installed: no history plot")
+    matplotlib = optional("matplotlib", "plot", f"The training history plot ({path.name})")
+    if matplotlib is None:
         return False
+    matplotlib.use("Agg")  # files only: no display needed, and before pyplot is imported
+    import matplotlib.pyplot as plt
     epochs = [record["epoch"] for record in history]
     figure, loss_axes = plt.subplots(figsize=(6, 3.5))
     loss_axes.plot(epochs, [record["loss"] for record in history], color="tab:blue", marker=".")
