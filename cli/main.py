@@ -241,7 +241,8 @@ def compare(
     overwrite: Annotated[bool, typer.Option(help="Replace runs already in the output directory.")] = False,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any field (repeatable).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = False,
-    select_for: Annotated[Optional[str], typer.Option(help=SELECT_FOR_HELP + " The table shows each run's tau.")] = None,
+    select_for: Annotated[Optional[str], typer.Option(
+        help=SELECT_FOR_HELP + " The table shows each run's tau.")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals and the paired "
                                            "differences to the first loss (0 = none).")] = 1000,
     code: CodeOption = None,

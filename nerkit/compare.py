@@ -75,7 +75,8 @@ class Comparison:
 
     def taus(self, label: str) -> str:
         """The post-hoc tau of each seed's model, in seed order."""
-        return ", ".join(f"{run.posthoc_tau:g}" for run in self.runs if run.label == label and run.posthoc_tau is not None)
+        return ", ".join(f"{run.posthoc_tau:g}" for run in self.runs
+                         if run.label == label and run.posthoc_tau is not None)
 
     def rows(self) -> tuple[list[str], list[list[str]]]:
         types = self.types()
@@ -118,8 +119,8 @@ class Comparison:
         text = ("\n".join(lines) + f"\n\nEntity F1 (%), strict. Types ordered by training frequency (in brackets). "
                 f"Seeds: {', '.join(map(str, seeds))}" + ("; mean ± sample standard deviation." if len(seeds) > 1 else "."))
         if self.select_for:
-            text += (f" tau: the post-hoc logit adjustment of each seed's model, chosen on dev for {self.select_for} F1 "
-                     "(training.select_for); every score above uses it.")
+            text += (f" tau: the post-hoc logit adjustment of each seed's model, chosen on dev for {self.select_for} "
+                     "F1 (training.select_for); every score above uses it.")
         baseline = self.labels()[0] if self.runs else None
         for split in self.splits():
             if not self.differences.get(split):
@@ -172,7 +173,8 @@ class Comparison:
         axes.set_xticks([x + width * (len(labels) - 1) / 2 for x in range(len(types))])
         axes.set_xticklabels([f"{t}\n({self.type_frequency[t]})" for t in types])
         axes.set_ylabel(f"{split} entity F1 (%)")
-        axes.set_title("Per-type F1 by loss (types by training frequency)")
+        spread = "95% bootstrap intervals" if self.intervals.get(split) else "seed spread"
+        axes.set_title(f"Per-type F1 by loss, {spread}")
         axes.legend(fontsize="small", ncol=2)
         if differences:
             self._plot_differences(axes_list[0][1], split, differences, types)
@@ -181,7 +183,8 @@ class Comparison:
         plt.close(figure)
         return True
 
-    def _plot_differences(self, axes, split: str, differences: dict[str, dict[str, Interval]], types: list[str]) -> None:
+    def _plot_differences(self, axes, split: str, differences: dict[str, dict[str, Interval]],
+                          types: list[str]) -> None:
         keys = ["micro", "macro", *types]
         width = 0.8 / max(1, len(differences))
         for index, (label, intervals) in enumerate(differences.items()):
@@ -292,7 +295,8 @@ def add_comparison_intervals(comparison: Comparison, resamples: int, seed: int =
         for label in labels[1:]:
             shared = comparison.paired_seeds(label, split)
             if not shared:
-                logger.warning("compare: %s shares no seed with %s on %s; no paired difference", label, labels[0], split)
+                logger.warning("compare: %s shares no seed with %s on %s; no paired difference",
+                               label, labels[0], split)
                 continue
             comparison.differences[split][label] = paired_differences(
                 [baseline[s] for s in shared], [by_label[label][s] for s in shared], resamples, seed)

@@ -172,7 +172,8 @@ def test_evaluate_command_adds_intervals_to_the_table_and_the_json(untrained_mod
     assert set(written["per_type"]) == {"LOC", "MISC", "ORG", "PER"}
     again = runner.invoke(app, [*arguments, "--output", str(tmp_path / "again.json")])
     assert again.exit_code == 0 and json.loads((tmp_path / "again.json").read_text()) == written
-    plain = runner.invoke(app, ["evaluate", str(untrained_model), "synthetic:dev", "--output", str(tmp_path / "p.json")])
+    plain = runner.invoke(app, ["evaluate", str(untrained_model), "synthetic:dev",
+                                "--output", str(tmp_path / "p.json")])
     assert "f1_ci" not in (tmp_path / "p.json").read_text() and "CI" not in plain.stdout
 
 

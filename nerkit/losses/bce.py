@@ -33,7 +33,10 @@ class BinaryCrossEntropy(TokenLoss):
 
 @register_loss("bce", applies_to=("span", "binary"), summary="per-cell binary cross-entropy (baseline)")
 def build_bce(*, pos_weight: float = 1.0, binary_balance: str = "sqrt") -> nn.Module:
-    """Per-cell BCE (docs/losses.md 4.5): ``pos_weight`` > 0. ``binary_balance``: sqrt (default) weights positive and negative cells by the inverse square root of their counts in the batch, none takes the plain mean (binary form, docs/losses.md 4.5)."""
+    """Per-cell BCE (docs/losses.md 4.5): ``pos_weight`` > 0.
+    ``binary_balance``: sqrt (default) weights positive and negative cells by the
+    inverse square root of their counts in the batch, none takes the plain mean (binary
+    form, docs/losses.md 4.5)."""
     check_range("pos_weight", pos_weight, 0.0, math.inf, low_open=True, high_open=True)
     check_choice("binary_balance", binary_balance, BINARY_BALANCES)
     return BinaryCrossEntropy(pos_weight, binary_balance)

@@ -84,7 +84,9 @@ def build_focal(
     ``alpha``: ``"auto"`` (default) = the form's default (none for multiclass, 0.25 for
     binary); ``null`` = no weighting; a number in [0, 1] = binary form only; a list of C
     numbers > 0 = multiclass form only. ``form``: auto (from the label shape), multiclass, binary.
-    ``binary_balance``: sqrt (default) weights positive and negative cells by the inverse square root of their counts in the batch, none takes the plain mean (binary form, docs/losses.md 4.5).
+    ``binary_balance``: sqrt (default) weights positive and negative cells by the
+    inverse square root of their counts in the batch, none takes the plain mean (binary
+    form, docs/losses.md 4.5).
     """
     check_range("gamma", gamma, 0.0, 5.0)
     check_choice("form", form, ("auto", "multiclass", "binary"))

@@ -96,7 +96,9 @@ FORM_CHOICES = ("auto", "multiclass", "binary")
                summary="hard-truncated CE: no loss once p_t > m (Su 2017)")
 def build_hard_truncated(*, m: float = 0.6, form: str = "auto", binary_balance: str = "sqrt") -> nn.Module:
     """Hard truncation (docs/losses.md 2.3): ``m`` in [0.5, 1]; ``m = 1`` is CE (BCE).
-    ``binary_balance``: sqrt (default) weights positive and negative cells by the inverse square root of their counts in the batch, none takes the plain mean (binary form, docs/losses.md 4.5)."""
+    ``binary_balance``: sqrt (default) weights positive and negative cells by the
+    inverse square root of their counts in the batch, none takes the plain mean (binary
+    form, docs/losses.md 4.5)."""
     check_range("m", m, 0.5, 1.0)
     check_choice("form", form, FORM_CHOICES)
     check_choice("binary_balance", binary_balance, BINARY_BALANCES)
@@ -108,7 +110,10 @@ def build_hard_truncated(*, m: float = 0.6, form: str = "auto", binary_balance: 
 def build_soft_truncated(*, K: float = 1.0, m: float = 0.5, variant: str = "logodds",
                          form: str = "auto", binary_balance: str = "sqrt") -> nn.Module:
     """Soft truncation (docs/losses.md 2.4): ``K`` in (0, 20], ``m`` in [0.5, 1), ``variant``
-    logodds or softmax (softmax only with ``m = 0.5``). ``binary_balance``: sqrt (default) weights positive and negative cells by the inverse square root of their counts in the batch, none takes the plain mean (binary form, docs/losses.md 4.5)."""
+    logodds or softmax (softmax only with ``m = 0.5``).
+    ``binary_balance``: sqrt (default) weights positive and negative cells by the
+    inverse square root of their counts in the batch, none takes the plain mean (binary
+    form, docs/losses.md 4.5)."""
     check_range("K", K, 0.0, 20.0, low_open=True)
     check_choice("binary_balance", binary_balance, BINARY_BALANCES)
     check_range("m", m, 0.5, 1.0, high_open=True)
