@@ -94,8 +94,8 @@ def _decoding(posthoc_tau: float | None) -> dict:
     return {} if posthoc_tau is None else {"posthoc_tau": posthoc_tau}
 
 
-POSTHOC_HELP = ("Softmax tagger only: post-hoc logit adjustment, predict argmax(z - tau * log prior) "
-                "(0 = off; default: the model's own setting).")
+POSTHOC_HELP = ("Softmax and crf heads: post-hoc logit adjustment, decode from z - tau * log prior "
+                "(0 = off; negative favours frequent tags; default: the model's own setting).")
 
 DeviceOption = Annotated[str, typer.Option(help="auto (a CUDA GPU when there is one, else the CPU), cpu, cuda "
                                            "or cuda:N.")]
@@ -114,10 +114,16 @@ def _setup_logging() -> None:
 
 
 def _flags(*, train=None, dev=None, test=None, head=None, loss=None, epochs=None, max_steps=None, seed=None,
-           output=None) -> dict:
+           output=None, select_for=None) -> dict:
     """The flags a command shares with the configuration, by their dotted configuration keys."""
     return {"data.train": train, "data.dev": dev, "data.test": test, "head.type": head, "loss.name": loss,
-            "training.epochs": epochs, "training.max_steps": max_steps, "training.seed": seed, "output": output}
+            "training.epochs": epochs, "training.max_steps": max_steps, "training.seed": seed, "output": output,
+            "training.select_for": select_for}
+
+
+SELECT_FOR_HELP = ("After training, choose the best model's post-hoc tau (logit adjustment, tau from -2 to 2 "
+                   "in steps of 0.25; the softmax and crf heads) on the dev data for this F1: micro or macro. "
+                   "Saved with the model; the test data is never used for it.")
 
 
 @app.command()
@@ -146,6 +152,7 @@ def train(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any field: section.key=value, "
                                                       "e.g. --set loss.gamma=2 (repeatable).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    select_for: Annotated[Optional[str], typer.Option(help=SELECT_FOR_HELP)] = None,
     code: CodeOption = None,
 ):
     """Train a tagger. With no data given, trains on the small synthetic corpus bundled with nerkit.
@@ -158,7 +165,8 @@ def train(
     _setup_logging()
     resolved = config_from_options(config, set_ or [], resume=resume, encoder=encoder, progress=progress,
                                    flags=_flags(train=train_data, dev=dev, test=test, head=head, loss=loss,
-                                                epochs=epochs, max_steps=max_steps, seed=seed, output=output))
+                                                epochs=epochs, max_steps=max_steps, seed=seed, output=output,
+                                                select_for=select_for))
     result = run_training(resolved, resume=resume is not None, overwrite=overwrite)
     if not result.is_main_process:  # under accelerate launch: one result line, from the main process
         return
@@ -167,6 +175,10 @@ def train(
                    f"model saved to {result.output}")
     else:
         typer.echo(f"model saved to {result.output}")
+    if result.posthoc is not None:
+        choice = result.posthoc
+        typer.echo(f"post-hoc tau {choice.tau:g} chosen on dev for {choice.metric} F1: "
+                   f"{100 * choice.scores[choice.tau]:.2f} ({100 * (choice.baseline or 0.0):.2f} at tau 0)")
     if result.test_report is not None:
         typer.echo(f"test entity F1 {100 * result.test_report.micro.f1:.2f}\n{result.test_report.table()}")
 
@@ -184,13 +196,18 @@ def evaluate(
     precision: PrecisionOption = "fp32",
     runtime: RuntimeOption = "torch",
     export_dir: ExportDirOption = None,
+    bootstrap: Annotated[int, typer.Option(help="Add a 95% bootstrap percentile interval to every F1 from this "
+                                           "many resamples of the sentences (of whole documents when the data "
+                                           "has -DOCSTART- documents); 1000 is usual, 0 = none.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed of the bootstrap resamples.")] = 0,
     code: CodeOption = None,
 ):
     """Score a model on gold data: per-type precision, recall and F1, micro and macro averages."""
     from nerkit.evaluation import evaluate_model
 
     report = evaluate_model(model, data, scheme=scheme, decoding=_decoding(posthoc_tau), device=device,
-                            precision=precision, runtime=runtime, export_dir=export_dir)
+                            precision=precision, runtime=runtime, export_dir=export_dir, bootstrap=bootstrap,
+                            seed=seed)
     typer.echo(report.table())
     if output is not None:
         output.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")
@@ -335,13 +352,20 @@ def compare(
     overwrite: Annotated[bool, typer.Option(help="Replace runs already in the output directory.")] = False,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any field (repeatable).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = False,
+    select_for: Annotated[Optional[str], typer.Option(
+        help=SELECT_FOR_HELP + " The table shows each run's tau.")] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals and the paired "
+                                           "differences to the first loss (0 = none).")] = 1000,
     code: CodeOption = None,
 ):
     """Train the same configuration once per loss and compare them in one table.
 
     The table holds micro and macro F1 and per-type F1 on dev and test, types ordered by training
-    frequency. Writes comparison.json, comparison.md and a PNG plot of per-type F1 into the output
-    directory."""
+    frequency. Every loss after the first is compared with the first on the same bootstrap
+    resamples of the sentences (whole documents when the data has them): the paired difference
+    in micro, macro and per-type F1 with its 95% interval, pooled over the seeds, marked where it
+    excludes 0. Writes comparison.json, comparison.md and a PNG plot of per-type F1 and of the
+    differences into the output directory."""
     from nerkit import config_from_options
     from nerkit.compare import compare as run_comparison, write_comparison
     from nerkit.errors import NerkitError
@@ -349,13 +373,13 @@ def compare(
     _setup_logging()
     resolved = config_from_options(config, set_ or [], encoder=encoder, progress=progress,
                                    flags=_flags(train=train_data, dev=dev, test=test, head=head, epochs=epochs,
-                                                max_steps=max_steps, output=output))
+                                                max_steps=max_steps, output=output, select_for=select_for))
     try:
         seed_list = [int(s) for s in seeds.split(",")] if seeds else None
     except ValueError:
         raise NerkitError(f"--seeds {seeds!r}: expected comma-separated integers") from None
     comparison = run_comparison(resolved, [item for item in losses_.split(",") if item.strip()], seeds=seed_list,
-                                overwrite=overwrite)
+                                overwrite=overwrite, bootstrap=bootstrap)
     typer.echo(comparison.markdown())
     for path in write_comparison(comparison, Path(output)):
         typer.echo(f"wrote {path}")

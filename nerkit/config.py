@@ -157,6 +157,9 @@ class TrainingConfig(Section):
     cpu_threads: int | None = Field(None, ge=1)  # torch CPU threads; 1 avoids thrashing on a busy machine
     average_decay: float | None = Field(None, gt=0, lt=1)  # evaluate and save an exponential moving average of the weights
     progress: bool = True
+    # After training, choose the best model's post-hoc tau (head.posthoc_tau) on dev for this F1,
+    # from TAU_GRID in nerkit/evaluation.py; None: keep the configured tau.
+    select_for: Literal["micro", "macro"] | None = None
 
 
 class Config(Section):
@@ -186,6 +189,20 @@ class Config(Section):
         if loss.get("name") == "flooding" and "inner" not in loss:
             loss = {**loss, "inner": default}
         return {**data, "loss": loss}
+
+    @model_validator(mode="after")
+    def _selection_needs_dev_and_tau(self) -> "Config":
+        """``training.select_for`` tunes the head's ``posthoc_tau`` on dev: both must exist."""
+        if self.training.select_for is None:
+            return self
+        if self.data.dev is None:
+            raise ConfigError("training.select_for chooses the post-hoc tau on the dev data, and data.dev is not "
+                              "set: give --dev (the test data is never used for it)")
+        settings = {setting.name for setting in HeadConfig.registry().get(self.head.type).settings}
+        if "posthoc_tau" not in settings:
+            raise ConfigError(f"training.select_for chooses head.posthoc_tau, which the {self.head.type} head does "
+                              "not have (the softmax and crf heads do); leave it unset")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

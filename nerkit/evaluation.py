@@ -1,35 +1,124 @@
 """Evaluation: entity-level scores of a tagger on gold examples.
 
-``metrics/`` keeps the arithmetic (seqeval for flat spans, exact span sets for nested);
-this module runs the model and hands its predictions to it.
+``metrics/`` keeps the arithmetic (seqeval for flat spans, exact span sets for nested,
+bootstrap intervals); this module runs the model and hands its predictions to it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Sequence
 
 from nerkit.data.sources import load_split
-from nerkit.data.spans import Example
+from nerkit.data.spans import Example, ScoredSpan
+from nerkit.errors import NerkitError
+from nerkit.metrics.bootstrap import UnitCounts, bootstrap_intervals, count_matches, group_units
 from nerkit.metrics.entity_f1 import Report, entity_report
 from nerkit.predict import Tagger
 
+BOOTSTRAP_LEVEL = 0.95
+# Post-hoc taus tried by ``select_posthoc_tau``: -2 to 2 in steps of 0.25. Positive values move
+# decisions towards rare tags (Menon et al.'s post-hoc logit adjustment of a ce model, tau = 1);
+# negative ones towards frequent tags, so a logit-adjusted model (loss tau in [0, 2], balanced
+# decision) can be moved back as far as its own training shift, to the micro-F1 end.
+TAU_GRID = tuple(step / 4 for step in range(-8, 9))
 
-def evaluate(tagger: Tagger, examples: list[Example]) -> Report:
-    """Entity-level scores of ``tagger`` on gold ``examples`` (seqeval strict when flat)."""
+
+def evaluate(tagger: Tagger, examples: list[Example], *, bootstrap: int = 0, seed: int = 0) -> Report:
+    """Entity-level scores of ``tagger`` on gold ``examples`` (seqeval strict when flat). With
+    ``bootstrap`` resamples, every F1 gets a 95% percentile interval (``f1_ci``) from resampling
+    sentences, or whole documents when the examples carry document ids (seeded by ``seed``)."""
+    check_resamples(bootstrap)
     predicted = tagger.predict_examples(examples)
-    return entity_report([e.spans for e in examples], predicted, [len(e) for e in examples], tagger.entity_types)
+    return score_predictions(examples, predicted, tagger.entity_types, bootstrap=bootstrap, seed=seed)
+
+
+def score_predictions(examples: list[Example], predicted: Sequence[Sequence[ScoredSpan]], types: Sequence[str],
+                      *, bootstrap: int = 0, seed: int = 0) -> Report:
+    """The report of ``predicted`` spans against the gold ``examples``, with intervals as in ``evaluate``."""
+    check_resamples(bootstrap)
+    report = entity_report([e.spans for e in examples], predicted, [len(e) for e in examples], types)
+    if bootstrap:
+        add_intervals(report, unit_counts(examples, predicted, list(report.per_type)), bootstrap, seed)
+    return report
+
+
+def check_resamples(resamples: int) -> None:
+    """``bootstrap``: 0 (no intervals) or a number of resamples."""
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 0:
+        raise NerkitError(f"bootstrap={resamples!r}: expected a whole number of resamples (1000 is usual; 0 = none)")
+
+
+def unit_counts(examples: list[Example], predicted: Sequence[Sequence[ScoredSpan]],
+                types: Sequence[str]) -> UnitCounts:
+    """Per-unit true/false positive and false negative counts by type: one unit per document
+    when the examples say which document they belong to (CoNLL ``-DOCSTART-``), one per sentence
+    otherwise (a sentence without a document id is a unit of its own)."""
+    counts = count_matches([e.spans for e in examples], predicted, types)
+    if all(example.document is None for example in examples):
+        return counts
+    groups = [("document", e.document) if e.document is not None else ("sentence", i) for i, e in enumerate(examples)]
+    return group_units(counts, groups)
+
+
+def add_intervals(report: Report, counts: UnitCounts, resamples: int, seed: int) -> None:
+    """Set ``f1_ci`` on the report's micro, macro and per-type scores from ``resamples``
+    bootstrap resamples of ``counts`` (whose types are the report's)."""
+    check_resamples(resamples)
+    if counts.units == 0:
+        raise NerkitError("cannot bootstrap an evaluation without sentences")
+    intervals = bootstrap_intervals(counts, resamples, seed, BOOTSTRAP_LEVEL)
+    for name, scores in [("micro", report.micro), ("macro", report.macro), *report.per_type.items()]:
+        scores.f1_ci = (intervals[name].low, intervals[name].high)
+    report.bootstrap = {"resamples": resamples, "seed": seed, "level": BOOTSTRAP_LEVEL, "unit": counts.unit,
+                        "units": counts.units}
+
+
+@dataclass
+class TauChoice:
+    """The post-hoc tau chosen on dev for ``metric`` F1, and that F1 for every tau of the grid."""
+
+    tau: float
+    metric: str
+    scores: dict[float, float]
+
+    @property
+    def baseline(self) -> float | None:
+        """The F1 without adjustment (tau 0), when the grid has it."""
+        return self.scores.get(0.0)
+
+
+def select_posthoc_tau(tagger: Tagger, dev_examples: list[Example], metric: Literal["micro", "macro"],
+                       grid: Sequence[float] = TAU_GRID) -> TauChoice:
+    """The ``posthoc_tau`` of ``tagger``'s head with the best ``metric`` F1 on ``dev_examples``
+    (ties: the smallest adjustment, ``|tau|``), left configured on the tagger. Give it dev data
+    only: whatever it is given, it tunes on."""
+    if metric not in ("micro", "macro"):
+        raise NerkitError(f"select_for={metric!r}: expected micro or macro")
+    if not dev_examples:
+        raise NerkitError("choosing the post-hoc tau needs dev examples, and there are none")
+    scores = {}
+    for tau in grid:
+        tagger.configure_decoding(posthoc_tau=tau)
+        scores[float(tau)] = getattr(evaluate(tagger, dev_examples), metric).f1
+    best = max(scores, key=lambda tau: (scores[tau], -abs(tau), -tau))
+    tagger.configure_decoding(posthoc_tau=best)
+    return TauChoice(best, metric, scores)
 
 
 def evaluate_model(model: str | Path, data: str, *, scheme: str = "auto", decoding: dict[str, Any] | None = None,
                    device: str = "auto", precision: str = "fp32", runtime: str = "torch",
-                   export_dir: str | Path | None = None) -> Report:
+                   export_dir: str | Path | None = None, bootstrap: int = 0, seed: int = 0) -> Report:
     """``nerkit evaluate``: the model directory ``model`` scored on the data source ``data`` (a file,
     a saved dataset, ``hf:NAME``, ``synthetic:SPLIT``), with optional decoding options, on
-    ``device`` in ``precision`` with ``runtime`` (see ``Tagger.from_pretrained``)."""
+    ``device`` in ``precision`` with ``runtime`` (see ``Tagger.from_pretrained``), and
+    ``bootstrap`` resamples for intervals (seeded by ``seed``)."""
+    check_resamples(bootstrap)
     tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir)
     tagger.configure_decoding(**(decoding or {}))
-    return evaluate(tagger, load_split(data, scheme))
+    return evaluate(tagger, load_split(data, scheme), bootstrap=bootstrap, seed=seed)
 
 
-__all__ = ["evaluate", "evaluate_model"]
+__all__ = ["evaluate", "evaluate_model", "score_predictions", "unit_counts", "add_intervals", "select_posthoc_tau",
+           "TauChoice", "TAU_GRID"]

@@ -217,15 +217,19 @@ def ref_am_softmax(s, m):
     return token_reference(per_token)
 
 
-def binary_reference(per_cell):
-    """Mean over valid cells of per_cell(x, y) (docs/losses.md 1.3, 4.5)."""
+def binary_reference(per_cell, balance="sqrt"):
+    """Mean over valid cells of per_cell(x, y) (docs/losses.md 1.3, 4.5): with balance="sqrt" (the
+    default of the binary forms) each cell weighted by 1 / sqrt(count of its class), positives or
+    negatives, the weights normalised to sum to 1."""
 
     def loss(x, labels, mask):
-        terms = [per_cell(x.reshape(-1)[k], int(labels.reshape(-1)[k]))
+        cells = [(per_cell(x.reshape(-1)[k], int(labels.reshape(-1)[k])), int(labels.reshape(-1)[k]))
                  for k in range(x.numel()) if bool(mask.reshape(-1)[k])]
-        if not terms:
+        if not cells:
             return (torch.where(mask, x, 0.0) * 0).sum()
-        return torch.stack(terms).sum() / len(terms)
+        counts = {y: sum(1 for _, label in cells if label == y) for y in (0, 1)}
+        weights = [counts[y] ** -0.5 if balance == "sqrt" else 1.0 for _, y in cells]
+        return sum(w * term for w, (term, _) in zip(weights, cells)) / sum(weights)
 
     return loss
 
@@ -234,8 +238,8 @@ def signed(x, y):
     return x if y == 1 else -x
 
 
-def ref_bce(pos_weight):
-    return binary_reference(lambda x, y: pos_weight * y * softplus(-x) + (1 - y) * softplus(x))
+def ref_bce(pos_weight, balance="sqrt"):
+    return binary_reference(lambda x, y: pos_weight * y * softplus(-x) + (1 - y) * softplus(x), balance)
 
 
 def ref_hard_binary(m):
@@ -248,9 +252,9 @@ def ref_hard_binary(m):
     return binary_reference(per_cell)
 
 
-def ref_soft_binary(K, m):
+def ref_soft_binary(K, m, balance="sqrt"):
     return binary_reference(
-        lambda x, y: sigmoid(K * (math.log(m / (1 - m)) - signed(x, y))) * softplus(-signed(x, y)))
+        lambda x, y: sigmoid(K * (math.log(m / (1 - m)) - signed(x, y))) * softplus(-signed(x, y)), balance)
 
 
 def ref_focal_binary(gamma, alpha):
@@ -382,10 +386,14 @@ TOKEN_CASES = {
         lambda: build_loss("logit-adjusted", label_counts=COUNTS, tau=1.5, prior_pseudo_count=0.5),
         lambda: ref_logit_adjusted(1.5, COUNTS, 0.5),
     ),
-    "dice": (lambda: build_loss("dice"), lambda: ref_dice_token(0.01, 1.0, True)),
-    "dice plain": (lambda: build_loss("dice", alpha=0.0, gamma=0.5, square=False), lambda: ref_dice_token(0.0, 0.5, False)),
-    "dice alpha=0.7": (lambda: build_loss("dice", alpha=0.7), lambda: ref_dice_token(0.7, 1.0, True)),
-    "dice batch": (lambda: build_loss("dice", granularity="batch"), lambda: ref_dice_batch(0.01, 1.0, True)),
+    "dice": (lambda: build_loss("dice"), lambda: ref_dice_batch(0.01, 1.0, True)),
+    "dice token": (lambda: build_loss("dice", granularity="token"), lambda: ref_dice_token(0.01, 1.0, True)),
+    "dice token plain": (lambda: build_loss("dice", granularity="token", alpha=0.0, gamma=0.5, square=False),
+                         lambda: ref_dice_token(0.0, 0.5, False)),
+    "dice token alpha=0.7": (lambda: build_loss("dice", granularity="token", alpha=0.7),
+                             lambda: ref_dice_token(0.7, 1.0, True)),
+    "dice batch plain": (lambda: build_loss("dice", granularity="batch", alpha=0.0, gamma=0.5, square=False),
+                         lambda: ref_dice_batch(0.0, 0.5, False)),
     "dice batch classes": (
         lambda: build_loss("dice", granularity="batch", square=False, alpha=0.5, classes=[1, 3]),
         lambda: ref_dice_batch(0.5, 1.0, False, [1, 3]),
@@ -455,6 +463,11 @@ def test_cosine_classifier():
 BINARY_CASES = {
     "bce": (lambda: build_loss("bce"), lambda: ref_bce(1.0)),
     "bce pos_weight": (lambda: build_loss("bce", pos_weight=3.0), lambda: ref_bce(3.0)),
+    "bce plain mean": (lambda: build_loss("bce", binary_balance="none"), lambda: ref_bce(1.0, "none")),
+    "focal binary plain mean": (lambda: build_loss("focal", form="binary", binary_balance="none"),
+                                lambda: binary_reference(lambda x, y: (0.25 if y == 1 else 0.75)
+                                                         * (1 - sigmoid(signed(x, y))) ** 2.0
+                                                         * softplus(-signed(x, y)), "none")),
     "focal binary": (lambda: build_loss("focal", form="binary"), lambda: ref_focal_binary(2.0, 0.25)),
     "focal binary auto alpha": (lambda: build_loss("focal", gamma=0.5, alpha=0.7), lambda: ref_focal_binary(0.5, 0.7)),
     "focal binary no alpha": (lambda: build_loss("focal", form="binary", alpha=None), lambda: ref_focal_binary(2.0, None)),
@@ -704,7 +717,7 @@ def test_soft_truncated_two_tags_equals_su_binary_form():
     valid = mask & (labels != -100)
     soft = build_loss("soft-truncated", K=4.0, m=0.5)
     x = logits[..., 1] - logits[..., 0]  # binary logit of tag 1
-    expected = ref_soft_binary(4.0, 0.5)(x, labels.clamp(min=0), valid)
+    expected = ref_soft_binary(4.0, 0.5, "none")(x, labels.clamp(min=0), valid)  # the multiclass form: plain mean
     torch.testing.assert_close(soft(logits, labels, mask), expected, **LOSS_TOL)
     # Su's literal softmax variant also agrees at C = 2
     torch.testing.assert_close(build_loss("soft-truncated", K=4.0, variant="softmax")(logits, labels, mask),
@@ -741,7 +754,7 @@ def test_soft_truncated_tends_to_hard_truncation():
 TOKEN_LOSSES = {
     "ce": {}, "weighted-ce": {"label_counts": COUNTS}, "hard-truncated": {}, "soft-truncated": {},
     "soft-truncated softmax": {"variant": "softmax"}, "focal": {}, "focal gamma<1": {"gamma": 0.3},
-    "logit-adjusted": {"label_counts": COUNTS}, "dice": {}, "dice batch": {"granularity": "batch"},
+    "logit-adjusted": {"label_counts": COUNTS}, "dice": {}, "dice token": {"granularity": "token"},
     "am-softmax": {}, "flooding": {"inner": "focal"}, "weighted-ce weights": {"label_counts": COUNTS, "normalize": "weights"},
 }
 
@@ -1030,7 +1043,7 @@ def test_unknown_loss_and_parameter():
         ("dice", {"gamma": 0.0}, "gamma"),
         ("dice", {"gamma": 1.5}, "gamma"),
         ("dice", {"granularity": "sentence"}, "granularity"),
-        ("dice", {"classes": [1, 2]}, "classes"),
+        ("dice", {"classes": [1, 2], "granularity": "token"}, "classes"),
         ("am-softmax", {"s": 4.0}, "s"),
         ("am-softmax", {"s": 65.0}, "s"),
         ("am-softmax", {"m": 0.6}, "m"),

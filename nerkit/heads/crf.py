@@ -9,22 +9,26 @@ which are differentiable: a class-weighted or focal CRF keeps the transition str
 and Viterbi decoding while re-weighting words by class, in the spirit of AllenNLP's
 weighted CRFs. Decoding is batched Viterbi over the emissions after the loss's
 ``adjust_logits`` hook (so ``logit-adjusted`` with ``decision=overall`` shifts the CRF's
-decisions as it does the softmax tagger's); each predicted span is scored with the mean
+decisions as it does the softmax tagger's) and the post-hoc adjustment ``posthoc_tau``
+(``adjusted_emissions``); each predicted span is scored with the mean
 posterior marginal probability of its words' tags.
 """
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+import math
+from typing import Annotated, Any, Literal
 
-from typing import Literal
+import torch
+from pydantic import Field
+from torch import nn
 
 from nerkit.data.schemes import allowed_transition
 from nerkit.data.spans import ScoredSpan
+from nerkit.errors import ConfigError
 from nerkit.heads.base import TaggingHead
 from nerkit.heads.registry import HeadContext, register_head
-from nerkit.losses import hooks
+from nerkit.losses import hooks, log_prior
 
 # Finite, so that forbidden paths never produce inf - inf = NaN; exp(-1e4) is exactly 0 in float32.
 FORBIDDEN = -1e4
@@ -34,7 +38,7 @@ class CRFHead(TaggingHead):
     kind = "crf"
 
     def __init__(self, input_size: int, entity_types: list[str], *, scheme: str = "BIO",
-                 loss: nn.Module | None = None):
+                 loss: nn.Module | None = None, log_prior: torch.Tensor | None = None, posthoc_tau: float = 0.0):
         super().__init__(entity_types, scheme)
         self.loss_function = loss
         self.sequence_nll = loss is None or hooks(loss).crf_sequence_nll
@@ -49,6 +53,8 @@ class CRFHead(TaggingHead):
                                                             for t in self.tags]), persistent=False)
         self.register_buffer("end_allowed", torch.tensor([allowed_transition(t, "END", self.scheme)
                                                           for t in self.tags]), persistent=False)
+        self.posthoc_tau = posthoc_tau
+        self.register_buffer("log_prior", log_prior if log_prior is not None else torch.zeros(tags), persistent=False)
 
     # ----------------------------------------------------------------- scores
 
@@ -145,12 +151,21 @@ class CRFHead(TaggingHead):
         betas = torch.stack(betas[::-1], dim=1)  # shape: (batch, words, tags)
         return alphas + betas - log_partition.view(-1, 1, 1)
 
+    def adjusted_emissions(self, emissions: torch.Tensor) -> torch.Tensor:
+        """The emissions Viterbi decodes from: the loss's ``adjust_logits`` hook, then post-hoc
+        logit adjustment (docs/losses.md 2.6), ``e - tau * log prior`` for every word and tag,
+        the softmax tagger's rule applied before Viterbi; transitions are left as trained."""
+        emissions = hooks(self.loss_function).adjust_logits(emissions)  # shape: (batch, words, tags)
+        if self.posthoc_tau:
+            emissions = emissions - self.posthoc_tau * self.log_prior  # shape: (batch, words, tags)
+        return emissions
+
     def decoding_scores(self, word_vectors, batch) -> dict[str, torch.Tensor]:
         return {"emissions": self.emissions(word_vectors)}  # shape: (batch, words, tags)
 
     def decode_scores(self, scores, batch) -> list[list[ScoredSpan]]:
         mask = batch["mask"]
-        emissions = hooks(self.loss_function).adjust_logits(scores["emissions"].float())  # shape: (batch, words, tags)
+        emissions = self.adjusted_emissions(scores["emissions"].float())  # shape: (batch, words, tags)
         paths = self.viterbi(emissions, mask)
         marginals = self.marginals(emissions, mask)
         decoded = []
@@ -159,8 +174,22 @@ class CRFHead(TaggingHead):
             decoded.append(self.spans_from_tags(path, chosen))
         return decoded
 
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "posthoc_tau": self.posthoc_tau}
+
+    def configure_decoding(self, *, posthoc_tau: float | None = None, **options: Any) -> None:
+        if posthoc_tau is not None:
+            if not math.isfinite(posthoc_tau):
+                raise ConfigError(f"posthoc_tau={posthoc_tau}: expected a finite number (0 = no adjustment)")
+            self.posthoc_tau = float(posthoc_tau)
+        super().configure_decoding(**options)
+
 
 @register_head("crf", losses=("crf", "token"), default_loss="ce", labels="tags",
                summary="linear-chain CRF, Viterbi decoding; ce = sequence NLL, other token losses on its marginals")
-def crf_head(context: HeadContext, *, scheme: Literal["BIO", "BIOES"] = "BIO") -> CRFHead:
-    return CRFHead(context.input_size, context.entity_types, scheme=scheme, loss=context.loss)
+def crf_head(context: HeadContext, *, scheme: Literal["BIO", "BIOES"] = "BIO",
+             posthoc_tau: Annotated[float, Field(allow_inf_nan=False)] = 0.0) -> CRFHead:
+    """``posthoc_tau``: post-hoc logit adjustment of the emissions before Viterbi, e - tau * log prior
+    (0 = off; negative values favour frequent tags)."""
+    return CRFHead(context.input_size, context.entity_types, scheme=scheme, loss=context.loss,
+                   log_prior=log_prior(context.label_counts), posthoc_tau=posthoc_tau)

@@ -7,6 +7,7 @@ loss's scale ``s``.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 import torch
@@ -70,8 +71,8 @@ class SoftmaxHead(TaggingHead):
 
     def configure_decoding(self, *, posthoc_tau: float | None = None, **options: Any) -> None:
         if posthoc_tau is not None:
-            if posthoc_tau < 0:
-                raise ConfigError(f"posthoc_tau={posthoc_tau}: expected a value >= 0")
+            if not math.isfinite(posthoc_tau):
+                raise ConfigError(f"posthoc_tau={posthoc_tau}: expected a finite number (0 = no adjustment)")
             self.posthoc_tau = float(posthoc_tau)
         super().configure_decoding(**options)
 
@@ -79,7 +80,8 @@ class SoftmaxHead(TaggingHead):
 @register_head("softmax", losses=("token", "cosine"), default_loss="ce", labels="tags",
                summary="a linear layer per word (a cosine classifier for margin losses), any token loss")
 def softmax_head(context: HeadContext, *, scheme: Literal["BIO", "BIOES"] = "BIO",
-                 posthoc_tau: Annotated[float, Field(ge=0)] = 0.0) -> SoftmaxHead:
-    """``posthoc_tau``: post-hoc logit adjustment at prediction, argmax z - tau * log prior (0 = off)."""
+                 posthoc_tau: Annotated[float, Field(allow_inf_nan=False)] = 0.0) -> SoftmaxHead:
+    """``posthoc_tau``: post-hoc logit adjustment at prediction, argmax z - tau * log prior (0 = off;
+    negative values favour frequent tags, undoing a logit-adjusted loss's balanced decision)."""
     return SoftmaxHead(context.input_size, context.entity_types, scheme=scheme, loss=context.loss,
                        log_prior=log_prior(context.label_counts), posthoc_tau=posthoc_tau)

@@ -13,7 +13,10 @@ from torch import nn
 
 from nerkit.errors import ConfigError
 from nerkit.losses.hooks import LossHooks
-from nerkit.losses.functional import binary_inputs, token_inputs, token_mean
+from nerkit.losses.functional import binary_inputs, sqrt_balanced_mean, token_inputs, token_mean
+
+#: ``binary_balance`` choices of the binary forms (docs/losses.md 4.5)
+BINARY_BALANCES = ("sqrt", "none")
 
 
 class LossModule(LossHooks, nn.Module):
@@ -36,18 +39,25 @@ class TokenLoss(LossModule):
 
     ``mask=None`` means "everything valid". The result is float32 (float64 for float64
     inputs), an exact attached 0 when nothing is valid.
+
+    ``binary_balance`` (binary form only): ``"sqrt"`` weights positive and negative entries by
+    the inverse square root of their counts in the batch (``sqrt_balanced_mean``), ``"none"``
+    takes the plain mean. The multi-class form always takes the plain mean.
     """
 
     #: the forms a subclass implements, the first one is its default
     forms: tuple[str, ...] = ("multiclass",)
 
-    def __init__(self, form: str | None = None) -> None:
+    def __init__(self, form: str | None = None, binary_balance: str = "none") -> None:
         super().__init__()
         form = form or self.forms[0]
         allowed = self.forms + (("auto",) if len(self.forms) > 1 else ())
         if form not in allowed:
             raise ConfigError(f"form={form!r} is not one of {', '.join(allowed)}")
+        if binary_balance not in BINARY_BALANCES:
+            raise ConfigError(f"binary_balance={binary_balance!r} is not one of {', '.join(BINARY_BALANCES)}")
         self.form = form
+        self.binary_balance = binary_balance
 
     # Whether ``elementwise`` values are meaningful per sample (for ``flooding(mode="sample")``).
     supports_elementwise: bool = True
@@ -78,4 +88,7 @@ class TokenLoss(LossModule):
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         values, valid = self.elementwise(logits, labels, mask)
+        if self.binary_balance == "sqrt" and self.resolve_form(logits, labels) == "binary":
+            positive = labels if labels.dtype == torch.bool else labels == 1
+            return sqrt_balanced_mean(values, valid, positive)
         return token_mean(values, valid)

@@ -2,11 +2,13 @@
 
 With softmax probabilities ``p_ic``, one-hot gold ``y_ic`` and ``q_ic = (1 - p_ic)^alpha p_ic``:
 
-* ``granularity="token"``: ``DSC_ic = (2 q y + gamma) / (q + y + gamma)`` (``square``:
-  ``q^2 + y^2 + gamma``), ``l_i = sum_c (1 - DSC_ic)``, mean over valid tokens;
-* ``granularity="batch"``: per tag ``D_c = (2 sum_i q y + gamma) / (sum_i q + sum_i y + gamma)``
+* ``granularity="batch"`` (default): per tag ``D_c = (2 sum_i q y + gamma) / (sum_i q + sum_i y + gamma)``
   over the valid tokens of the batch (``square``: sums of squares ``sum_i q^2 + sum_i y^2``),
-  loss ``mean_c (1 - D_c)`` over all tags or the listed ``classes``.
+  loss ``mean_c (1 - D_c)`` over all tags or the listed ``classes``. This set-level Dice is what
+  the authors' released NER code computes (one Dice over the flattened batch);
+* ``granularity="token"``: ``DSC_ic = (2 q y + gamma) / (q + y + gamma)`` (``square``:
+  ``q^2 + y^2 + gamma``), ``l_i = sum_c (1 - DSC_ic)``, mean over valid tokens: the paper's
+  per-example formula, which collapses to all-``O`` when ``O`` dominates (docs/losses.md 2.7).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ GRANULARITIES = ("token", "batch")
 
 class Dice(TokenLoss):
     def __init__(self, alpha: float = 0.01, gamma: float = 1.0, square: bool = True,
-                 granularity: str = "token", classes: list[int] | None = None) -> None:
+                 granularity: str = "batch", classes: list[int] | None = None) -> None:
         super().__init__()
         self.alpha = float(alpha)
         self.gamma = float(gamma)
@@ -85,14 +87,15 @@ class Dice(TokenLoss):
 @register_loss("dice", applies_to=("token",), summary="self-adjusting Dice loss (Li et al. 2020)")
 def build_dice(
     *,
-    granularity: str = "token",
+    granularity: str = "batch",
     alpha: float = 0.01,
     gamma: float = 1.0,
     square: bool = True,
     classes: list[int] | None = None,
     num_classes: int | None = None,
 ) -> nn.Module:
-    """Dice (docs/losses.md 2.7): ``alpha`` in [0, 1], ``gamma`` in (0, 1], ``square``; ``classes``
+    """Dice (docs/losses.md 2.7): ``granularity`` batch (set-level, default) or token (per token,
+    collapses under imbalance); ``alpha`` in [0, 1], ``gamma`` in (0, 1], ``square``; ``classes``
     (tag indices, batch granularity only) restricts the mean over tags."""
     check_choice("granularity", granularity, GRANULARITIES)
     check_range("alpha", alpha, 0.0, 1.0)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nerkit.errors import ConfigError
-from nerkit.losses.base import TokenLoss
+from nerkit.losses.base import BINARY_BALANCES, TokenLoss
 from nerkit.losses.functional import gold_terms, one_minus_exp, signed_logit
 from nerkit.losses.registry import check_choice, check_range, register_loss
 
@@ -32,8 +32,8 @@ class Focal(TokenLoss):
 
     def __init__(self, gamma: float = 2.0, alpha_vector: torch.Tensor | None = None,
                  alpha_binary: float | None = BINARY_ALPHA, form: str = "auto",
-                 forbid: str | None = None) -> None:
-        super().__init__(form)
+                 forbid: str | None = None, binary_balance: str = "sqrt") -> None:
+        super().__init__(form, binary_balance)
         self.gamma = float(gamma)
         self.alpha_binary = None if alpha_binary is None else float(alpha_binary)
         alpha_vector = None if alpha_vector is None else alpha_vector.detach().to(torch.float64)
@@ -76,6 +76,7 @@ def build_focal(
     gamma: float = 2.0,
     alpha: float | list[float] | str | None = "auto",
     form: str = "auto",
+    binary_balance: str = "sqrt",
     num_classes: int | None = None,
 ) -> nn.Module:
     """Focal loss (docs/losses.md 2.5): ``gamma`` in [0, 5].
@@ -83,22 +84,27 @@ def build_focal(
     ``alpha``: ``"auto"`` (default) = the form's default (none for multiclass, 0.25 for
     binary); ``null`` = no weighting; a number in [0, 1] = binary form only; a list of C
     numbers > 0 = multiclass form only. ``form``: auto (from the label shape), multiclass, binary.
+    ``binary_balance``: sqrt (default) weights positive and negative cells by the
+    inverse square root of their counts in the batch, none takes the plain mean (binary
+    form, docs/losses.md 4.5).
     """
     check_range("gamma", gamma, 0.0, 5.0)
     check_choice("form", form, ("auto", "multiclass", "binary"))
+    check_choice("binary_balance", binary_balance, BINARY_BALANCES)
+    balance = {"binary_balance": binary_balance}
     expected = num_classes
     if isinstance(alpha, str):
         if alpha != "auto":
             raise ConfigError(f"alpha={alpha!r} is not 'auto', null, a number or a list")
-        return Focal(gamma, None, BINARY_ALPHA, form)
+        return Focal(gamma, None, BINARY_ALPHA, form, **balance)
     if alpha is None:
-        return Focal(gamma, None, None, form)
+        return Focal(gamma, None, None, form, **balance)
     if isinstance(alpha, (int, float)) and not isinstance(alpha, bool):
         if form == "multiclass":
             raise ConfigError("alpha must be null or a list of per-class weights for form=multiclass "
                               "(a scalar alpha only rescales the softmax loss)")
         check_range("alpha", alpha, 0.0, 1.0)
-        return Focal(gamma, None, float(alpha), form, forbid="multiclass")
+        return Focal(gamma, None, float(alpha), form, forbid="multiclass", **balance)
     try:
         vector = torch.tensor([float(a) for a in alpha], dtype=torch.float64)
     except (TypeError, ValueError):
@@ -109,4 +115,4 @@ def build_focal(
         raise ConfigError(f"alpha must be a list of finite per-class weights > 0, got {alpha}")
     if expected is not None and vector.numel() != expected:
         raise ConfigError(f"alpha has {vector.numel()} entries but there are {expected} classes")
-    return Focal(gamma, vector, None, form, forbid="binary")
+    return Focal(gamma, vector, None, form, forbid="binary", **balance)

@@ -39,6 +39,18 @@ def token_mean(per_token: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return total / count.clamp(min=1)
 
 
+def sqrt_balanced_mean(values: torch.Tensor, valid: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """The mean with each valid entry weighted by the inverse square root of its class's count
+    (positives or negatives) in the batch (docs/losses.md 4.5):
+    ``(sqrt(n_pos) mean_pos + sqrt(n_neg) mean_neg) / (sqrt(n_pos) + sqrt(n_neg))``.
+    An exact, attached 0 when nothing is valid; the plain mean of the one class present otherwise."""
+    positives, negatives = valid & positive, valid & ~positive
+    root_pos = positives.sum().to(values.dtype).sqrt()
+    root_neg = negatives.sum().to(values.dtype).sqrt()
+    weighted = root_pos * token_mean(values, positives) + root_neg * token_mean(values, negatives)
+    return weighted / (root_pos + root_neg).clamp(min=1)
+
+
 # ---------------------------------------------------------------------------------------
 # Helpers added for the other losses (docs/losses.md section 1). The three functions above are
 # kept as they were; the ones below are what the loss modules use.

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nerkit.errors import ConfigError
-from nerkit.losses.base import TokenLoss
+from nerkit.losses.base import BINARY_BALANCES, TokenLoss
 from nerkit.losses.functional import gold_terms, signed_logit, step
 from nerkit.losses.registry import check_choice, check_range, register_loss
 
@@ -31,8 +31,8 @@ class HardTruncated(TokenLoss):
 
     forms = ("multiclass", "binary")
 
-    def __init__(self, m: float = 0.6, form: str = "auto") -> None:
-        super().__init__(form)
+    def __init__(self, m: float = 0.6, form: str = "auto", binary_balance: str = "sqrt") -> None:
+        super().__init__(form, binary_balance)
         self.m = float(m)
 
     def per_token(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -60,8 +60,9 @@ class SoftTruncated(TokenLoss):
 
     forms = ("multiclass", "binary")
 
-    def __init__(self, K: float = 1.0, m: float = 0.5, variant: str = "logodds", form: str = "auto") -> None:
-        super().__init__(form)
+    def __init__(self, K: float = 1.0, m: float = 0.5, variant: str = "logodds", form: str = "auto",
+                 binary_balance: str = "sqrt") -> None:
+        super().__init__(form, binary_balance)
         self.K = float(K)
         self.m = float(m)
         self.variant = variant
@@ -93,23 +94,31 @@ FORM_CHOICES = ("auto", "multiclass", "binary")
 
 @register_loss("hard-truncated", applies_to=("token", "binary", "span"),
                summary="hard-truncated CE: no loss once p_t > m (Su 2017)")
-def build_hard_truncated(*, m: float = 0.6, form: str = "auto") -> nn.Module:
-    """Hard truncation (docs/losses.md 2.3): ``m`` in [0.5, 1]; ``m = 1`` is CE (BCE)."""
+def build_hard_truncated(*, m: float = 0.6, form: str = "auto", binary_balance: str = "sqrt") -> nn.Module:
+    """Hard truncation (docs/losses.md 2.3): ``m`` in [0.5, 1]; ``m = 1`` is CE (BCE).
+    ``binary_balance``: sqrt (default) weights positive and negative cells by the
+    inverse square root of their counts in the batch, none takes the plain mean (binary
+    form, docs/losses.md 4.5)."""
     check_range("m", m, 0.5, 1.0)
     check_choice("form", form, FORM_CHOICES)
-    return HardTruncated(m=m, form=form)
+    check_choice("binary_balance", binary_balance, BINARY_BALANCES)
+    return HardTruncated(m=m, form=form, binary_balance=binary_balance)
 
 
 @register_loss("soft-truncated", applies_to=("token", "binary", "span"),
                summary="soft-truncated CE: sigmoid cut-off around p_t = m (Su 2017)")
 def build_soft_truncated(*, K: float = 1.0, m: float = 0.5, variant: str = "logodds",
-                         form: str = "auto") -> nn.Module:
+                         form: str = "auto", binary_balance: str = "sqrt") -> nn.Module:
     """Soft truncation (docs/losses.md 2.4): ``K`` in (0, 20], ``m`` in [0.5, 1), ``variant``
-    logodds or softmax (softmax only with ``m = 0.5``)."""
+    logodds or softmax (softmax only with ``m = 0.5``).
+    ``binary_balance``: sqrt (default) weights positive and negative cells by the
+    inverse square root of their counts in the batch, none takes the plain mean (binary
+    form, docs/losses.md 4.5)."""
     check_range("K", K, 0.0, 20.0, low_open=True)
+    check_choice("binary_balance", binary_balance, BINARY_BALANCES)
     check_range("m", m, 0.5, 1.0, high_open=True)
     check_choice("variant", variant, SOFT_VARIANTS)
     check_choice("form", form, FORM_CHOICES)
     if variant == "softmax" and m != 0.5:
         raise ConfigError(f"m={m} is not allowed with variant='softmax'; Su's softmax form has no threshold (m=0.5 only)")
-    return SoftTruncated(K=K, m=m, variant=variant, form=form)
+    return SoftTruncated(K=K, m=m, variant=variant, form=form, binary_balance=binary_balance)

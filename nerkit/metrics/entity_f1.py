@@ -27,9 +27,13 @@ class Scores:
     recall: float
     f1: float
     support: int  # gold entities
+    f1_ci: tuple[float, float] | None = None  # bootstrap percentile interval of f1 (metrics/bootstrap.py)
 
-    def as_dict(self) -> dict[str, float | int]:
-        return {"precision": self.precision, "recall": self.recall, "f1": self.f1, "support": self.support}
+    def as_dict(self) -> dict[str, float | int | list[float]]:
+        scores = {"precision": self.precision, "recall": self.recall, "f1": self.f1, "support": self.support}
+        if self.f1_ci is not None:
+            scores["f1_ci"] = list(self.f1_ci)
+        return scores
 
 
 @dataclass
@@ -39,21 +43,32 @@ class Report:
     per_type: dict[str, Scores]
     method: str  # "seqeval-strict" or "span-set"
     extra: dict[str, Scores] = field(default_factory=dict)  # e.g. nested entities alone
+    # How the f1_ci intervals were drawn (resamples, seed, level, unit, units); None without them.
+    bootstrap: dict | None = None
 
     def as_dict(self) -> dict:
         return {"method": self.method, "micro": self.micro.as_dict(), "macro": self.macro.as_dict(),
                 "per_type": {t: s.as_dict() for t, s in self.per_type.items()},
-                **{name: s.as_dict() for name, s in self.extra.items()}}
+                **{name: s.as_dict() for name, s in self.extra.items()},
+                **({"bootstrap": self.bootstrap} if self.bootstrap is not None else {})}
 
     def table(self) -> str:
-        rows = [("type", "precision", "recall", "f1", "support")]
+        level = f"{100 * self.bootstrap['level']:g}% CI" if self.bootstrap else None
+        rows = [("type", "precision", "recall", "f1", *([f"f1 {level}"] if level else []), "support")]
         for name, scores in [*sorted(self.per_type.items()), ("micro", self.micro), ("macro", self.macro),
                              *self.extra.items()]:
+            interval = ([f"[{100 * scores.f1_ci[0]:.2f}, {100 * scores.f1_ci[1]:.2f}]" if scores.f1_ci else ""]
+                        if level else [])
             rows.append((name, f"{100 * scores.precision:.2f}", f"{100 * scores.recall:.2f}",
-                         f"{100 * scores.f1:.2f}", str(scores.support)))
-        widths = [max(len(row[i]) for row in rows) for i in range(5)]
-        return "\n".join("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in
-                                   enumerate(zip(row, widths))) for row in rows)
+                         f"{100 * scores.f1:.2f}", *interval, str(scores.support)))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+                 for row in rows]
+        if self.bootstrap:
+            b = self.bootstrap
+            lines.append(f"{level}: percentile interval of {b['resamples']} bootstrap resamples of the "
+                         f"{b['units']} {b['unit']}s (seed {b['seed']})")
+        return "\n".join(lines)
 
 
 def _scores(true_positives: int, predicted: int, gold: int) -> Scores:

@@ -24,7 +24,7 @@ from typing import Any, Callable, ContextManager, Iterable
 import torch
 
 from nerkit.errors import NerkitError
-from nerkit.evaluation import evaluate
+from nerkit.evaluation import evaluate, select_posthoc_tau
 from nerkit.training import checkpoint as ckpt
 from nerkit.training.averaging import WeightAverage
 from nerkit.training.distributed import any_process, gather_states, main_process_floats, sum_over_processes
@@ -326,6 +326,31 @@ class ProgressLine(Handler):
 
     def on_epoch_end(self, epoch: EpochSummary) -> None:
         self.reporter.epoch_end(epoch.record, best=self.best.state.f1)
+
+
+class PosthocSelection(Handler):
+    """``training.select_for``: once training is over, the best model's post-hoc tau is chosen
+    on the dev data for that F1 (``evaluation.select_posthoc_tau``) and saved with the model,
+    before the final test. Only the dev examples are given to it: the test data is never read
+    here. Main process only; ``choice`` stays None elsewhere."""
+
+    name = "posthoc"
+
+    def __init__(self, accelerator, output: Path, dev_examples, metric: str | None):
+        self.accelerator, self.output, self.dev_examples, self.metric = accelerator, output, dev_examples, metric
+        self.choice = None
+
+    def on_train_end(self) -> None:
+        if self.metric is None or not self.accelerator.is_main_process:
+            return
+        from nerkit.predict import Tagger
+
+        best = Tagger.from_pretrained(self.output, device=self.accelerator.device)
+        self.choice = select_posthoc_tau(best, self.dev_examples, self.metric)
+        best.config["head"]["posthoc_tau"] = self.choice.tau  # the saved description rebuilds the head with it
+        best.save_pretrained(self.output)
+        logger.info("post-hoc tau %g chosen on dev for %s F1: %.2f (%.2f without adjustment)", self.choice.tau,
+                    self.metric, 100 * self.choice.scores[self.choice.tau], 100 * (self.choice.baseline or 0.0))
 
 
 class FinalTest(Handler):

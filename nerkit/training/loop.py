@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from nerkit.config import RUN_CONFIG_FILE, Config
 from nerkit.devices import cpu_supports_bf16
 from nerkit.errors import NerkitError
+from nerkit.evaluation import TauChoice
 from nerkit.metrics.entity_f1 import Report
 from nerkit.predict import Tagger
 from nerkit.training import checkpoint as ckpt
@@ -43,6 +44,7 @@ class TrainResult:
     steps: int
     history: list[dict[str, Any]] = field(default_factory=list)
     test_report: Report | None = None  # on the main process only
+    posthoc: TauChoice | None = None  # training.select_for: the chosen post-hoc tau, main process only
     # Under `accelerate launch` every process returns a result; only the main one should report it.
     is_main_process: bool = True
 
@@ -174,7 +176,8 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> T
 
     best = handlers["best"].state
     return TrainResult(output, best.f1, best.epoch, checkpoints.state.step, handlers["history"].state.records,
-                       test_report=handlers["final_test"].report, is_main_process=accelerator.is_main_process)
+                       test_report=handlers["final_test"].report, posthoc=handlers["posthoc"].choice,
+                       is_main_process=accelerator.is_main_process)
 
 
 def _accelerator(config: Config):
@@ -212,6 +215,7 @@ def _handlers(config: Config, accelerator, model: Tagger, optimizer, scheduler, 
         h.EarlyStopping(config.training.patience),
         h.History(accelerator, output / HISTORY_FILE, output / HISTORY_PLOT),
         h.ProgressLine(reporter, best),
+        h.PosthocSelection(accelerator, output, dev_examples, config.training.select_for),
         h.FinalTest(accelerator, output, config.data),
         h.TimeBudget(accelerator, deadline, config.training.max_minutes),
     ]
