@@ -242,7 +242,11 @@ class Workspace:
         if word == "FILE":
             conll = "--format" in words and words[words.index("--format") + 1] == "conll"
             return str(self.files["conll" if conll else "text"])
+        if word == "OUT":
+            self.outputs += 1
+            return f"converted-{self.outputs}"
         values = {"MODEL": str(self.model), "DIR": str(self.model), "DATA": "synthetic:dev", "F": str(self.files["conll"]),
+                  "IN": str(self.files["conll"]), "TRAIN": str(self.files["conll"]), "DEV": str(self.files["conll"]),
                   "NAME": "focal", "N": "1", "T": "0.5"}
         if word == "MODEL_DIR":
             return self.bert
@@ -283,6 +287,8 @@ def tiny_arguments(words: list[str], workspace: Workspace) -> list[str]:
     config = _config_of(workspace.directory / config_path) if config_path else {}
     encoder = _encoder_kind(_option(words, "--encoder")) or config.get("encoder", {}).get("type", "bilstm")
     settings = [item for item in TINY_SET_ARGS if encoder == "bilstm" or not item.startswith("encoder.")]
+    if "--select-for" in words:  # the post-hoc tau is chosen on dev data
+        settings = [item for item in settings if item != "data.dev=null"] + ["data.dev=synthetic:dev"]
     model = config.get("encoder", {}).get("model")
     if model and _option(words, "--encoder") is None and not Path(model).is_dir():
         settings.append(f"encoder.model={workspace.bert}")
@@ -413,6 +419,11 @@ def check_pip(words: list[str], where: str) -> None:
             continue
         wanted = Requirement(word)
         name = canonicalize_name(wanted.name)
+        if name == "nerkit":  # an extra of this project: pip install 'nerkit[serve]'
+            missing = set(wanted.extras) - set(project.get("optional-dependencies", {}))
+            if missing:
+                raise ReadmeError(f"{where}: pip install {word}: pyproject.toml has no extra {', '.join(sorted(missing))}")
+            continue
         if name not in ours:
             raise ReadmeError(f"{where}: pip install {word}: {wanted.name} is not a dependency of nerkit")
         pinned = [spec.version for spec in wanted.specifier if spec.operator == "=="]
@@ -554,7 +565,7 @@ def test_train_help_shows_the_default_output_directory():
     "nerkit train --no-such-flag",
     "nerkit train [--head softmax|tagger]",
     "nerkit predict FILE --model WHATEVER",
-    "nerkit evaluate MODEL DATA --posthoc-tau -1",
+    "nerkit evaluate MODEL DATA --posthoc-tau inf",
     "python benchmarks/bilstm_throughput.py --threads 1 --no-such-flag",
     "python benchmarks/no_such_benchmark.py",
     "python -m pytest -q -k nothing",
