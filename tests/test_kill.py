@@ -46,7 +46,10 @@ def test_a_killed_run_leaves_a_loadable_model_and_a_resumable_or_refused_run(tmp
     seen = 0
     last = None
     while process.poll() is None and time.monotonic() < deadline and seen < after_checkpoints:
-        stamp = checkpoint_state.stat().st_mtime_ns if checkpoint_state.exists() else None
+        try:  # the checkpoint folder may be mid-swap between a check and a stat
+            stamp = checkpoint_state.stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
         if stamp is not None and stamp != last:
             seen, last = seen + 1, stamp
         time.sleep(0.005)
