@@ -21,13 +21,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
+
 import torch
 from torch import nn
 
 from nerkit.data.schemes import normalize_scheme, scheme_tags, spans_to_tags, tags_to_spans
 from nerkit.data.spans import Example, ScoredSpan
 from nerkit.errors import ConfigError
-from nerkit.losses import IGNORE_INDEX
+from nerkit.losses import IGNORE_INDEX, hooks
 
 
 class Head(nn.Module):
@@ -103,3 +105,34 @@ class TaggingHead(Head):
 
     def config(self) -> dict[str, Any]:
         return {"type": self.kind, "scheme": self.scheme}
+
+
+class AdjustedTaggingHead(TaggingHead):
+    """A tagging head whose decisions take the loss's ``adjust_logits`` hook and a post-hoc logit
+    adjustment, ``scores - tau * log prior`` (docs/losses.md 2.6): the softmax tagger before its
+    argmax, the CRF before Viterbi. ``log_prior`` is over the head's tags; ``tau`` may be changed
+    after training (``configure_decoding``), and is saved with the head's settings."""
+
+    def __init__(self, entity_types: list[str], scheme: str, *, loss: nn.Module | None,
+                 log_prior: torch.Tensor | None, posthoc_tau: float):
+        super().__init__(entity_types, scheme)
+        self.loss_function = loss
+        self.posthoc_tau = posthoc_tau
+        self.register_buffer("log_prior", log_prior if log_prior is not None else torch.zeros(len(self.tags)),
+                             persistent=False)
+
+    def adjusted_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        scores = hooks(self.loss_function).adjust_logits(scores)  # shape: (batch, words, tags)
+        if self.posthoc_tau:
+            scores = scores - self.posthoc_tau * self.log_prior  # shape: (batch, words, tags)
+        return scores
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "posthoc_tau": self.posthoc_tau}
+
+    def configure_decoding(self, *, posthoc_tau: float | None = None, **options: Any) -> None:
+        if posthoc_tau is not None:
+            if not math.isfinite(posthoc_tau):
+                raise ConfigError(f"posthoc_tau={posthoc_tau}: expected a finite number (0 = no adjustment)")
+            self.posthoc_tau = float(posthoc_tau)
+        super().configure_decoding(**options)

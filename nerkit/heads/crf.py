@@ -16,8 +16,7 @@ posterior marginal probability of its words' tags.
 
 from __future__ import annotations
 
-import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
@@ -25,8 +24,7 @@ from torch import nn
 
 from nerkit.data.schemes import allowed_transition
 from nerkit.data.spans import ScoredSpan
-from nerkit.errors import ConfigError
-from nerkit.heads.base import TaggingHead
+from nerkit.heads.base import AdjustedTaggingHead
 from nerkit.heads.registry import HeadContext, register_head
 from nerkit.losses import hooks, log_prior
 
@@ -34,13 +32,12 @@ from nerkit.losses import hooks, log_prior
 FORBIDDEN = -1e4
 
 
-class CRFHead(TaggingHead):
+class CRFHead(AdjustedTaggingHead):
     kind = "crf"
 
     def __init__(self, input_size: int, entity_types: list[str], *, scheme: str = "BIO",
                  loss: nn.Module | None = None, log_prior: torch.Tensor | None = None, posthoc_tau: float = 0.0):
-        super().__init__(entity_types, scheme)
-        self.loss_function = loss
+        super().__init__(entity_types, scheme, loss=loss, log_prior=log_prior, posthoc_tau=posthoc_tau)
         self.sequence_nll = loss is None or hooks(loss).crf_sequence_nll
         tags = len(self.tags)
         self.projection = nn.Linear(input_size, tags)
@@ -53,8 +50,6 @@ class CRFHead(TaggingHead):
                                                             for t in self.tags]), persistent=False)
         self.register_buffer("end_allowed", torch.tensor([allowed_transition(t, "END", self.scheme)
                                                           for t in self.tags]), persistent=False)
-        self.posthoc_tau = posthoc_tau
-        self.register_buffer("log_prior", log_prior if log_prior is not None else torch.zeros(tags), persistent=False)
 
     # ----------------------------------------------------------------- scores
 
@@ -155,10 +150,7 @@ class CRFHead(TaggingHead):
         """The emissions Viterbi decodes from: the loss's ``adjust_logits`` hook, then post-hoc
         logit adjustment (docs/losses.md 2.6), ``e - tau * log prior`` for every word and tag,
         the softmax tagger's rule applied before Viterbi; transitions are left as trained."""
-        emissions = hooks(self.loss_function).adjust_logits(emissions)  # shape: (batch, words, tags)
-        if self.posthoc_tau:
-            emissions = emissions - self.posthoc_tau * self.log_prior  # shape: (batch, words, tags)
-        return emissions
+        return self.adjusted_scores(emissions)  # shape: (batch, words, tags)
 
     def decoding_scores(self, word_vectors, batch) -> dict[str, torch.Tensor]:
         return {"emissions": self.emissions(word_vectors)}  # shape: (batch, words, tags)
@@ -174,15 +166,6 @@ class CRFHead(TaggingHead):
             decoded.append(self.spans_from_tags(path, chosen))
         return decoded
 
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "posthoc_tau": self.posthoc_tau}
-
-    def configure_decoding(self, *, posthoc_tau: float | None = None, **options: Any) -> None:
-        if posthoc_tau is not None:
-            if not math.isfinite(posthoc_tau):
-                raise ConfigError(f"posthoc_tau={posthoc_tau}: expected a finite number (0 = no adjustment)")
-            self.posthoc_tau = float(posthoc_tau)
-        super().configure_decoding(**options)
 
 
 @register_head("crf", losses=("crf", "token"), default_loss="ce", labels="tags",

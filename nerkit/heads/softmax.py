@@ -7,37 +7,31 @@ loss's scale ``s``.
 
 from __future__ import annotations
 
-import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
 from torch import nn
 
 from nerkit.data.spans import ScoredSpan
-from nerkit.errors import ConfigError
-from nerkit.heads.base import TaggingHead
+from nerkit.heads.base import AdjustedTaggingHead
 from nerkit.heads.registry import HeadContext, register_head
 from nerkit.losses import CosineClassifier, hooks, log_prior
 
 
-class SoftmaxHead(TaggingHead):
+class SoftmaxHead(AdjustedTaggingHead):
     kind = "softmax"
 
     def __init__(self, input_size: int, entity_types: list[str], *, scheme: str = "BIO",
                  loss: nn.Module, log_prior: torch.Tensor | None = None, posthoc_tau: float = 0.0):
-        super().__init__(entity_types, scheme)
+        # Post-hoc logit adjustment (docs/losses.md 2.6): predict argmax z - tau * log(prior).
+        super().__init__(entity_types, scheme, loss=loss, log_prior=log_prior, posthoc_tau=posthoc_tau)
         # A margin loss on cosines (am-softmax) turns the linear layer into a cosine classifier;
         # cosines live in [-1, 1] and the loss's scale turns them into usable probabilities.
         cosine_scale = hooks(loss).cosine_scale
         self.projection = (nn.Linear(input_size, len(self.tags)) if cosine_scale is None
                            else CosineClassifier(input_size, len(self.tags)))
         self.score_scale = 1.0 if cosine_scale is None else float(cosine_scale)
-        self.loss_function = loss
-        self.posthoc_tau = posthoc_tau
-        # Post-hoc logit adjustment (docs/losses.md 2.6): predict argmax z - tau * log(prior).
-        self.register_buffer("log_prior", log_prior if log_prior is not None else torch.zeros(len(self.tags)),
-                             persistent=False)
 
     def logits(self, word_vectors: torch.Tensor) -> torch.Tensor:
         return self.projection(word_vectors)  # shape: (batch, words, tags)
@@ -51,10 +45,7 @@ class SoftmaxHead(TaggingHead):
     def adjusted_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """What decisions are the argmax of: the loss's decode-time adjustment and post-hoc tau
         applied to the projection's ``logits`` (scaled for a cosine classifier)."""
-        logits = hooks(self.loss_function).adjust_logits(logits.float() * self.score_scale)
-        if self.posthoc_tau:
-            logits = logits - self.posthoc_tau * self.log_prior
-        return logits
+        return self.adjusted_scores(logits.float() * self.score_scale)
 
     def decoding_scores(self, word_vectors, batch) -> dict[str, torch.Tensor]:
         return {"logits": self.logits(word_vectors)}  # shape: (batch, words, tags)
@@ -66,15 +57,6 @@ class SoftmaxHead(TaggingHead):
         return [self.spans_from_tags(tag_ids[row, :length].tolist(), scores[row, :length].tolist())
                 for row, length in enumerate(lengths)]
 
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "posthoc_tau": self.posthoc_tau}
-
-    def configure_decoding(self, *, posthoc_tau: float | None = None, **options: Any) -> None:
-        if posthoc_tau is not None:
-            if not math.isfinite(posthoc_tau):
-                raise ConfigError(f"posthoc_tau={posthoc_tau}: expected a finite number (0 = no adjustment)")
-            self.posthoc_tau = float(posthoc_tau)
-        super().configure_decoding(**options)
 
 
 @register_head("softmax", losses=("token", "cosine"), default_loss="ce", labels="tags",
