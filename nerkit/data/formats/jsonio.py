@@ -8,7 +8,7 @@ import codecs
 import io
 import json
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 from nerkit.data.encoding import read_text
 from nerkit.errors import DataError
@@ -82,3 +82,13 @@ class JsonArrayWriter:
 
     def close(self) -> None:
         self.sink.write("\n]\n")
+
+
+def write_json_lines(records: Iterable[Any], path: Path, record_json: Callable[..., dict[str, Any]]) -> int:
+    """One JSON object a line, ``record_json(text, spans, tokens)`` of each record; returns the count."""
+    count = 0
+    with open(path, "w", encoding="utf-8", newline="\n") as sink:
+        for record in records:
+            sink.write(dumps(record_json(record.text, record.spans, record.tokens)) + "\n")
+            count += 1
+    return count

@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable
 
-from nerkit.data.formats.jsonio import dumps, first_record, json_lines
+from nerkit.data.formats.jsonio import first_record, json_lines, write_json_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where
 from nerkit.errors import DataError
 
@@ -87,7 +87,4 @@ def record_json(text: str, spans: Iterable[CharSpan], tokens: list[str] | None =
 
 
 def write(records: list[AnnotatedText], path: Path) -> int:
-    with open(path, "w", encoding="utf-8", newline="\n") as sink:
-        for record in records:
-            sink.write(dumps(record_json(record.text, record.spans, record.tokens)) + "\n")
-    return len(records)
+    return write_json_lines(records, path, record_json)
