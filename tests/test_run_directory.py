@@ -99,3 +99,14 @@ def test_a_refused_run_writes_nothing_and_the_cli_says_what_to_do(tmp_path):
 def test_the_test_split_is_scored_once_with_the_best_model(tmp_path):
     result = train(tiny_config(tmp_path, **STEPS, data__test="synthetic:dev"))
     assert result.test_report is not None and result.test_report.micro.support > 0
+
+
+def test_a_damaged_run_record_or_a_file_as_output_is_a_clear_error(tmp_path):
+    output = tmp_path / "run"
+    train(tiny_config(output, training__max_steps=2, training__checkpoint_every=1))
+    (output / "run.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(NerkitError, match=r"run.json: not a run record nerkit can read .* --overwrite"):
+        train(tiny_config(output, training__max_steps=4), resume=True)
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    with pytest.raises(NerkitError, match="is a file, not a directory"):
+        train(tiny_config(tmp_path / "a-file", **STEPS))
