@@ -137,7 +137,9 @@ def rebuilding(directory: Path):
     except NerkitError as error:
         raise modeldir.not_loadable(directory, f"cannot rebuild the model its {CONFIG_FILE} describes: "
                                                f"{error}") from error
-    except (OSError, ValueError, TypeError, KeyError) as error:
+    # What third-party code (a transformers config, torch layers) raises on damaged values: a
+    # flipped byte in encoder/config.json made transformers look up `torch.float22`.
+    except (OSError, ValueError, TypeError, LookupError, AttributeError, RuntimeError) as error:
         raise modeldir.not_loadable(directory, f"its files cannot rebuild the model its {CONFIG_FILE} describes "
                                                f"({type(error).__name__}: {error})") from error
 

@@ -575,3 +575,16 @@ def test_an_encoder_config_naming_a_pickled_weights_file_is_refused(pickled_bert
     config = transformer_config(pickled_bert)
     with pytest.raises(ConfigError, match="adapter_model.bin"):
         Tagger.build(config, synthetic_examples("train")[:20])
+
+
+def test_an_unknown_dtype_in_the_encoders_config_is_refused(saved_transformer, tmp_path):
+    """What hypothesis found: one flipped byte turned "float32" into "float22" in encoder/config.json,
+    and transformers' AttributeError escaped the load as a traceback."""
+    copy = tmp_path / "model"
+    shutil.copytree(saved_transformer, copy)
+    (copy / modeldir.MANIFEST_FILE).unlink()  # without a manifest only the consistency checks run
+    encoder_config = copy / "encoder" / "config.json"
+    encoder_config.write_text(encoder_config.read_text(encoding="utf-8").replace('"float32"', '"float22"'),
+                              encoding="utf-8")
+    with pytest.raises(NerkitError, match="its files cannot rebuild the model .*AttributeError.*float22"):
+        Tagger.from_pretrained(copy)
