@@ -125,8 +125,9 @@ def test_viterbi_equals_brute_force_argmax(scheme, lengths, seed):
     head = make_head(scheme, seed)
     emissions, mask = make_inputs(lengths, len(head.tags), seed, scale=2.0)
     brute = BruteForce(head)
-    paths = head.viterbi(emissions, mask)
-    assert [len(path) for path in paths] == lengths
+    tags = head.viterbi(emissions, mask)
+    assert tags.shape == mask.shape and not tags[~mask].any()  # padding positions hold 0
+    paths = [row[:length] for row, length in zip(tags.tolist(), lengths)]
     for row, length in enumerate(lengths):
         scores = brute.all_scores(emissions[row], length)
         best = max(scores, key=scores.get)
@@ -135,11 +136,15 @@ def test_viterbi_equals_brute_force_argmax(scheme, lengths, seed):
 
 
 @pytest.mark.parametrize("scheme,lengths,seed", CASES)
-def test_marginals_equal_brute_force(scheme, lengths, seed):
+@pytest.mark.parametrize("gradients", [True, False], ids=["log-space", "scaled"])
+def test_marginals_equal_brute_force(scheme, lengths, seed, gradients):
+    """Both ways of computing them: log-sum-exp (training, with gradients) and the rescaled
+    products of decoding."""
     head = make_head(scheme, seed)
     emissions, mask = make_inputs(lengths, len(head.tags), seed)
     brute = BruteForce(head)
-    marginals = head.marginals(emissions, mask)
+    with torch.set_grad_enabled(gradients):
+        marginals = head.marginals(emissions, mask)
     assert marginals.shape == emissions.shape
     for row, length in enumerate(lengths):
         scores = brute.all_scores(emissions[row], length)
@@ -151,6 +156,27 @@ def test_marginals_equal_brute_force(scheme, lengths, seed):
                 expected[t, tag] += probability
         torch.testing.assert_close(marginals[row, :length], expected, rtol=1e-7, atol=1e-9)
         torch.testing.assert_close(marginals[row, :length].sum(dim=1), torch.ones(length, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_scaled_marginals_match_log_space_on_sharp_float32_scores(scheme):
+    """Decoding's rescaled products against training's log-sum-exp where underflow would show:
+    float32, long rows, emissions and transitions far apart (a tag 100 nats below the best)."""
+    head = make_head(scheme, 5, scale=8.0)
+    lengths = [40, 33, 7, 1]
+    emissions, mask = make_inputs(lengths, len(head.tags), 5, scale=25.0)
+    exact = torch.exp(head.double().log_marginals(emissions, mask)).detach()  # float64 reference
+    head.float()
+    with torch.no_grad():
+        scaled = head.marginals(emissions.float(), mask)
+    log_space = torch.exp(head.log_marginals(emissions.float(), mask)).detach()
+    assert torch.isfinite(scaled).all()
+    # Log-space alphas grow to thousands here, where float32 keeps about 1e-4; the scaled ones
+    # stay near 0 and keep float32's precision.
+    scaled_error = (scaled - exact)[mask].abs().max().item()
+    log_space_error = (log_space - exact)[mask].abs().max().item()
+    assert scaled_error <= log_space_error + 1e-6, (scaled_error, log_space_error)
+    assert scaled_error < 1e-4
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -198,8 +224,8 @@ def test_viterbi_never_outputs_a_forbidden_transition(scheme):
         head = make_head(scheme, seed, scale=5.0)
         lengths = torch.randint(1, 9, (64,), generator=generator).tolist()
         emissions, mask = make_inputs(lengths, len(tags), seed, scale=10.0)
-        for length, path in zip(lengths, head.viterbi(emissions.float(), mask)):
-            assert len(path) == length
+        for length, path in zip(lengths, head.viterbi(emissions.float(), mask).tolist()):
+            path = path[:length]
             names = ["START", *(tags[i] for i in path), "END"]
             assert all(allowed_transition(a, b, scheme) for a, b in zip(names, names[1:])), names
 
@@ -216,7 +242,7 @@ def test_viterbi_refuses_an_invalid_path_that_emissions_prefer(scheme):
         head.end_transitions[i_a] = 20.0
     emissions = torch.zeros(1, 4, len(head.tags))
     emissions[..., i_a] = 30.0
-    path = [head.tags[i] for i in head.viterbi(emissions, torch.ones(1, 4, dtype=torch.bool))[0]]
+    path = [head.tags[i] for i in head.viterbi(emissions, torch.ones(1, 4, dtype=torch.bool))[0].tolist()]
     names = ["START", *path, "END"]
     assert all(allowed_transition(a, b, scheme) for a, b in zip(names, names[1:])), path
     # The best valid path keeps as many I-A as the scheme allows.

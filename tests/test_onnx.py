@@ -138,7 +138,7 @@ def test_the_export_describes_itself(models):
 
     directory = models["transformer", "span"]
     manifest = json.loads((directory / "onnx" / "export.json").read_text(encoding="utf-8"))
-    assert manifest["format_version"] == 1 and manifest["nerkit_version"] == __version__
+    assert manifest["format_version"] == 2 and manifest["nerkit_version"] == __version__
     assert (manifest["encoder"], manifest["head"]) == ("transformer", "span")
     assert manifest["inputs"] == ["input_ids", "attention_mask", "word_window", "word_start"]  # no unused inputs
     assert manifest["outputs"] == ["q", "k"]
@@ -159,6 +159,22 @@ def test_a_stale_export_is_refused(models, tmp_path):
         tagger.head.transitions.add_(0.5)  # "trained again"
     tagger.save_pretrained(directory)
     with pytest.raises(NerkitError, match=r"exported from other weights .* run `nerkit export .*model` again"):
+        Tagger.from_pretrained(directory, runtime="onnx")
+
+
+@needs_onnx
+def test_an_export_of_an_older_format_is_refused(models, tmp_path):
+    """Format 1 graphs read the BiLSTM's characters per word, (batch, words, chars): fed today's
+    features they would fail inside ONNX Runtime, so the description's version refuses them first."""
+    import json
+    import shutil
+
+    directory = tmp_path / "model"
+    shutil.copytree(models["bilstm", "crf"], directory)
+    manifest_path = directory / "onnx" / "export.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest_path.write_text(json.dumps({**manifest, "format_version": 1}), encoding="utf-8")
+    with pytest.raises(NerkitError, match=r"export format 1, not the one this nerkit reads \(2\); run `nerkit export"):
         Tagger.from_pretrained(directory, runtime="onnx")
 
 

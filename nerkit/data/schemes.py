@@ -68,45 +68,46 @@ def detect_scheme(tag_sequences: Iterable[Sequence[str]]) -> str:
 def tags_to_spans(tags: Sequence[str], scheme: str) -> tuple[list[Span], int]:
     """Decode ``tags`` into spans; return ``(spans, repaired)`` where ``repaired`` counts
     entities that began with a continuation tag the scheme does not allow there."""
-    scheme = normalize_scheme(scheme)
+    return parts_to_spans([split_tag(tag) for tag in tags], normalize_scheme(scheme))
+
+
+def parts_to_spans(parts: Sequence[tuple[str, str | None]], scheme: str) -> tuple[list[Span], int]:
+    """``tags_to_spans`` for tags already split (``split_tag``) in a normalised ``scheme``: what a
+    tagging head decodes with, its tags split once."""
     spans: list[Span] = []
     repaired = 0
-    start: int | None = None
+    start = 0
     current: str | None = None
-
-    def close(end: int) -> None:
-        nonlocal start, current
-        if current is not None:
-            spans.append(Span(start, end, current))
-        start, current = None, None
-
-    for index, tag in enumerate(tags):
-        prefix, entity_type = split_tag(tag)
+    bioes = scheme == "BIOES"
+    for index, (prefix, entity_type) in enumerate(parts):
         if prefix == "O":
-            close(index)
+            if current is not None:
+                spans.append(Span(start, index, current))
+                current = None
             continue
-        if scheme == "BIOES":
-            continues = prefix in ("I", "E") and current == entity_type
-            if not continues:
-                close(index)
+        if bioes:
+            if not (prefix in ("I", "E") and current == entity_type):
+                if current is not None:
+                    spans.append(Span(start, index, current))
                 if prefix in ("I", "E"):
                     repaired += 1
                 start, current = index, entity_type
             if prefix in ("E", "S"):
-                close(index + 1)
+                spans.append(Span(start, index + 1, current))
+                current = None
             continue
         if prefix in ("E", "S"):
-            raise DataError(f"tag {tag!r} is not allowed in the {scheme} scheme")
-        if prefix == "B":
-            # In IOB1 a B- always starts an entity too (it separates same-type neighbours).
-            close(index)
-            start, current = index, entity_type
-        elif current != entity_type:  # an I- that cannot continue
-            close(index)
-            if scheme == "BIO":
+            raise DataError(f"tag '{prefix}-{entity_type}' is not allowed in the {scheme} scheme")
+        if prefix == "B" or current != entity_type:
+            # In IOB1 a B- always starts an entity too (it separates same-type neighbours); an I-
+            # that cannot continue starts one, repaired in BIO.
+            if current is not None:
+                spans.append(Span(start, index, current))
+            if prefix != "B" and scheme == "BIO":
                 repaired += 1
             start, current = index, entity_type
-    close(len(tags))
+    if current is not None:
+        spans.append(Span(start, len(parts), current))
     return spans, repaired
 
 

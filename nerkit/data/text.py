@@ -35,6 +35,8 @@ _TOKEN = re.compile(
 def split_at(offsets: Iterable[tuple[int, int]], boundaries: Iterable[int]) -> list[tuple[int, int]]:
     """Token offsets with every token cut at each boundary strictly inside it (half-open offsets)."""
     cuts = sorted(set(boundaries))
+    if not cuts:
+        return list(offsets)
     result = []
     for start, end in offsets:
         index = bisect_right(cuts, start)
@@ -49,7 +51,7 @@ def split_at(offsets: Iterable[tuple[int, int]], boundaries: Iterable[int]) -> l
 def tokenize(text: str, boundaries: Iterable[int] = ()) -> tuple[list[str], list[tuple[int, int]]]:
     """Split ``text`` into tokens and their half-open character offsets; a token that one of
     ``boundaries`` (character positions) falls inside is split there."""
-    offsets = split_at(((match.start(), match.end()) for match in _TOKEN.finditer(text)), boundaries)
+    offsets = split_at([match.span() for match in _TOKEN.finditer(text)], boundaries)
     return [text[start:end] for start, end in offsets], offsets
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from itertools import chain
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +35,7 @@ WORDS_FILE, CHARS_FILE = "words.json", "chars.json"
 CASINGS = ("pad", "lower", "upper", "title", "mixed", "numeric", "has_digit", "other")
 _DIGITS = re.compile(r"\d")
 DEFAULT_WORD_DIM = 100
+TOKEN_CACHE_SIZE = 200_000  # distinct tokens whose ids are memoised (then the memo starts afresh)
 
 
 def normalize_word(word: str) -> str:
@@ -82,6 +84,7 @@ class BiLSTMEncoder(Encoder):
                             bidirectional=True, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
         self.output_size = 2 * hidden_size
+        self._token_cache: dict[str, tuple[int, int, tuple[int, ...]]] = {}
 
     # ----------------------------------------------------------------- building and saving
 
@@ -135,33 +138,59 @@ class BiLSTMEncoder(Encoder):
     # ----------------------------------------------------------------- features and forward
 
     def featurize(self, examples: list[Example]) -> dict[str, torch.Tensor]:
+        """Word, casing and character ids. Characters are given once per distinct token of the
+        batch (``char_ids``, row 0 is padding) and ``token_index`` points each word at its row, so
+        that prediction runs the character CNN once per distinct token (a batch of news text
+        repeats "the", "said" and "." hundreds of times)."""
         batch, words = len(examples), max(len(example) for example in examples)
-        longest_word = max(len(token) for example in examples for token in example.tokens)
-        word_ids = torch.zeros(batch, words, dtype=torch.long)
-        case_ids = torch.zeros(batch, words, dtype=torch.long)
-        char_ids = torch.zeros(batch, words, longest_word, dtype=torch.long)
+        rows: dict[str, int] = {}  # token -> its row of char_ids
+        word_rows, case_rows, index_rows = [], [], []
+        memo, compute = self._token_cache.get, self._token_features
+        for example in examples:
+            features = [memo(token) or compute(token) for token in example.tokens]
+            padding = [0] * (words - len(features))
+            word_rows.append([word for word, _, _ in features] + padding)
+            case_rows.append([case for _, case, _ in features] + padding)
+            index_rows.append([rows.setdefault(token, len(rows) + 1) for token in example.tokens] + padding)
+        token_lengths = torch.tensor([0, *map(len, rows)])  # shape: (distinct tokens + 1,)
+        char_ids = torch.zeros(len(token_lengths), int(token_lengths.max()), dtype=torch.long)
+        # Filled in one go: the True cells of the mask, row by row, are the tokens' characters in order.
+        char_ids[torch.arange(char_ids.shape[1]) < token_lengths.unsqueeze(1)] = torch.tensor(
+            list(chain.from_iterable((memo(token) or compute(token))[2] for token in rows)), dtype=torch.long)
         lengths = torch.tensor([len(example) for example in examples])
-        for row, example in enumerate(examples):
-            word_ids[row, :len(example)] = torch.tensor([self.words.lookup(normalize_word(t)) for t in example.tokens])
-            case_ids[row, :len(example)] = torch.tensor([casing(t) for t in example.tokens])
-            for column, token in enumerate(example.tokens):
-                char_ids[row, column, :len(token)] = torch.tensor([self.chars.lookup(c) for c in token])
         mask = torch.arange(words).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (batch, words)
-        return {"word_ids": word_ids, "case_ids": case_ids, "char_ids": char_ids, "lengths": lengths, "mask": mask}
+        return {"word_ids": torch.tensor(word_rows), "case_ids": torch.tensor(case_rows),
+                "char_ids": char_ids,  # shape: (distinct tokens + 1, longest word)
+                "token_index": torch.tensor(index_rows),  # shape: (batch, words)
+                "lengths": lengths, "mask": mask}
+
+    def _token_features(self, token: str) -> tuple[int, int, tuple[int, ...]]:
+        """(word id, casing id, character ids) of a token, memoised: the vocabularies never
+        change after construction, and a text repeats its tokens."""
+        features = self._token_cache.get(token)
+        if features is None:
+            if len(self._token_cache) >= TOKEN_CACHE_SIZE:
+                self._token_cache.clear()
+            features = (self.words.lookup(normalize_word(token)), casing(token),
+                        tuple(self.chars.lookup(char) for char in token))
+            self._token_cache[token] = features
+        return features
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         word_ids, char_ids, mask = features["word_ids"], features["char_ids"], features["mask"]
+        token_index = features["token_index"]
         if self.training and self.word_dropout > 0:
             # Replace known words by <unk> now and then so the model learns to use context
             # and characters for the unknown words it will meet at test time.
             drop = (torch.rand_like(word_ids, dtype=torch.float) < self.word_dropout) & mask
             word_ids = word_ids.masked_fill(drop, 1)
-        batch, words, longest_word = char_ids.shape
-        chars = self.char_embedding(char_ids.view(batch * words, longest_word))  # shape: (batch*words, chars, char_dim)
-        char_features = self.char_cnn(self.dropout(chars).transpose(1, 2))  # shape: (batch*words, filters, chars)
-        char_padding = (char_ids.view(batch * words, longest_word) == 0).unsqueeze(1)
-        char_features = char_features.masked_fill(char_padding, float("-inf")).amax(dim=2)
-        char_features = char_features.masked_fill(torch.isinf(char_features), 0.0)  # padding words have no chars
+        batch, words = word_ids.shape
+        if self.training:
+            # Every occurrence of a token gets its own dropout mask: the CNN runs per word.
+            char_features = self._char_features(char_ids[token_index.view(-1)])  # shape: (batch*words, filters)
+        else:
+            # Without dropout a token's features do not depend on where it occurs: once per token.
+            char_features = self._char_features(char_ids)[token_index.view(-1)]  # shape: (batch*words, filters)
         char_features = char_features.view(batch, words, -1)  # shape: (batch, words, filters)
         inputs = torch.cat([self.word_embedding(word_ids), char_features,
                             self.case_embedding(features["case_ids"])], dim=-1)
@@ -170,6 +199,14 @@ class BiLSTMEncoder(Encoder):
         outputs, _ = self.lstm(packed)
         word_vectors, _ = pad_packed_sequence(outputs, batch_first=True, total_length=words)
         return self.dropout(word_vectors)  # shape: (batch, words, 2*hidden)
+
+    def _char_features(self, char_ids: torch.Tensor) -> torch.Tensor:
+        """Max-pooled character CNN features of tokens given as padded character ids, shape
+        (tokens, chars) -> (tokens, filters); an all-padding row (no token) gives zeros."""
+        chars = self.char_embedding(char_ids)  # shape: (tokens, chars, char_dim)
+        char_features = self.char_cnn(self.dropout(chars).transpose(1, 2))  # shape: (tokens, filters, chars)
+        char_features = char_features.masked_fill((char_ids == 0).unsqueeze(1), float("-inf")).amax(dim=2)
+        return char_features.masked_fill(torch.isinf(char_features), 0.0)
 
 
 PositiveInt = Annotated[int, Field(ge=1)]

@@ -1,7 +1,7 @@
 """The export's description, ``export.json``, beside the graphs: what the runtime needs to feed
 them and to tell a stale export from a current one.
 
-    {"format_version": 1, "nerkit_version": "0.1.0", "torch_version": "2.13.0", "opset": 17,
+    {"format_version": 2, "nerkit_version": "0.1.0", "torch_version": "2.13.0", "opset": 17,
      "encoder": "bilstm", "head": "crf", "inputs": ["word_ids", ...], "outputs": ["emissions"],
      "files": {"fp32": "model.onnx", "int8": "model.int8.onnx"},
      "weights_sha256": "...", "verified_max_difference": 1.2e-06}
@@ -24,7 +24,7 @@ from nerkit.tagger import WEIGHTS_FILE
 EXPORT_SUBDIR = "onnx"  # inside the model directory: where `nerkit export` writes and the runtime looks
 MANIFEST_FILE = "export.json"
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the BiLSTM graph reads characters once per distinct token (char_ids, token_index)
 EXTRA = 'pip install "nerkit[onnx]"'
 
 

@@ -26,7 +26,7 @@ import math
 import torch
 from torch import nn
 
-from nerkit.data.schemes import normalize_scheme, scheme_tags, spans_to_tags, tags_to_spans
+from nerkit.data.schemes import normalize_scheme, parts_to_spans, scheme_tags, spans_to_tags, split_tag
 from nerkit.data.spans import Example, ScoredSpan
 from nerkit.errors import ConfigError
 from nerkit.losses import IGNORE_INDEX, hooks
@@ -88,6 +88,7 @@ class TaggingHead(Head):
         self.scheme = normalize_scheme(scheme)
         self.tags = scheme_tags(self.entity_types, self.scheme)
         self.tag_index = {tag: index for index, tag in enumerate(self.tags)}
+        self.tag_parts = [split_tag(tag) for tag in self.tags]  # decoding reads the tags split once
 
     def targets(self, examples: list[Example], words: int) -> dict[str, torch.Tensor]:
         tag_ids = torch.full((len(examples), words), IGNORE_INDEX, dtype=torch.long)
@@ -99,7 +100,7 @@ class TaggingHead(Head):
     def spans_from_tags(self, tag_ids: list[int], tag_scores: list[float]) -> list[ScoredSpan]:
         """Turn one sequence of predicted tag ids into spans; a span's score is the mean
         of its words' scores (probabilities of the predicted tags)."""
-        spans, _ = tags_to_spans([self.tags[i] for i in tag_ids], self.scheme)
+        spans, _ = parts_to_spans([self.tag_parts[i] for i in tag_ids], self.scheme)
         return [ScoredSpan(s.start, s.end, s.type, sum(tag_scores[s.start:s.end]) / (s.end - s.start))
                 for s in spans]
 

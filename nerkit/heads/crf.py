@@ -105,7 +105,8 @@ class CRFHead(AdjustedTaggingHead):
 
     # ----------------------------------------------------------------- decoding
 
-    def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+    def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The best tag sequence of each row, shape (batch, words); padding positions hold 0."""
         transitions, start, end = self._potentials()
         score = start + emissions[:, 0]  # shape: (batch, tags)
         backpointers = []
@@ -116,20 +117,50 @@ class CRFHead(AdjustedTaggingHead):
             score = torch.where(mask[:, t].unsqueeze(1), step, score)
             backpointers.append(best_from)
         score = score + end
-        lengths = mask.sum(dim=1).tolist()
-        best_last = score.argmax(dim=1).tolist()
-        pointers = torch.stack(backpointers, dim=1).tolist() if backpointers else []
-        paths = []
-        for row, length in enumerate(lengths):
-            path = [best_last[row]]
-            for t in range(length - 2, -1, -1):  # pointers[row][t] maps the tag at t+1 to the one at t
-                path.append(pointers[row][t][path[-1]])
-            paths.append(path[::-1])
-        return paths
+        # Backtrack all rows at once: a row's best last tag enters at its own last word, and
+        # before that each position takes the pointer of the tag chosen after it.
+        last = mask.sum(dim=1) - 1  # shape: (batch,)
+        tag = score.argmax(dim=1)  # shape: (batch,)
+        path = torch.zeros_like(mask, dtype=torch.long)
+        for t in range(emissions.shape[1] - 1, -1, -1):
+            tag = torch.where(last == t, score.argmax(dim=1), tag)
+            path[:, t] = torch.where(t <= last, tag, 0)
+            if t > 0:  # backpointers[t - 1] maps the tag at t to the best one at t - 1
+                tag = backpointers[t - 1].gather(1, tag.unsqueeze(1)).squeeze(1)
+        return path
 
     def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Posterior probability of each tag at each word, by forward-backward."""
-        return torch.exp(self.log_marginals(emissions, mask))
+        """Posterior probability of each tag at each word, by forward-backward. Without gradients
+        (decoding), in probability space with a rescaling at every step: a matrix product per
+        step instead of a log-sum-exp over (batch, tags, tags), the same values to float precision."""
+        if torch.is_grad_enabled() and (emissions.requires_grad or self.transitions.requires_grad):
+            return torch.exp(self.log_marginals(emissions, mask))
+        return self._scaled_marginals(emissions, mask)
+
+    def _scaled_marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        transitions, start, end = (potential.to(emissions.dtype) for potential in self._potentials())
+        # exp of the transitions, each column (row, backwards) scaled to at most 1: forbidden moves
+        # become exactly 0, and every tag keeps an allowed neighbour of weight >= exp(-range).
+        column_max, row_max = transitions.max(dim=0).values, transitions.max(dim=1).values
+        moves = torch.exp(transitions - column_max)  # shape: (from, to)
+        moves_back = torch.exp(transitions - row_max.unsqueeze(1)).T  # shape: (to, from)
+        words = emissions.shape[1]
+        # alpha[t] and beta[t] are kept shifted so that their largest entry is 0: a constant per row
+        # and word that the normalisation at the end removes, so the values never grow with length.
+        alpha = _shifted(start + emissions[:, 0])  # shape: (batch, tags)
+        alphas = [alpha]
+        for t in range(1, words):
+            step = _shifted(torch.log(torch.exp(alpha) @ moves) + column_max + emissions[:, t])
+            alpha = torch.where(mask[:, t].unsqueeze(1), step, alpha)
+            alphas.append(alpha)
+        beta = _shifted(end).expand(emissions.shape[0], -1)  # shape: (batch, tags)
+        betas = [beta]
+        for t in range(words - 2, -1, -1):
+            step = _shifted(torch.log(torch.exp(_shifted(emissions[:, t + 1] + beta)) @ moves_back) + row_max)
+            beta = torch.where(mask[:, t + 1].unsqueeze(1), step, betas[0])
+            betas.append(beta)
+        # p(y_t = c | x) is proportional to exp(alpha[t, c] + beta[t, c]) at every t.
+        return torch.softmax(torch.stack(alphas, dim=1) + torch.stack(betas[::-1], dim=1), dim=2)
 
     def log_marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``log p(y_t = c | x)`` for every word and tag, shape (batch, words, tags)."""
@@ -158,14 +189,16 @@ class CRFHead(AdjustedTaggingHead):
     def decode_scores(self, scores, batch) -> list[list[ScoredSpan]]:
         mask = batch["mask"]
         emissions = self.adjusted_emissions(scores["emissions"].float())  # shape: (batch, words, tags)
-        paths = self.viterbi(emissions, mask)
-        marginals = self.marginals(emissions, mask)
-        decoded = []
-        for row, path in enumerate(paths):
-            chosen = marginals[row, torch.arange(len(path)), torch.tensor(path)].tolist()
-            decoded.append(self.spans_from_tags(path, chosen))
-        return decoded
+        paths = self.viterbi(emissions, mask)  # shape: (batch, words)
+        chosen = self.marginals(emissions, mask).gather(2, paths.unsqueeze(2)).squeeze(2)  # shape: (batch, words)
+        lengths = mask.sum(dim=1).tolist()
+        return [self.spans_from_tags(path[:length], probabilities[:length])
+                for path, probabilities, length in zip(paths.tolist(), chosen.tolist(), lengths)]
 
+
+def _shifted(scores: torch.Tensor) -> torch.Tensor:
+    """``scores`` minus their maximum over the last axis (tags)."""
+    return scores - scores.max(dim=-1, keepdim=True).values
 
 
 @register_head("crf", losses=("crf", "token"), default_loss="ce", labels="tags",
