@@ -105,6 +105,15 @@ RuntimeOption = Annotated[str, typer.Option(help="torch, or onnx: the graph `ner
                                             "Runtime (pip install \"nerkit[onnx]\"; fp32 or int8).")]
 ExportDirOption = Annotated[Optional[Path], typer.Option(help="Where --runtime onnx finds the export "
                                                          "[default: MODEL/onnx].")]
+ThreadsOption = Annotated[Optional[int], typer.Option(help="CPU threads [default: OMP_NUM_THREADS, else half the "
+                                                      "cores: all of them stall when a neighbour's process "
+                                                      "delays one].")]
+
+
+def _threads(threads: int | None) -> None:
+    from nerkit.devices import set_cpu_threads
+
+    set_cpu_threads(threads)
 
 
 def _setup_logging() -> None:
@@ -200,10 +209,13 @@ def evaluate(
                                            "many resamples of the sentences (of whole documents when the data "
                                            "has -DOCSTART- documents); 1000 is usual, 0 = none.")] = 0,
     seed: Annotated[int, typer.Option(help="Random seed of the bootstrap resamples.")] = 0,
+    threads: ThreadsOption = None,
     code: CodeOption = None,
 ):
     """Score a model on gold data: per-type precision, recall and F1, micro and macro averages."""
     from nerkit.evaluation import evaluate_model
+
+    _threads(threads)
 
     report = evaluate_model(model, data, scheme=scheme, decoding=_decoding(posthoc_tau), device=device,
                             precision=precision, runtime=runtime, export_dir=export_dir, bootstrap=bootstrap,
@@ -238,12 +250,15 @@ def predict(
     precision: PrecisionOption = "fp32",
     runtime: RuntimeOption = "torch",
     export_dir: ExportDirOption = None,
+    threads: ThreadsOption = None,
     code: CodeOption = None,
 ):
     """Find entities in text. Output is streamed: memory stays flat on large inputs.
 
     Input and output are UTF-8; each input line (ended by a newline) gives one output record."""
     from nerkit.predict.files import predict_file
+
+    _threads(threads)
 
     summary = predict_file(model, file, output, format=format, token_budget=batch_words,
                            decoding=_decoding(posthoc_tau), errors=errors, input_format=input_format,
@@ -267,6 +282,11 @@ def serve(
     max_texts: Annotated[int, typer.Option(help="Most texts in one request; more get 413.")] = 1000,
     split_sentences: Annotated[bool, typer.Option(help="Tag each sentence of a text on its own (segtok: pip "
                                                   "install 'nerkit\\[sentences]').")] = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
+    runtime: RuntimeOption = "torch",
+    export_dir: ExportDirOption = None,
+    threads: ThreadsOption = None,
     code: CodeOption = None,
 ):
     """Serve a model over HTTP: GET /health, POST /predict with {"texts": [...]}.
@@ -279,7 +299,9 @@ def serve(
     settings = ServeSettings(max_batch_words=max_batch_words, max_wait_ms=max_wait_ms,
                              max_request_bytes=max_request_bytes, max_texts=max_texts, split_sentences=split_sentences)
     _setup_logging()
-    run_server(Tagger.from_pretrained(model), model_name=str(model), host=host, port=port, settings=settings)
+    _threads(threads)
+    tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir)
+    run_server(tagger, model_name=str(model), host=host, port=port, settings=settings)
 
 
 @app.command()

@@ -154,7 +154,7 @@ class TrainingConfig(Section):
     checkpoint_every: int | None = Field(None, ge=1)  # also checkpoint every N steps, not only per epoch
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     max_minutes: float | None = Field(None, gt=0)  # wall-clock budget: stop, evaluate and save when spent
-    cpu_threads: int | None = Field(None, ge=1)  # torch CPU threads; 1 avoids thrashing on a busy machine
+    cpu_threads: int | None = Field(None, ge=1)  # torch CPU threads; None: OMP_NUM_THREADS, else half the cores
     average_decay: float | None = Field(None, gt=0, lt=1)  # evaluate and save an exponential moving average of the weights
     progress: bool = True
     # After training, choose the best model's post-hoc tau (head.posthoc_tau) on dev for this F1,

@@ -4,6 +4,8 @@ the GPUs patched where a test needs one to exist)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -200,3 +202,28 @@ def test_refused_devices_and_precisions_exit_2_with_one_paragraph(trained_models
         result = run(*command, *options)
         assert result.exit_code == 2, result.output
         assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_cpu_threads_default_to_half_the_cores_unless_told(monkeypatch):
+    """One busy neighbour stalls torch's all-core default (see nerkit/devices.py): half the cores
+    by default, OMP_NUM_THREADS or an explicit number otherwise."""
+    from nerkit.devices import default_cpu_threads, set_cpu_threads
+
+    saved = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+        assert default_cpu_threads() == 8
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+        assert default_cpu_threads() == 1
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert set_cpu_threads() == 1 and torch.get_num_threads() == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        assert set_cpu_threads() == 3 and torch.get_num_threads() == 3
+        monkeypatch.setenv("OMP_NUM_THREADS", "lots")  # not a number: the default
+        assert set_cpu_threads() == 1
+        assert set_cpu_threads(2) == 2 and torch.get_num_threads() == 2
+        for bad in (0, -1, 1.5, True):
+            with pytest.raises(NerkitError, match="expected a whole number of CPU threads >= 1"):
+                set_cpu_threads(bad)
+    finally:
+        torch.set_num_threads(saved)

@@ -308,3 +308,35 @@ def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(model_dir, tmp_pa
     status, body = answer[0]
     assert status == 200 and [record["text"] for record in body["results"]] == TEXTS[:3]
     assert body["results"] == Tagger.from_pretrained(model_dir).predict(TEXTS[:3])
+
+
+def test_device_precision_runtime_and_threads_reach_the_served_model(model_dir, tmp_path, monkeypatch):
+    """The options `predict` and `evaluate` have; the server itself is stood in for."""
+    import torch
+
+    import nerkit.serve
+
+    pytest.importorskip("onnxruntime")
+    from nerkit.export import export_onnx
+
+    served = []
+    monkeypatch.setattr(nerkit.serve, "serve", lambda tagger, **options: served.append(tagger))
+    threads = torch.get_num_threads()  # restored below: the CLI sets it
+    try:
+        result = CliRunner().invoke(cli, ["serve", "--model", str(model_dir), "--precision", "int8", "--threads", "1"])
+        assert result.exit_code == 0, result.output
+        assert served[-1].precision == "int8" and served[-1].score_runtime is None
+        assert torch.get_num_threads() == 1
+        export_onnx(model_dir, tmp_path / "export", int8=False)
+        result = CliRunner().invoke(cli, ["serve", "--model", str(model_dir), "--runtime", "onnx",
+                                          "--export-dir", str(tmp_path / "export")])
+        assert result.exit_code == 0, result.output
+        assert served[-1].score_runtime is not None
+        assert served[-1].predict(TEXTS) == Tagger.from_pretrained(model_dir).predict(TEXTS)
+    finally:
+        torch.set_num_threads(threads)
+    result = CliRunner().invoke(cli, ["serve", "--model", str(model_dir), "--device", "cuda:7"])
+    assert result.exit_code == 2 and "--device cuda:7" in result.stderr, result.output
+    result = CliRunner().invoke(cli, ["serve", "--model", str(model_dir), "--threads", "0"])
+    assert result.exit_code == 2 and "--threads 0: expected a whole number of CPU threads >= 1" in result.stderr
+    assert len(served) == 2

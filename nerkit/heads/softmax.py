@@ -52,10 +52,10 @@ class SoftmaxHead(AdjustedTaggingHead):
 
     def decode_scores(self, scores, batch) -> list[list[ScoredSpan]]:
         probabilities = torch.softmax(self.adjusted_logits(scores["logits"]), dim=-1)  # shape: (batch, words, tags)
-        scores, tag_ids = probabilities.max(dim=-1)
+        best, tag_ids = probabilities.max(dim=-1)  # shape: (batch, words) each
         lengths = batch["mask"].sum(dim=1).tolist()
-        return [self.spans_from_tags(tag_ids[row, :length].tolist(), scores[row, :length].tolist())
-                for row, length in enumerate(lengths)]
+        return [self.spans_from_tags(tags[:length], chosen[:length])
+                for tags, chosen, length in zip(tag_ids.tolist(), best.tolist(), lengths)]
 
 
 

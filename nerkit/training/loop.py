@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from nerkit.config import RUN_CONFIG_FILE, Config
-from nerkit.devices import cpu_supports_bf16
+from nerkit.devices import cpu_supports_bf16, set_cpu_threads
 from nerkit.errors import NerkitError
 from nerkit.evaluation import TauChoice
 from nerkit.metrics.entity_f1 import Report
@@ -115,8 +115,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> T
     from nerkit.training.progress import ProgressReporter
 
     output = Path(config.output)
-    if config.training.cpu_threads:
-        torch.set_num_threads(config.training.cpu_threads)
+    set_cpu_threads(config.training.cpu_threads)  # None: half the cores (nerkit/devices.py says why)
     deadline = time.monotonic() + 60 * config.training.max_minutes if config.training.max_minutes else None
     accelerator = _accelerator(config)
     checkpoint_dir = _checkpoint_to_resume(output) if resume else None
