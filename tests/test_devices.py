@@ -178,7 +178,13 @@ def test_predict_and_evaluate_take_device_and_precision(trained_models, tmp_path
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(TEXTS[:4]) + "\n", encoding="utf-8")
     model = str(trained_models["crf"])
-    result = run("predict", str(texts), "--model", model, "--device", "auto", "--precision", "int8")
+    threads = torch.get_num_threads()
+    try:
+        result = run("predict", str(texts), "--model", model, "--device", "auto", "--precision", "int8",
+                     "--threads", "3")  # not the default (half the cores) of a 2-core machine
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     assert len(result.stdout.splitlines()) == 4
     write_conll(tmp_path / "gold.txt", synthetic_dev[:20])
@@ -191,6 +197,7 @@ def test_predict_and_evaluate_take_device_and_precision(trained_models, tmp_path
     (["--device", "cuda:0"], "no CUDA GPU is available here"),
     (["--device", "tpu"], "expected auto, cpu, cuda or cuda:N"),
     (["--precision", "fp16"], "expected fp32, bf16, int8"),
+    (["--threads", "0"], "--threads 0: expected a whole number of CPU threads >= 1"),
 ])
 def test_refused_devices_and_precisions_exit_2_with_one_paragraph(trained_models, tmp_path, monkeypatch,
                                                                   options, message):
