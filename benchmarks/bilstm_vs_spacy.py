@@ -2,10 +2,12 @@
 beside spaCy's CPU "efficiency" NER pipeline trained on the same CoNLL-2003 data, one thread each,
 in this one process, interleaved, medians of the repeats; and each system's test F1.
 
-    bash benchmarks/spacy_baseline.sh                       # spaCy's model (its own venv)
+    bash benchmarks/spacy_baseline.sh train                 # spaCy's model, in its own venv
     nerkit train --config configs/conll-bilstm-crf.yaml     # nerkit's model
-    benchmarks/results/spacy-venv/bin/python benchmarks/bilstm_vs_spacy.py \
-        --model runs/conll-bilstm-crf --spacy benchmarks/results/spacy/model/model-best [--stages]
+    python benchmarks/bilstm_vs_spacy.py --model runs/conll-bilstm-crf [--repeats 5] [--stages]
+
+Without spaCy importable, the script runs itself again with the Python of the virtual environment
+``spacy_baseline.sh`` made (benchmarks/results/spacy-venv), where spaCy is.
 
 Input: every CoNLL-2003 test sentence as raw text (its tokens joined by spaces), given as one
 list. Each system returns, per text, its entities as (start, end, label) character offsets; the
@@ -21,7 +23,9 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[variable] = "1"  # before numpy (spaCy's thinc) and torch start their thread pools
 
 import argparse  # noqa: E402
+import importlib.util  # noqa: E402
 import statistics  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -29,6 +33,9 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from nerkit import Tagger, read_examples  # noqa: E402
+
+SPACY_PYTHON = Path(__file__).parent / "results" / "spacy-venv" / "bin" / "python"
+SPACY_MODEL = Path(__file__).parent / "results" / "spacy" / "model" / "model-best"
 
 
 def nerkit_entities(tagger: Tagger, texts: list[str]) -> list[list[tuple[int, int, str]]]:
@@ -80,11 +87,15 @@ def f1(gold: list[set], predicted: list[set]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="nerkit BiLSTM model directory")
-    parser.add_argument("--spacy", type=Path, required=True, help="spaCy pipeline directory (model-best)")
+    parser.add_argument("--spacy", type=Path, default=SPACY_MODEL, help="spaCy pipeline directory")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/conll2003"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--stages", action="store_true", help="also time each step of nerkit torch fp32")
     args = parser.parse_args()
+    if importlib.util.find_spec("spacy") is None:
+        if not SPACY_PYTHON.is_file():
+            raise SystemExit("spaCy is not installed here: run `bash benchmarks/spacy_baseline.sh train` first")
+        os.execv(SPACY_PYTHON, [str(SPACY_PYTHON), __file__, *sys.argv[1:]])
     torch.set_num_threads(1)
 
     import spacy
