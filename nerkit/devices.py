@@ -78,9 +78,13 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 
 def default_cpu_threads() -> int:
-    """Half the cores this process may run on (its CPU affinity), at least one."""
+    """Half the cores this process may run on (its CPU affinity), shared among the processes of a
+    multi-process run on this machine (``LOCAL_WORLD_SIZE``, set by torchrun and accelerate), at
+    least one."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // 2)
+    local = os.environ.get("LOCAL_WORLD_SIZE", "").strip()
+    processes = int(local) if local.isdigit() and int(local) >= 1 else 1
+    return max(1, cores // 2 // processes)
 
 
 def set_cpu_threads(threads: int | None = None) -> int:

@@ -219,7 +219,13 @@ def test_cpu_threads_default_to_half_the_cores_unless_told(monkeypatch):
     saved = torch.get_num_threads()
     try:
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+        monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
         assert default_cpu_threads() == 8
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # four processes of one run share the machine
+        assert default_cpu_threads() == 2
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "64")
+        assert default_cpu_threads() == 1
+        monkeypatch.delenv("LOCAL_WORLD_SIZE")
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
         assert default_cpu_threads() == 1
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
