@@ -120,10 +120,10 @@ class CRFHead(AdjustedTaggingHead):
         # Backtrack all rows at once: a row's best last tag enters at its own last word, and
         # before that each position takes the pointer of the tag chosen after it.
         last = mask.sum(dim=1) - 1  # shape: (batch,)
-        tag = score.argmax(dim=1)  # shape: (batch,)
+        best_last = tag = score.argmax(dim=1)  # shape: (batch,)
         path = torch.zeros_like(mask, dtype=torch.long)
         for t in range(emissions.shape[1] - 1, -1, -1):
-            tag = torch.where(last == t, score.argmax(dim=1), tag)
+            tag = torch.where(last == t, best_last, tag)
             path[:, t] = torch.where(t <= last, tag, 0)
             if t > 0:  # backpointers[t - 1] maps the tag at t to the best one at t - 1
                 tag = backpointers[t - 1].gather(1, tag.unsqueeze(1)).squeeze(1)
