@@ -104,6 +104,14 @@ class TaggingHead(Head):
         return [ScoredSpan(s.start, s.end, s.type, sum(tag_scores[s.start:s.end]) / (s.end - s.start))
                 for s in spans]
 
+    def spans_from_batch(self, tag_ids: torch.Tensor, tag_scores: torch.Tensor,
+                         mask: torch.Tensor) -> list[list[ScoredSpan]]:
+        """``spans_from_tags`` for every row of a batch: tag ids and their scores of shape (batch,
+        words), each row read up to its length in ``mask`` (one ``tolist`` per tensor, not per row)."""
+        lengths = mask.sum(dim=1).tolist()
+        return [self.spans_from_tags(tags[:length], scores[:length])
+                for tags, scores, length in zip(tag_ids.tolist(), tag_scores.tolist(), lengths)]
+
     def config(self) -> dict[str, Any]:
         return {"type": self.kind, "scheme": self.scheme}
 

@@ -191,9 +191,7 @@ class CRFHead(AdjustedTaggingHead):
         emissions = self.adjusted_emissions(scores["emissions"].float())  # shape: (batch, words, tags)
         paths = self.viterbi(emissions, mask)  # shape: (batch, words)
         chosen = self.marginals(emissions, mask).gather(2, paths.unsqueeze(2)).squeeze(2)  # shape: (batch, words)
-        lengths = mask.sum(dim=1).tolist()
-        return [self.spans_from_tags(path[:length], probabilities[:length])
-                for path, probabilities, length in zip(paths.tolist(), chosen.tolist(), lengths)]
+        return self.spans_from_batch(paths, chosen, mask)
 
 
 def _shifted(scores: torch.Tensor) -> torch.Tensor:

@@ -53,9 +53,7 @@ class SoftmaxHead(AdjustedTaggingHead):
     def decode_scores(self, scores, batch) -> list[list[ScoredSpan]]:
         probabilities = torch.softmax(self.adjusted_logits(scores["logits"]), dim=-1)  # shape: (batch, words, tags)
         best, tag_ids = probabilities.max(dim=-1)  # shape: (batch, words) each
-        lengths = batch["mask"].sum(dim=1).tolist()
-        return [self.spans_from_tags(tags[:length], chosen[:length])
-                for tags, chosen, length in zip(tag_ids.tolist(), best.tolist(), lengths)]
+        return self.spans_from_batch(tag_ids, best, batch["mask"])
 
 
 
