@@ -372,6 +372,9 @@ def compare(
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated seeds; each loss is trained once per seed.")] = None,
     output: Annotated[str, typer.Option(help="Directory for the runs, the table and the plot.")] = "runs/compare",
     overwrite: Annotated[bool, typer.Option(help="Replace runs already in the output directory.")] = False,
+    resume: Annotated[bool, typer.Option(help="Keep the runs already in the output directory: a finished run "
+                                         "is scored, not trained again; a stopped one continues from its last "
+                                         "checkpoint. Refused for a run of another configuration or data.")] = False,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any field (repeatable).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = False,
     select_for: Annotated[Optional[str], typer.Option(
@@ -401,7 +404,7 @@ def compare(
     except ValueError:
         raise NerkitError(f"--seeds {seeds!r}: expected comma-separated integers") from None
     comparison = run_comparison(resolved, [item for item in losses_.split(",") if item.strip()], seeds=seed_list,
-                                overwrite=overwrite, bootstrap=bootstrap)
+                                overwrite=overwrite, resume=resume, bootstrap=bootstrap)
     typer.echo(comparison.markdown())
     for path in write_comparison(comparison, Path(output)):
         typer.echo(f"wrote {path}")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nerkit.config import Config, parse_override
-from nerkit.errors import ConfigError
+from nerkit.errors import ConfigError, NerkitError
 from nerkit.extras import optional
 from nerkit.metrics.bootstrap import Interval, UnitCounts, bootstrap_intervals, paired_differences
 
@@ -227,17 +227,20 @@ def parse_loss(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def compare(config: Config, losses: list[str], *, seeds: list[int] | None = None, overwrite: bool = False,
-            bootstrap: int = 1000, bootstrap_seed: int = 0) -> Comparison:
+            resume: bool = False, bootstrap: int = 1000, bootstrap_seed: int = 0) -> Comparison:
     """Train ``config`` once per loss and seed under ``config.output/<loss>/seed-<seed>``; runs
-    already there are refused unless ``overwrite``. Dev and test are scored with each run's
-    best model; with ``bootstrap`` resamples (0: none), every F1 gets an interval and every loss
-    a paired difference to the first one (resamples seeded by ``bootstrap_seed``)."""
+    already there are refused unless ``overwrite`` (train them again) or ``resume`` (see
+    ``_train_run``). Dev and test are scored with each run's best model; with ``bootstrap``
+    resamples (0: none), every F1 gets an interval and every loss a paired difference to the
+    first one (resamples seeded by ``bootstrap_seed``)."""
     from nerkit.evaluation import check_resamples, score_predictions, unit_counts
-    from nerkit.training.loop import train
     from nerkit.predict import Tagger
 
     if not losses:
         raise ConfigError("--losses: name at least one loss")
+    if overwrite and resume:
+        raise ConfigError("--overwrite and --resume contradict each other: --overwrite trains every run again, "
+                          "--resume keeps the runs already there; pass one")
     check_resamples(bootstrap)
     parsed = [(text, *parse_loss(text)) for text in losses]
     train_examples = config.data.load("train")
@@ -255,7 +258,7 @@ def compare(config: Config, losses: list[str], *, seeds: list[int] | None = None
             run_config.output = str(run_dir)
             run_config.data.test = None  # scored below, once, with the best model
             logger.info("compare: loss %s, seed %d -> %s", text, seed, run_dir)
-            train(run_config, overwrite=overwrite)
+            _train_run(run_config, overwrite=overwrite, resume=resume)
             tagger = Tagger.from_pretrained(run_dir)
             run = LossRun(text, seed, None, None, posthoc_tau=getattr(tagger.head, "posthoc_tau", None))
             for split, gold in examples.items():
@@ -270,6 +273,39 @@ def compare(config: Config, losses: list[str], *, seeds: list[int] | None = None
     if bootstrap:
         add_comparison_intervals(comparison, bootstrap, bootstrap_seed)
     return comparison
+
+
+def _train_run(config: Config, *, overwrite: bool, resume: bool) -> None:
+    """Train one run of a comparison into ``config.output``. With ``resume``, a run already
+    there under this very configuration and data is kept: scored as it is when it finished,
+    continued from its last checkpoint when it was stopped; a run of anything else is refused."""
+    from nerkit.training import checkpoint, rundir
+    from nerkit.training.loop import CHECKPOINT_DIR, train
+
+    output = Path(config.output)
+    if not resume or not (output.is_dir() and any(output.iterdir())):
+        train(config, overwrite=overwrite)
+        return
+    record = rundir.RunRecord.load(output)
+    if record is None:
+        raise NerkitError(f"{output} holds a model or files but no {rundir.RUN_FILE}: --resume cannot tell which "
+                          "run it is; pass --overwrite to train it again, or choose another --output")
+    if rundir.config_hash(config) not in (record.config_hash, *record.resumed_with):
+        raise NerkitError(f"{output} holds run {record.run_id[:8]}, trained under another configuration than "
+                          "this comparison's (a setting, the data paths or the epochs differ); --resume would "
+                          "mix two set-ups in one table. Pass --overwrite to train it again, or choose another "
+                          "--output")
+    if rundir.data_fingerprints(config) != record.data:
+        raise NerkitError(f"{output} holds run {record.run_id[:8]}, trained on other data than this comparison's "
+                          f"(the content of {config.data.train} or {config.data.dev} changed since); pass "
+                          "--overwrite to train it again, or choose another --output")
+    if record.finished:
+        logger.info("compare: %s finished before (%s): scored as it is", output, record.finished)
+    elif checkpoint.latest_checkpoint(output / CHECKPOINT_DIR) is not None:
+        logger.info("compare: %s was stopped before it finished: continuing it from its last checkpoint", output)
+        train(config, resume=True)
+    else:  # stopped before its first checkpoint: nothing of it to keep
+        train(config, overwrite=True)
 
 
 def add_comparison_intervals(comparison: Comparison, resamples: int, seed: int = 0) -> None:

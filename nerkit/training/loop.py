@@ -148,6 +148,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> T
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if checkpoint_dir:
+            run.finished = None  # under way again (more epochs, or after a kill)
             run.write(output)
         else:
             rundir.begin_run(config, new_run)
@@ -170,8 +171,12 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> T
                              accumulation=config.training.gradient_accumulation, deadline=deadline)
     with reporter:
         reason = h.run_handlers(events, list(handlers.values()))
-    if reason and accelerator.is_main_process:
-        logger.info(reason)
+    if accelerator.is_main_process:
+        if reason:
+            logger.info(reason)
+        planned = f"{config.training.max_steps} steps" if config.training.max_steps else f"{epochs} epochs"
+        run.finished = reason or f"trained the planned {planned}"
+        run.write(output)  # the run is complete: `nerkit compare --resume` scores it instead of training it again
 
     best = handlers["best"].state
     return TrainResult(output, best.f1, best.epoch, checkpoints.state.step, handlers["history"].state.records,

@@ -79,6 +79,7 @@ class RunRecord:
     config_hash: str
     data: dict[str, str | None]  # split -> fingerprint
     resumed_with: list[str] = field(default_factory=list)  # configuration hashes of later resumes
+    finished: str | None = None  # why training ended, once it has (None: under way, or killed)
 
     @classmethod
     def for_config(cls, config: Config) -> "RunRecord":
