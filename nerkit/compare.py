@@ -233,7 +233,7 @@ def compare(config: Config, losses: list[str], *, seeds: list[int] | None = None
     ``_train_run``). Dev and test are scored with each run's best model; with ``bootstrap``
     resamples (0: none), every F1 gets an interval and every loss a paired difference to the
     first one (resamples seeded by ``bootstrap_seed``)."""
-    from nerkit.evaluation import check_resamples, score_predictions, unit_counts
+    from nerkit.evaluation import check_resamples
     from nerkit.predict import Tagger
 
     if not losses:
@@ -259,20 +259,29 @@ def compare(config: Config, losses: list[str], *, seeds: list[int] | None = None
             run_config.data.test = None  # scored below, once, with the best model
             logger.info("compare: loss %s, seed %d -> %s", text, seed, run_dir)
             _train_run(run_config, overwrite=overwrite, resume=resume)
-            tagger = Tagger.from_pretrained(run_dir)
-            run = LossRun(text, seed, None, None, posthoc_tau=getattr(tagger.head, "posthoc_tau", None))
-            for split, gold in examples.items():
-                if not gold:
-                    continue
-                predicted = tagger.predict_examples(gold)
-                report = score_predictions(gold, predicted, tagger.entity_types, bootstrap=bootstrap,
-                                           seed=bootstrap_seed)
-                setattr(run, split, report.as_dict())
-                run.counts[split] = unit_counts(gold, predicted, list(report.per_type))
-            comparison.runs.append(run)
+            comparison.runs.append(score_run(Tagger.from_pretrained(run_dir), text, seed, examples,
+                                             bootstrap=bootstrap, bootstrap_seed=bootstrap_seed))
     if bootstrap:
         add_comparison_intervals(comparison, bootstrap, bootstrap_seed)
     return comparison
+
+
+def score_run(tagger, label: str, seed: int, examples: dict[str, list], *, bootstrap: int = 1000,
+              bootstrap_seed: int = 0) -> LossRun:
+    """``tagger`` (as it is configured, post-hoc tau included) scored on each split of
+    ``examples`` (``{"dev": [...], "test": [...]}``; an empty split is skipped): one row of a
+    ``Comparison``, with the per-unit counts its paired differences are drawn from."""
+    from nerkit.evaluation import score_predictions, unit_counts
+
+    run = LossRun(label, seed, None, None, posthoc_tau=getattr(tagger.head, "posthoc_tau", None))
+    for split, gold in examples.items():
+        if not gold:
+            continue
+        predicted = tagger.predict_examples(gold)
+        report = score_predictions(gold, predicted, tagger.entity_types, bootstrap=bootstrap, seed=bootstrap_seed)
+        setattr(run, split, report.as_dict())
+        run.counts[split] = unit_counts(gold, predicted, list(report.per_type))
+    return run
 
 
 def _train_run(config: Config, *, overwrite: bool, resume: bool) -> None:
