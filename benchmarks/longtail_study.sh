@@ -111,12 +111,12 @@ case $phase in
     nerkit compare "${MINILM_CONLL[@]}" --encoder "$(minilm)/model" --head "${phase#conll-minilm-}" \
       --losses ce,weighted-ce --seeds 1,2,3 --output $R/conll/$phase ;;
   conll-plateau-softmax)  # BiLSTM-softmax at the plateau: ce and its best rival first, then the others.
-    # An optional second argument trains only those losses (a second process on the other core:
-    # `conll-plateau-softmax focal`); the phase without it then scores every run into one table.
-    nerkit compare "${PLATEAU[@]}" "${PLATEAU_CONLL[@]}" --head softmax --seeds 1,2,3 \
+    # Optional arguments LOSSES and SEEDS train only those (a second process on the other core:
+    # `conll-plateau-softmax weighted-ce 3`); the phase run again scores every run into one table.
+    nerkit compare "${PLATEAU[@]}" "${PLATEAU_CONLL[@]}" --head softmax --seeds "${3:-1,2,3}" \
       --losses "${2:-ce,weighted-ce,logit-adjusted,focal}" --output $R/conll/plateau-softmax ;;
-  conll-plateau-crf)  # BiLSTM-CRF at the plateau: the plain and the weighted CRF
-    nerkit compare "${PLATEAU[@]}" "${PLATEAU_CONLL[@]}" --head crf --seeds 1,2,3 \
+  conll-plateau-crf)  # BiLSTM-CRF at the plateau: the plain and the weighted CRF (optional SEEDS)
+    nerkit compare "${PLATEAU[@]}" "${PLATEAU_CONLL[@]}" --head crf --seeds "${2:-1,2,3}" \
       --losses ce,weighted-ce --output $R/conll/plateau-crf ;;
   weibo-plateau-softmax|weibo-plateau-crf)
     nerkit compare "${PLATEAU[@]}" "${PLATEAU_WEIBO[@]}" --head "${phase#weibo-plateau-}" --seeds 1,2,3 \
