@@ -121,8 +121,9 @@ case $phase in
   weibo-plateau-softmax|weibo-plateau-crf)
     nerkit compare "${PLATEAU[@]}" "${PLATEAU_WEIBO[@]}" --head "${phase#weibo-plateau-}" --seeds 1,2,3 \
       --losses ce,weighted-ce --output $R/weibo/${phase#weibo-} ;;
-  conll-plateau-posthoc)  # the plateau's ce softmax models with a post-hoc tau chosen on dev macro F1
-    python - $R/conll/plateau-softmax "${PLATEAU_CONLL[@]}" <<'PY'
+  conll-plateau-posthoc)  # the plateau's ce models of HEAD (softmax, the default, or crf: the
+    # emissions before Viterbi) with a post-hoc tau chosen on dev macro F1 (nerkit's grid, -2 to 2)
+    python - $R/conll/plateau-"${2:-softmax}" "${PLATEAU_CONLL[@]}" <<'PY'
 import sys
 from collections import Counter
 from pathlib import Path
@@ -143,7 +144,7 @@ for label, tune in (("ce", False), ("ce + post-hoc tau (dev macro)", True)):
         comparison.runs.append(score_run(tagger, label, int(model.name.split("-")[1]), {"dev": dev, "test": test}))
 add_comparison_intervals(comparison, 1000)
 print(comparison.markdown())
-write_comparison(comparison, root.with_name("plateau-softmax-posthoc"))
+write_comparison(comparison, root.with_name(root.name + "-posthoc"))
 PY
     ;;
   conll-posthoc)
