@@ -502,7 +502,20 @@ def debug_data(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Under a launcher (``torchrun``, ``accelerate launch``) each process leaves its process
+    group before the interpreter exits: one left to the interpreter's shutdown can abort the
+    process ("terminate called without an active exception", exit -6) while its gloo threads
+    are still running, and the launcher then fails a run that trained and saved its model."""
+    distributed = sys.modules.get("torch.distributed")  # never imported: no group to leave
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -140,3 +140,20 @@ def test_two_processes_resume_exactly(tmp_path, uninterrupted, environment, corp
     assert resumed.keys() == expected.keys()
     assert all(torch.equal(resumed[name], expected[name]) for name in expected), {
         name: (resumed[name] - expected[name]).abs().max().item() for name in expected}
+
+
+def test_command_line_leaves_the_process_group(tmp_path, monkeypatch):
+    """Each launched process leaves its group when its command ends, however it ends (here
+    `nerkit --version`, which exits through SystemExit): a group left to the interpreter's
+    shutdown once aborted a finished two-process run (exit -6)."""
+    from nerkit_cli.main import main
+
+    torch.distributed.init_process_group("gloo", init_method=(tmp_path / "store").as_uri(), rank=0, world_size=1)
+    try:
+        monkeypatch.setattr(sys, "argv", ["nerkit", "--version"])
+        with pytest.raises(SystemExit):
+            main()
+        assert not torch.distributed.is_initialized()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
