@@ -147,6 +147,21 @@ print(comparison.markdown())
 write_comparison(comparison, root.with_name(root.name + "-posthoc"))
 PY
     ;;
+  plateau-epochs)  # how each plateau run ended, from its history.json and run.json
+    python - $R/conll/plateau-*/*/seed-* <<'PY'
+import json, sys
+from pathlib import Path
+for run in map(Path, sys.argv[1:]):
+    history = json.loads((run / "history.json").read_text())
+    dev = [record["dev_f1"] * 100 for record in history]
+    best = max(range(len(dev)), key=dev.__getitem__)
+    last_ten = max(dev) - max(dev[:-10], default=0.0)
+    minutes = sum(record["seconds"] for record in history) / 60
+    finished = json.loads((run / "run.json").read_text())["finished"]
+    print(f"{run.relative_to(run.parents[2])}: {len(history)} epochs, best {best + 1} (dev {dev[best]:.2f}), "
+          f"+{last_ten:.2f} dev F1 in the last 10, {minutes:.0f} min of training; {finished}")
+PY
+    ;;
   conll-posthoc)
     posthoc conll ../shared/data/conll2003/dev.txt ../shared/data/conll2003/test.txt ;;
   flooding-rerun)  # after the fix of the flooding/cosine-classifier bug (docs/imbalance.md, Problems 1)
