@@ -114,16 +114,18 @@ case $phase in
     # Optional arguments LOSSES and SEEDS train only those (a second process on the other core:
     # `conll-plateau-softmax weighted-ce 3`); the phase run again scores every run into one table.
     nerkit compare "${PLATEAU[@]}" "${PLATEAU_CONLL[@]}" --head softmax --seeds "${3:-1,2,3}" \
-      --losses "${2:-ce,weighted-ce,logit-adjusted,focal}" --output $R/conll/plateau-softmax ;;
+      --losses "${2:-ce,weighted-ce,logit-adjusted,focal,soft-truncated,dice}" --output $R/conll/plateau-softmax ;;
   conll-plateau-crf)  # BiLSTM-CRF at the plateau: the plain and the weighted CRF (optional SEEDS)
     nerkit compare "${PLATEAU[@]}" "${PLATEAU_CONLL[@]}" --head crf --seeds "${2:-1,2,3}" \
       --losses ce,weighted-ce --output $R/conll/plateau-crf ;;
-  weibo-plateau-softmax|weibo-plateau-crf)
-    nerkit compare "${PLATEAU[@]}" "${PLATEAU_WEIBO[@]}" --head "${phase#weibo-plateau-}" --seeds 1,2,3 \
-      --losses ce,weighted-ce --output $R/weibo/${phase#weibo-} ;;
-  conll-plateau-posthoc)  # the plateau's ce models of HEAD (softmax, the default, or crf: the
-    # emissions before Viterbi) with a post-hoc tau chosen on dev macro F1 (nerkit's grid, -2 to 2)
-    python - $R/conll/plateau-"${2:-softmax}" "${PLATEAU_CONLL[@]}" <<'PY'
+  weibo-plateau-softmax|weibo-plateau-crf)  # Weibo at the plateau (optional LOSSES and SEEDS, as above)
+    nerkit compare "${PLATEAU[@]}" "${PLATEAU_WEIBO[@]}" --head "${phase#weibo-plateau-}" --seeds "${3:-1,2,3}" \
+      --losses "${2:-ce,weighted-ce}" --output $R/weibo/${phase#weibo-} ;;
+  conll-plateau-posthoc|weibo-plateau-posthoc)  # the plateau's ce models of HEAD (softmax, the
+    # default, or crf: the emissions before Viterbi) with a post-hoc tau chosen on dev macro F1
+    # (nerkit's grid, -2 to 2)
+    if [[ $phase == conll-* ]]; then data=("${PLATEAU_CONLL[@]}"); else data=("${PLATEAU_WEIBO[@]}"); fi
+    python - $R/${phase%%-*}/plateau-"${2:-softmax}" "${data[@]}" <<'PY'
 import sys
 from collections import Counter
 from pathlib import Path
@@ -148,7 +150,7 @@ write_comparison(comparison, root.with_name(root.name + "-posthoc"))
 PY
     ;;
   plateau-epochs)  # how each plateau run ended, from its history.json and run.json
-    python - $R/conll/plateau-*/*/seed-* <<'PY'
+    python - $R/*/plateau-*/*/seed-* <<'PY'
 import json, sys
 from pathlib import Path
 for run in map(Path, sys.argv[1:]):
@@ -158,7 +160,7 @@ for run in map(Path, sys.argv[1:]):
     last_ten = max(dev) - max(dev[:-10], default=0.0)
     minutes = sum(record["seconds"] for record in history) / 60
     finished = json.loads((run / "run.json").read_text())["finished"]
-    print(f"{run.relative_to(run.parents[2])}: {len(history)} epochs, best {best + 1} (dev {dev[best]:.2f}), "
+    print(f"{run.relative_to(run.parents[3])}: {len(history)} epochs, best {best + 1} (dev {dev[best]:.2f}), "
           f"+{last_ten:.2f} dev F1 in the last 10, {minutes:.0f} min of training; {finished}")
 PY
     ;;
