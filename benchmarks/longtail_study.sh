@@ -154,6 +154,9 @@ PY
 import json, sys
 from pathlib import Path
 for run in map(Path, sys.argv[1:]):
+    if not (run / "history.json").exists():
+        print(f"{run.relative_to(run.parents[3])}: no epoch finished yet")
+        continue
     history = json.loads((run / "history.json").read_text())
     dev = [record["dev_f1"] * 100 for record in history]
     best = max(range(len(dev)), key=dev.__getitem__)
