@@ -504,18 +504,45 @@ def debug_data(
 def main() -> None:
     try:
         app()
+    except SystemExit as stop:  # every command ends here, a failed one with exit 2
+        if "LOCAL_RANK" in os.environ and _process_group() is not None:
+            _exit_launched_process(stop.code)
+        raise
     finally:
         _leave_process_group()
 
 
-def _leave_process_group() -> None:
-    """Under a launcher (``torchrun``, ``accelerate launch``) each process leaves its process
-    group before the interpreter exits: one left to the interpreter's shutdown can abort the
-    process ("terminate called without an active exception", exit -6) while its gloo threads
-    are still running, and the launcher then fails a run that trained and saved its model."""
-    distributed = sys.modules.get("torch.distributed")  # never imported: no group to leave
+def _process_group():
+    """``torch.distributed`` when this process is in a process group, else None."""
+    distributed = sys.modules.get("torch.distributed")  # never imported: no group
     if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        return distributed
+    return None
+
+
+def _leave_process_group() -> None:
+    """A process that is not launched (a script or a test that made its own group and called
+    ``main``) leaves its group when the command ends, so that nothing of it is left to the
+    interpreter's shutdown."""
+    distributed = _process_group()
+    if distributed is not None:
         distributed.destroy_process_group()
+
+
+def _exit_launched_process(code: int | str | None) -> None:
+    """End a process started by a launcher (``torchrun``, ``accelerate launch``: ``LOCAL_RANK``
+    is set) with the command's exit code, without the interpreter's shutdown. Left to it, a
+    finished two-process run aborted now and then ("terminate called without an active
+    exception", exit -6, in the C++ destructors of torch's gloo threads), with or without
+    ``destroy_process_group`` first, and the launcher failed a run that had saved its model.
+    Everything the command wrote is closed by then; the streams and log handlers are flushed
+    here."""
+    if isinstance(code, str):  # sys.exit("message"): the message on stderr, exit 1
+        print(code, file=sys.stderr)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
 if __name__ == "__main__":

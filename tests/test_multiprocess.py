@@ -157,3 +157,30 @@ def test_command_line_leaves_the_process_group(tmp_path, monkeypatch):
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+LAUNCHED = """
+import sys, torch.distributed
+from nerkit_cli.main import main
+torch.distributed.init_process_group("gloo", init_method=sys.argv[1], rank=0, world_size=1)
+sys.argv = ["nerkit", *sys.argv[2:]]
+try:
+    main()
+finally:
+    print("not reached: a launched process ends inside main")
+"""
+
+
+@pytest.mark.parametrize("arguments, code, stream, text", [
+    (["--version"], 0, "stdout", "nerkit"),
+    (["train", "--config", "missing.yaml"], 2, "stderr", "missing.yaml"),
+])
+def test_a_launched_process_ends_with_its_command_s_exit_code(tmp_path, arguments, code, stream, text):
+    """Under a launcher (LOCAL_RANK set) a process in a group ends inside `main`, with the
+    command's exit code and its output flushed, without the interpreter's shutdown."""
+    environment = {**os.environ, "LOCAL_RANK": "0"}
+    completed = subprocess.run([sys.executable, "-c", LAUNCHED, (tmp_path / "store").as_uri(), *arguments],
+                               env=environment, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert completed.returncode == code, completed.stderr[-2000:]
+    assert text in getattr(completed, stream)
+    assert "not reached" not in completed.stdout and "Traceback" not in completed.stderr
