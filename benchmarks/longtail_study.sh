@@ -142,7 +142,9 @@ for label, tune in (("ce", False), ("ce + post-hoc tau (dev macro)", True)):
     for model in models:
         tagger = Tagger.from_pretrained(model)
         if tune:  # dev only: the test data is scored once, with the chosen tau
-            print(f"{model}: tau {select_posthoc_tau(tagger, dev, 'macro').tau:g}")
+            choice = select_posthoc_tau(tagger, dev, "macro")
+            grid = ", ".join(f"{tau:g}: {100 * f1:.2f}" for tau, f1 in choice.scores.items())
+            print(f"{model}: tau {choice.tau:g} (dev macro F1 by tau: {grid})")
         comparison.runs.append(score_run(tagger, label, int(model.name.split("-")[1]), {"dev": dev, "test": test}))
 add_comparison_intervals(comparison, 1000)
 print(comparison.markdown())

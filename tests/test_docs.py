@@ -24,7 +24,6 @@ def test_every_cited_section_of_the_loss_specification_exists():
     assert not missing, f"cited sections without a heading in docs/losses.md: {missing}"
 
 
-
 STUDY_PHASE = re.compile(r"benchmarks/(\w+_study\.sh) ([a-z][a-z0-9-]*)")
 CASE_LABEL = re.compile(r"^  ([a-z][a-z0-9|-]*)\)", re.MULTILINE)
 
