@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
+
+import torch
 
 from nerkit.data.sources import load_split
 from nerkit.data.spans import Example, ScoredSpan
 from nerkit.errors import NerkitError
+from nerkit.heads.base import decodes_from_scores
 from nerkit.metrics.bootstrap import UnitCounts, bootstrap_intervals, count_matches, group_units
 from nerkit.metrics.entity_f1 import Report, entity_report
 from nerkit.predict import Tagger
@@ -98,14 +101,48 @@ def select_posthoc_tau(tagger: Tagger, dev_examples: list[Example], metric: Lite
         raise NerkitError(f"select_for={metric!r}: expected micro or macro")
     if not dev_examples:
         raise NerkitError("choosing the post-hoc tau needs dev examples, and there are none")
+    saved = tagger.score_runtime
+    # The tau changes decoding only: the scores of the first evaluation are replayed in the others
+    # (a plug-in head that decodes word vectors itself is evaluated in full every time).
+    replay = _ReplayedScores(saved or tagger.model_scores) if decodes_from_scores(tagger.head) else None
     scores = {}
-    for tau in grid:
-        tagger.configure_decoding(posthoc_tau=tau)
-        scores[float(tau)] = getattr(evaluate(tagger, dev_examples), metric).f1
+    try:
+        for tau in grid:
+            tagger.configure_decoding(posthoc_tau=tau)
+            if replay is not None:
+                replay.rewind()
+                tagger.score_runtime = replay
+            scores[float(tau)] = getattr(evaluate(tagger, dev_examples), metric).f1
+    finally:
+        tagger.score_runtime = saved
     best = max(scores, key=lambda tau: (scores[tau], -abs(tau), -tau))
     tagger.configure_decoding(posthoc_tau=best)
     return TauChoice(best, metric, scores)
 
+
+class _ReplayedScores:
+    """A ``score_runtime`` that computes the decoding scores of each batch of the first
+    evaluation with ``score`` and replays them in the evaluations after (``rewind`` before each):
+    the post-hoc tau changes decoding only, so choosing it runs the encoder once, not once per
+    tau. Evaluations of the same examples batch them the same way; a batch whose mask differs
+    from the one recorded at its place is scored again."""
+
+    def __init__(self, score: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]):
+        self.score = score
+        self.recorded: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
+        self.position = 0
+
+    def rewind(self) -> None:
+        self.position = 0
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        place, self.position = self.position, self.position + 1
+        if place < len(self.recorded) and torch.equal(self.recorded[place][0], batch["mask"]):
+            return self.recorded[place][1]
+        scores = self.score(batch)
+        del self.recorded[place:]
+        self.recorded.append((batch["mask"], scores))
+        return scores
 
 def evaluate_model(model: str | Path, data: str, *, scheme: str = "auto", decoding: dict[str, Any] | None = None,
                    device: str = "auto", precision: str = "fp32", runtime: str = "torch",

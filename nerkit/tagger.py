@@ -381,18 +381,27 @@ class TaggerModel(nn.Module):
     @torch.inference_mode()
     def decode(self, batch: dict[str, torch.Tensor]) -> list[list[ScoredSpan]]:
         """The predicted spans of each example of an encoded batch. The encoder and the head's
-        scores run in ``score_runtime`` when one is set, else here (in bf16 autocast when the
-        precision says so); decoding (Viterbi, span selection) runs on float32 scores."""
+        scores run in ``score_runtime`` when one is set, else here (``model_scores``); decoding
+        (Viterbi, span selection) runs on float32 scores."""
         if self.score_runtime is not None:
             return self.head.decode_scores(self.score_runtime(batch), batch)
+        if not decodes_from_scores(self.head):  # a plug-in head that decodes word vectors itself
+            with self._autocast():
+                return self.head.decode(self.encoder(batch), batch)
+        return self.head.decode_scores(self.model_scores(batch), batch)
+
+    def model_scores(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The head's decoding scores (float32) of an encoded batch, computed by this model's
+        encoder and head (in bf16 autocast when the precision says so), whatever ``score_runtime`` is."""
+        with self._autocast():
+            scores = self.head.decoding_scores(self.encoder(batch), batch)
+        return {name: score.float() for name, score in scores.items()}
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
         # Only ever turned on here: an autocast of the caller's (training's mixed precision) stays as it is.
-        bf16 = self.precision == "bf16"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
-            word_vectors = self.encoder(batch)
-            if not decodes_from_scores(self.head):  # a plug-in head that decodes word vectors itself
-                return self.head.decode(word_vectors, batch)
-            scores = self.head.decoding_scores(word_vectors, batch)
-        return self.head.decode_scores({name: score.float() for name, score in scores.items()}, batch)
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
 
 def __getattr__(name: str):

@@ -72,6 +72,40 @@ def test_selection_takes_the_best_tau_for_the_named_metric(trained_models, metri
         assert choice.scores[tau] == getattr(evaluate(tagger, dev), metric).f1
 
 
+@pytest.mark.parametrize("head", ["softmax", "crf"])
+def test_selection_runs_the_encoder_once_and_scores_as_full_evaluations_do(trained_models, head, monkeypatch):
+    tagger = Tagger.from_pretrained(trained_models[head])
+    dev = synthetic_examples("dev")
+    forward, calls = tagger.encoder.forward, []
+    monkeypatch.setattr(tagger.encoder, "forward", lambda batch: calls.append(1) or forward(batch))
+    evaluate(tagger, dev)
+    batches, calls[:] = len(calls), []
+    grid = (-1.0, 0.0, 1.0, 3.0)
+    choice = select_posthoc_tau(tagger, dev, "macro", grid)
+    assert len(calls) == batches > 1  # one evaluation's worth, not one per tau
+    assert tagger.score_runtime is None  # the replay is gone afterwards
+    assert len(set(choice.scores.values())) > 1  # the taus do decide differently
+    for tau in grid:
+        tagger.configure_decoding(posthoc_tau=tau)
+        assert choice.scores[tau] == evaluate(tagger, dev).macro.f1
+
+
+def test_selection_replays_a_score_runtime_and_puts_it_back_even_on_error(trained_models):
+    tagger = Tagger.from_pretrained(trained_models["crf"])
+    dev, calls = synthetic_examples("dev")[:40], []
+
+    def runtime(batch):  # stands in for the ONNX runtime of `--runtime onnx`
+        calls.append(1)
+        return tagger.model_scores(batch)
+
+    tagger.score_runtime = runtime
+    select_posthoc_tau(tagger, dev, "micro", (0.0, 0.5, 1.0))
+    assert tagger.score_runtime is runtime and len(calls) == 1
+    with pytest.raises(ConfigError, match="finite"):
+        select_posthoc_tau(tagger, dev, "micro", (0.0, float("inf")))
+    assert tagger.score_runtime is runtime
+
+
 def test_ties_go_to_the_smallest_adjustment(trained_models):
     tagger = Tagger.from_pretrained(trained_models["crf"])
     choice = select_posthoc_tau(tagger, synthetic_examples("dev")[:40], "macro", (-1e-9, 1e-9, 0.0))
