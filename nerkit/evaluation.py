@@ -107,11 +107,11 @@ def select_posthoc_tau(tagger: Tagger, dev_examples: list[Example], metric: Lite
     replay = _ReplayedScores(saved or tagger.model_scores) if decodes_from_scores(tagger.head) else None
     scores = {}
     try:
+        tagger.score_runtime = replay or saved
         for tau in grid:
             tagger.configure_decoding(posthoc_tau=tau)
             if replay is not None:
                 replay.rewind()
-                tagger.score_runtime = replay
             scores[float(tau)] = getattr(evaluate(tagger, dev_examples), metric).f1
     finally:
         tagger.score_runtime = saved
@@ -143,6 +143,7 @@ class _ReplayedScores:
         del self.recorded[place:]
         self.recorded.append((batch["mask"], scores))
         return scores
+
 
 def evaluate_model(model: str | Path, data: str, *, scheme: str = "auto", decoding: dict[str, Any] | None = None,
                    device: str = "auto", precision: str = "fp32", runtime: str = "torch",
