@@ -37,6 +37,9 @@ PLATEAU=(--config configs/conll-bilstm-crf.yaml --set training.cpu_threads=1 --s
          --set training.patience=5 --epochs 60 --resume)
 PLATEAU_CONLL=(--train $C/train.txt --dev ../shared/data/conll2003/dev.txt --test ../shared/data/conll2003/test.txt)
 PLATEAU_WEIBO=(--train $W/train.txt --dev $W/dev.txt --test $W/test.txt --set data.scheme=BIO)
+# The softmax tagger's losses of the plateau and MiniLM rounds (the CRF head: ce and weighted-ce).
+SOFTMAX_LOSSES=ce,weighted-ce,logit-adjusted,focal,soft-truncated,dice
+losses_of() { if [[ $1 == *softmax ]]; then echo $SOFTMAX_LOSSES; else echo ce,weighted-ce; fi; }
 # Every token loss at its defaults (docs/losses.md section 6).
 DEFAULTS=ce,weighted-ce,focal,logit-adjusted,soft-truncated,hard-truncated,dice,flooding,am-softmax
 # The dev-only grid (seed 1) around the defaults focal gamma=2, logit-adjusted tau=1,
@@ -109,10 +112,8 @@ case $phase in
       --output $R/conll/crf-seeds ;;
   conll-minilm-softmax|conll-minilm-crf)  # MiniLM, 3 seeds each: the softmax tagger with the losses of
     # conll-plateau-softmax, the plain and the weighted CRF (optional LOSSES and SEEDS, as there)
-    losses=ce,weighted-ce
-    if [[ $phase == *softmax ]]; then losses=ce,weighted-ce,logit-adjusted,focal,soft-truncated,dice; fi
     nerkit compare "${MINILM_CONLL[@]}" --encoder "$(minilm)/model" --head "${phase#conll-minilm-}" \
-      --seeds "${3:-1,2,3}" --losses "${2:-$losses}" --output $R/conll/$phase ;;
+      --seeds "${3:-1,2,3}" --losses "${2:-$(losses_of $phase)}" --output $R/conll/$phase ;;
   weibo-minilm-vocab)  # why MiniLM (an English, uncased vocabulary) is not trained on Weibo: the
     # share of Weibo's characters, and of its entities' characters, its tokenizer reads as [UNK]
     python - "$(minilm)/model" $W/train.txt $W/dev.txt $W/test.txt <<'PY'
@@ -136,13 +137,14 @@ PY
     # Optional arguments LOSSES and SEEDS train only those (a second process on the other core:
     # `conll-plateau-softmax weighted-ce 3`); the phase run again scores every run into one table.
     nerkit compare "${PLATEAU[@]}" "${PLATEAU_CONLL[@]}" --head softmax --seeds "${3:-1,2,3}" \
-      --losses "${2:-ce,weighted-ce,logit-adjusted,focal,soft-truncated,dice}" --output $R/conll/plateau-softmax ;;
+      --losses "${2:-$(losses_of $phase)}" --output $R/conll/plateau-softmax ;;
   conll-plateau-crf)  # BiLSTM-CRF at the plateau: the plain and the weighted CRF (optional SEEDS)
     nerkit compare "${PLATEAU[@]}" "${PLATEAU_CONLL[@]}" --head crf --seeds "${2:-1,2,3}" \
       --losses ce,weighted-ce --output $R/conll/plateau-crf ;;
-  weibo-plateau-softmax|weibo-plateau-crf)  # Weibo at the plateau (optional LOSSES and SEEDS, as above)
+  weibo-plateau-softmax|weibo-plateau-crf)  # Weibo at the plateau, the losses of the CoNLL plateau
+    # phases (optional LOSSES and SEEDS, as above)
     nerkit compare "${PLATEAU[@]}" "${PLATEAU_WEIBO[@]}" --head "${phase#weibo-plateau-}" --seeds "${3:-1,2,3}" \
-      --losses "${2:-ce,weighted-ce}" --output $R/weibo/${phase#weibo-} ;;
+      --losses "${2:-$(losses_of $phase)}" --output $R/weibo/${phase#weibo-} ;;
   conll-plateau-posthoc|weibo-plateau-posthoc|conll-minilm-posthoc)  # the ce models of HEAD (softmax,
     # the default, or crf: the emissions before Viterbi) of the plateau phases or of MiniLM, with a
     # post-hoc tau chosen on dev macro F1 (nerkit's grid, -2 to 2)
@@ -152,12 +154,16 @@ PY
       conll-minilm-*) root=$R/conll/conll-minilm-${2:-softmax}; data=("${PLATEAU_CONLL[@]}") ;;
     esac
     python - "$root" "${data[@]}" <<'PY'
-import sys, time
+import statistics, sys, time
 from collections import Counter
 from pathlib import Path
 from nerkit import Tagger, read_examples
 from nerkit.compare import Comparison, add_comparison_intervals, score_run, write_comparison
 from nerkit.evaluation import evaluate, select_posthoc_tau
+
+def timed(function, *args):
+    start = time.perf_counter()
+    return function(*args), time.perf_counter() - start
 
 root = Path(sys.argv[1])
 train, dev, test = (read_examples(sys.argv[i]) for i in (3, 5, 7))  # after --train, --dev, --test
@@ -168,13 +174,11 @@ for label, tune in (("ce", False), ("ce + post-hoc tau (dev macro)", True)):
     for model in models:
         tagger = Tagger.from_pretrained(model)
         if tune:  # dev only: the test data is scored once, with the chosen tau
-            start = time.perf_counter()
-            evaluate(tagger, dev)
-            once, start = time.perf_counter() - start, time.perf_counter()
-            choice = select_posthoc_tau(tagger, dev, "macro")
+            once = statistics.median(timed(evaluate, tagger, dev)[1] for _ in range(3))  # the first warms up
+            choice, choosing = timed(select_posthoc_tau, tagger, dev, "macro")
             grid = ", ".join(f"{tau:g}: {100 * f1:.2f}" for tau, f1 in choice.scores.items())
             print(f"{model}: tau {choice.tau:g} (dev macro F1 by tau: {grid}); choosing it over "
-                  f"{len(choice.scores)} taus took {(time.perf_counter() - start) / once:.2f} dev evaluations' time")
+                  f"{len(choice.scores)} taus took {choosing / once:.2f} dev evaluations' time (median of 3)")
         comparison.runs.append(score_run(tagger, label, int(model.name.split("-")[1]), {"dev": dev, "test": test}))
 add_comparison_intervals(comparison, 1000)
 print(comparison.markdown())
