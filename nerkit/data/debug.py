@@ -22,7 +22,6 @@ byte-order-mark, or a kind a newer reader adds). A source that does not read at 
 
 from __future__ import annotations
 
-import json
 import logging
 import textwrap
 import unicodedata
@@ -35,6 +34,7 @@ from typing import Any
 from nerkit.data.readers import ReadStats
 from nerkit.data.sources import load_split
 from nerkit.data.spans import Example, Span
+from nerkit.data.untrusted import check_files, load_config, load_tokenizer, read_json
 from nerkit.errors import ConfigError
 
 ERROR, WARNING = "error", "warning"
@@ -403,16 +403,26 @@ class SubwordCounter:
     def load(cls, encoder: str | Path, window: int | None = None) -> "SubwordCounter":
         """From a Hugging Face model directory or hub name, or a nerkit model directory (its
         ``encoder/`` folder, and its ``encoder.max_window`` unless ``window`` is given)."""
-        from transformers import AutoConfig, AutoTokenizer
-
         source, directory = str(encoder), Path(encoder)
         if (directory / "encoder" / "config.json").is_file() and (directory / "config.json").is_file():
+            check_files(directory)  # a nerkit model directory: its own regular files only
             source = str(directory / "encoder")
-            saved = json.loads((directory / "config.json").read_text(encoding="utf-8")).get("encoder", {})
-            window = window or saved.get("max_window")
+            try:
+                saved = read_json(directory / "config.json")
+            except ValueError as error:
+                raise ConfigError(f"--encoder {encoder}: its config.json is {error}") from None
+            saved = saved.get("encoder") if isinstance(saved, dict) else None
+            window = window or (saved.get("max_window") if isinstance(saved, dict) else None)
+            if window is not None and (type(window) is not int or window < 8):
+                raise ConfigError(f"--encoder {encoder}: its config.json has encoder.max_window {window!r:.40}, "
+                                  "expected a number of sub-words (8 or more)")
+        elif directory.is_dir():
+            check_files(directory, confined=False)  # the hub's cache links files to its blobs
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source)
-            model_config = AutoConfig.from_pretrained(source)
+            tokenizer = load_tokenizer(source)
+            model_config = load_config(source)
+        except ConfigError:
+            raise
         except (OSError, ValueError) as error:
             raise ConfigError(f"--encoder {encoder}: cannot load its tokenizer ({str(error).splitlines()[0]}); "
                               "expected a transformer model directory (config.json and tokenizer files) or a "

@@ -21,6 +21,7 @@ from pydantic import Field
 from torch import nn
 
 from nerkit.data.spans import Example
+from nerkit.data.untrusted import check_files, load_config, load_tokenizer
 from nerkit.encoders.base import Encoder
 from nerkit.encoders.registry import EncoderContext, register_encoder
 from nerkit.errors import ConfigError, DataError, NerkitError
@@ -106,19 +107,22 @@ class TransformerEncoder(Encoder):
         """Load pretrained weights and tokenizer from a local directory or the hub. Only
         safetensors weights are read (``use_safetensors=True``): a ``pytorch_model.bin`` is a
         pickle, and nerkit never unpickles, not even through torch's restricted loader."""
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
         _quiet_transformers()
         source = settings["model"]
+        if Path(source).is_dir():
+            # Links are allowed (the hub's cache links a snapshot's files to its blobs), pipes and devices not.
+            check_files(source, confined=False)
         refuse_pickled_weights(source)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source)
-            config = AutoConfig.from_pretrained(source)
+            tokenizer = load_tokenizer(source)
+            config = load_config(source)
             # A config may name its weights file (transformers reads it even with use_safetensors).
             named = getattr(config, "transformers_weights", None)
             if named is not None and not str(named).endswith((".safetensors", ".safetensors.index.json")):
                 raise ConfigError(pickled_weights_message(source, str(named)))
-            model = AutoModel.from_pretrained(source, config=config, use_safetensors=True)
+            model = AutoModel.from_pretrained(source, config=config, use_safetensors=True, trust_remote_code=False)
         except (OSError, ValueError) as error:
             if "safetensors" in str(error) and not Path(source).is_dir():  # a hub model without safetensors
                 raise ConfigError(pickled_weights_message(source, "no model.safetensors")) from None
@@ -133,14 +137,14 @@ class TransformerEncoder(Encoder):
     def from_directory(cls, directory: Path, settings: dict[str, Any]) -> "TransformerEncoder":
         """Rebuild from a nerkit model directory: architecture and tokenizer from its
         ``encoder/`` folder; the weights come with the tagger's model.safetensors."""
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
         _quiet_transformers()
         source = directory / ENCODER_SUBDIR
         for name in SAVED_FILES:
             check_saved_file(source / name, f"{ENCODER_SUBDIR}/{name}")
-        model = AutoModel.from_config(AutoConfig.from_pretrained(source))
-        return cls(model, AutoTokenizer.from_pretrained(source), settings)
+        model = AutoModel.from_config(load_config(source), trust_remote_code=False)
+        return cls(model, load_tokenizer(source), settings)
 
     def config(self) -> dict[str, Any]:
         return {"type": "transformer", **self.settings}
