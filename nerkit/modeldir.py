@@ -23,7 +23,9 @@ new one. The next save decides as ``locate`` does (``recover``: finish that swap
 staging folder), so the model a user loaded is the one that stays. One writer at a time: two
 processes saving into one directory at once are not supported.
 
-Reading. ``locate`` verifies every file against the manifest. Directories written before
+Reading. ``locate`` refuses a directory holding anything but regular files and folders (a pipe or
+device would block the hash check; a link leading outside would read another file), then
+verifies every file against the manifest. Directories written before
 manifests existed (format versions 1 and 2 of ``config.json``) have none: they load without
 the hash check; ``nerkit.tagger`` still checks that labels, entity types, scheme and the
 weights' shapes agree, for every directory.
@@ -41,6 +43,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
+from nerkit.data.untrusted import UntrustedFileError, check_files, read_json
 from nerkit.errors import NerkitError
 
 logger = logging.getLogger(__name__)
@@ -201,9 +204,9 @@ def digest(path: Path, *, sync: bool = False) -> tuple[int, str]:
 def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
     """The files a manifest names; ``ValueError`` saying what is wrong when it is malformed."""
     try:
-        manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{MANIFEST_FILE} is not valid JSON ({error})") from None
+        manifest = read_json(folder / MANIFEST_FILE)
+    except ValueError as error:
+        raise ValueError(f"{MANIFEST_FILE} is {error}") from None
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(manifest, dict) or manifest.get("manifest_version") != MANIFEST_VERSION \
             or not isinstance(files, dict) or not files:
@@ -272,6 +275,11 @@ def locate(directory: str | Path) -> Path:
     if not directory.is_dir():
         raise ModelDirectoryError(f"{directory}: no such model directory; train one with `nerkit train` "
                                   "or pass the directory of a trained model")
+    try:
+        check_files(directory)  # before the hash check, which reads every file: a FIFO would block it
+    except UntrustedFileError as error:
+        raise not_loadable(directory, str(error), "Copy the model's files as regular files into a directory of "
+                                                  "their own.") from None
     problems = directory_problems(directory)
     if problems == []:
         return directory

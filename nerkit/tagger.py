@@ -17,20 +17,23 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.nn.modules.module import register_module_buffer_registration_hook, register_module_parameter_registration_hook
 
 from nerkit import modeldir
 from nerkit.config import Config, EncoderConfig, HeadConfig, LossConfig
 from nerkit.data.documents import join_documents
 from nerkit.data.schemes import scheme_tags, spans_to_tags
 from nerkit.data.text import TOKENIZER_RULE
+from nerkit.data.untrusted import read_json
 from nerkit.data.spans import Example, ScoredSpan, is_flat, keep_outermost
 from nerkit.devices import check_precision, quantize_linear_layers, resolve_device
 from nerkit.encoders import EncoderContext
@@ -69,9 +72,9 @@ def read_description(folder: Path, directory: Path) -> dict[str, Any]:
         raise modeldir.ModelDirectoryError(f"{directory}: not a nerkit model directory (no {CONFIG_FILE}); "
                                            "train one with `nerkit train` or pass the directory of a trained model")
     try:
-        description = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise modeldir.not_loadable(directory, f"{CONFIG_FILE} is not valid JSON ({error})") from None
+        description = read_json(path)
+    except ValueError as error:
+        raise modeldir.not_loadable(directory, f"{CONFIG_FILE} is {error}") from None
     if not isinstance(description, dict):
         raise modeldir.not_loadable(directory, f"{CONFIG_FILE} holds a {type(description).__name__}, "
                                                "not the JSON object that describes a model")
@@ -139,35 +142,95 @@ def rebuilding(directory: Path):
                                                f"{error}") from error
     # What third-party code (a transformers config, torch layers) raises on damaged values: a
     # flipped byte in encoder/config.json made transformers look up `torch.float22`.
-    except (OSError, ValueError, TypeError, LookupError, AttributeError, RuntimeError) as error:
+    except (OSError, ValueError, TypeError, LookupError, AttributeError, RuntimeError, NotImplementedError) as error:
+        hint = META_HINT if "meta" in str(error) else ""
         raise modeldir.not_loadable(directory, f"its files cannot rebuild the model its {CONFIG_FILE} describes "
-                                               f"({type(error).__name__}: {error})") from error
+                                               f"({type(error).__name__}: {error}){hint}") from error
 
 
-def read_weights(folder: Path, model: nn.Module, directory: Path) -> dict[str, torch.Tensor]:
-    """The tensors of ``model.safetensors``, which must be the model's, each of its shape."""
+META_HINT = ("; nerkit first builds a model on PyTorch's meta device, which allocates nothing, to check its sizes "
+             "against the weights: an encoder, head or loss must compute values from its settings (counts, weights "
+             "it validates) on tensors made with device='cpu'")
+
+
+def read_weights_header(folder: Path, directory: Path) -> dict[str, list[int]]:
+    """The name and shape of every tensor of ``model.safetensors``, from its header alone: nothing
+    is loaded (safetensors checks that the header's offsets cover the file exactly)."""
     try:
-        weights = load_file(str(folder / WEIGHTS_FILE))
+        with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as weights:
+            return {name: list(weights.get_slice(name).get_shape()) for name in weights.keys()}
     except FileNotFoundError:
         raise modeldir.not_loadable(directory, f"{WEIGHTS_FILE} is missing") from None
     except (SafetensorError, OSError, ValueError) as error:
         raise modeldir.not_loadable(directory, f"{WEIGHTS_FILE} is not a readable safetensors file "
                                                f"({str(error).splitlines()[0]})") from None
-    expected = model.state_dict()
-    problems = [f"{name} has shape {list(weights[name].shape)} in {WEIGHTS_FILE} and "
-                f"{list(expected[name].shape)} in the model" for name in expected.keys() & weights.keys()
-                if weights[name].shape != expected[name].shape]
-    if expected.keys() - weights.keys():
-        problems.append(f"{WEIGHTS_FILE} lacks {', '.join(sorted(expected.keys() - weights.keys())[:5])}")
-    if weights.keys() - expected.keys():
+
+
+def check_shapes(model: nn.Module, shapes: dict[str, list[int]], directory: Path) -> None:
+    """The tensors of the weights file (``shapes``, by name) must be the model's, each of its shape."""
+    expected = {name: list(tensor.shape) for name, tensor in model.state_dict().items()}
+    problems = [f"{name} has shape {shapes[name]} in {WEIGHTS_FILE} and {expected[name]} in the model"
+                for name in expected.keys() & shapes.keys() if shapes[name] != expected[name]]
+    if expected.keys() - shapes.keys():
+        problems.append(f"{WEIGHTS_FILE} lacks {', '.join(sorted(expected.keys() - shapes.keys())[:5])}")
+    if shapes.keys() - expected.keys():
         problems.append(f"{WEIGHTS_FILE} has tensors the model does not: "
-                        f"{', '.join(sorted(weights.keys() - expected.keys())[:5])}")
+                        f"{', '.join(sorted(shapes.keys() - expected.keys())[:5])}")
     if problems:
         labels = getattr(model, "label_names", [])
         raise modeldir.not_loadable(directory, f"the weights do not fit the model its {CONFIG_FILE} describes "
-                                               f"({len(labels)} labels: {', '.join(labels)}): "
+                                               f"({len(labels)} labels: {', '.join(labels[:20])}"
+                                               f"{', ...' if len(labels) > 20 else ''}): "
                                                + "; ".join(sorted(problems)[:5]))
-    return weights
+
+
+def read_weights(folder: Path, model: nn.Module, directory: Path) -> dict[str, torch.Tensor]:
+    """The tensors of ``model.safetensors``, which must be the model's, each of its shape."""
+    check_shapes(model, read_weights_header(folder, directory), directory)
+    try:
+        return load_file(str(folder / WEIGHTS_FILE))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise modeldir.not_loadable(directory, f"{WEIGHTS_FILE} is not a readable safetensors file "
+                                               f"({str(error).splitlines()[0]})") from None
+
+
+class SkeletonOverBudget(NerkitError):
+    """Building a model's skeleton registered more tensors or values than its weights can fill."""
+
+
+# While a skeleton is built on the meta device it may register this many more tensors and values
+# than the weights file holds: room for buffers that are not saved (position ids, the CRF's table
+# of allowed transitions, rotary tables), all small beside the weights of any real model.
+SKELETON_SLACK_TENSORS, SKELETON_SLACK_VALUES = 256, 1 << 24
+
+
+@contextlib.contextmanager
+def skeleton_budget(shapes: dict[str, list[int]]):
+    """Stop the build of a skeleton (on the meta device: no memory is used) as soon as it has
+    registered more parameters and buffers, or more values in them, than the weights file holds
+    (plus a slack): a config.json that claims 10,000 layers would otherwise cost minutes of
+    Python and gigabytes of module objects even on the meta device."""
+    tensors_left = 2 * len(shapes) + SKELETON_SLACK_TENSORS
+    values_left = 2 * sum(math.prod(shape) for shape in shapes.values()) + SKELETON_SLACK_VALUES
+
+    def count(module: nn.Module, name: str, tensor: torch.Tensor | None):
+        nonlocal tensors_left, values_left
+        if tensor is None or tensor.device.type != "meta":
+            return None  # another thread's real module, or a placeholder
+        tensors_left -= 1
+        values_left -= tensor.numel()
+        if tensors_left < 0 or values_left < 0:
+            raise SkeletonOverBudget(f"it describes a model of more tensors or values than {WEIGHTS_FILE} holds "
+                                     f"({len(shapes)} tensors, {sum(math.prod(s) for s in shapes.values()):,} values)")
+        return None
+
+    handles = [register_module_parameter_registration_hook(count), register_module_buffer_registration_hook(count)]
+    try:
+        with torch.device("meta"):
+            yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def count_labels(examples: list[Example], head: HeadConfig, entity_types: list[str]) -> tuple[list[str], list[int]]:
@@ -315,17 +378,33 @@ class TaggerModel(nn.Module):
         directory = Path(directory)
         folder = modeldir.locate(directory)  # the directory, or the complete model of an interrupted save
         description = read_description(folder, directory)
+        shapes = read_weights_header(folder, directory)
         with rebuilding(directory):
             check_labels(description, directory)
-            encoder = build_encoder(EncoderConfig.model_validate(description["encoder"]),
-                                    EncoderContext(directory=folder))
-            model_config = {key: description[key] for key in ("encoder", "head", "loss")}
-            model_config["document_context"] = description.get("document_context")  # absent before it existed
-            model_config["tokenizer"] = check_tokenizer(description, directory)
-            tagger = cls._assemble(model_config, encoder, description["entity_types"], description["label_names"],
-                                   description["label_counts"])
+            # First a skeleton on the meta device, which allocates nothing, checked against the
+            # weights' header: a config.json that claims a 12,000-wide model costs nothing.
+            try:
+                with skeleton_budget(shapes):
+                    skeleton = cls._rebuild(description, folder, directory)
+            except SkeletonOverBudget as error:
+                raise modeldir.not_loadable(directory, f"its {CONFIG_FILE} does not fit its weights: {error}") \
+                    from None
+        check_shapes(skeleton, shapes, directory)
+        del skeleton
+        with rebuilding(directory):
+            tagger = cls._rebuild(description, folder, directory)
         tagger.load_state_dict(read_weights(folder, tagger, directory))
         return tagger.to_device_and_precision(device, precision)
+
+    @classmethod
+    def _rebuild(cls, description: dict[str, Any], folder: Path, directory: Path) -> Self:
+        """The model a checked ``config.json`` describes, with untrained weights."""
+        encoder = build_encoder(EncoderConfig.model_validate(description["encoder"]), EncoderContext(directory=folder))
+        model_config = {key: description[key] for key in ("encoder", "head", "loss")}
+        model_config["document_context"] = description.get("document_context")  # absent before it existed
+        model_config["tokenizer"] = check_tokenizer(description, directory)
+        return cls._assemble(model_config, encoder, description["entity_types"], description["label_names"],
+                             description["label_counts"])
 
     def to_device_and_precision(self, device: str | torch.device = "cpu", precision: str = "fp32") -> Self:
         """Move the model for prediction (eval mode); refuses a device or precision this machine

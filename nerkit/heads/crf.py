@@ -22,7 +22,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from nerkit.data.schemes import allowed_transition
+from nerkit.data.schemes import allowed_transition, split_tag
 from nerkit.data.spans import ScoredSpan
 from nerkit.heads.base import AdjustedTaggingHead
 from nerkit.heads.registry import HeadContext, register_head
@@ -30,6 +30,27 @@ from nerkit.losses import hooks, log_prior
 
 # Finite, so that forbidden paths never produce inf - inf = NaN; exp(-1e4) is exactly 0 in float32.
 FORBIDDEN = -1e4
+
+
+def transition_table(tags: list[str], scheme: str) -> torch.Tensor:
+    """``allowed[a, b]``: may tag ``b`` follow tag ``a``. Whether it may depends only on the two
+    prefixes and on whether the types are the same, so the table is decided once for each such
+    case and spread by indexing: one decision per pair of tags would be tags^2 Python calls, hours
+    for a crafted config.json of 20,000 types before its weights could be checked."""
+    prefixes, types = zip(*(split_tag(tag) for tag in tags))
+    codes = sorted(set(prefixes))
+
+    def example(prefix: str, entity_type: str) -> str:
+        return "O" if prefix == "O" else f"{prefix}-{entity_type}"
+
+    # shape: (prefix of a, prefix of b, same type) -> allowed
+    decided = torch.tensor([[[allowed_transition(example(a, "X"), example(b, "X" if same else "Y"), scheme)
+                              for same in (False, True)] for b in codes] for a in codes])
+    prefix_ids = torch.tensor([codes.index(prefix) for prefix in prefixes])  # shape: (tags,)
+    type_index = {name: index for index, name in enumerate(dict.fromkeys(t for t in types if t is not None))}
+    type_ids = torch.tensor([type_index.get(t, -1) for t in types])  # shape: (tags,)
+    same = (type_ids.unsqueeze(1) == type_ids.unsqueeze(0)).long()  # shape: (tags, tags)
+    return decided[prefix_ids.unsqueeze(1), prefix_ids.unsqueeze(0), same]  # shape: (tags, tags)
 
 
 class CRFHead(AdjustedTaggingHead):
@@ -44,8 +65,7 @@ class CRFHead(AdjustedTaggingHead):
         self.transitions = nn.Parameter(torch.zeros(tags, tags))  # [from, to]
         self.start_transitions = nn.Parameter(torch.zeros(tags))
         self.end_transitions = nn.Parameter(torch.zeros(tags))
-        allowed = torch.tensor([[allowed_transition(a, b, self.scheme) for b in self.tags] for a in self.tags])
-        self.register_buffer("allowed", allowed, persistent=False)
+        self.register_buffer("allowed", transition_table(self.tags, self.scheme), persistent=False)
         self.register_buffer("start_allowed", torch.tensor([allowed_transition("START", t, self.scheme)
                                                             for t in self.tags]), persistent=False)
         self.register_buffer("end_allowed", torch.tensor([allowed_transition(t, "END", self.scheme)

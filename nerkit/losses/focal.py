@@ -106,7 +106,7 @@ def build_focal(
         check_range("alpha", alpha, 0.0, 1.0)
         return Focal(gamma, None, float(alpha), form, forbid="multiclass", **balance)
     try:
-        vector = torch.tensor([float(a) for a in alpha], dtype=torch.float64)
+        vector = torch.tensor([float(a) for a in alpha], dtype=torch.float64, device="cpu")
     except (TypeError, ValueError):
         raise ConfigError(f"alpha must be 'auto', null, a number or a list of numbers, got {alpha!r}") from None
     if form == "binary":

@@ -84,7 +84,7 @@ def build_logit_adjusted(
     check_range("prior_pseudo_count", prior_pseudo_count, 0.0, math.inf)
     if log_prior is not None:
         try:
-            prior = torch.tensor([float(v) for v in log_prior], dtype=torch.float64)
+            prior = torch.tensor([float(v) for v in log_prior], dtype=torch.float64, device="cpu")
         except (TypeError, ValueError):
             raise ConfigError(f"log_prior must be a list of numbers, got {log_prior!r}") from None
         if prior.numel() == 0 or not bool(torch.isfinite(prior).all()):

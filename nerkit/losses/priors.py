@@ -32,7 +32,8 @@ def _counts(counts: CountsLike, name: str = "label_counts") -> torch.Tensor:
         values = counts.detach().to(device="cpu", dtype=torch.float64)
     else:
         try:
-            values = torch.tensor([float(c) for c in counts], dtype=torch.float64)
+            # On the CPU even while a model is built on the meta device (nerkit.tagger): the values are checked.
+            values = torch.tensor([float(c) for c in counts], dtype=torch.float64, device="cpu")
         except (TypeError, ValueError):
             raise ConfigError(f"{name} must be a list of numbers, got {counts!r}") from None
     if values.dim() != 1 or values.numel() == 0:

@@ -89,7 +89,7 @@ def build_weighted_ce(
         len(label_counts) if label_counts is not None else None)
     if class_weight is not None:
         try:
-            weight = torch.tensor([float(w) for w in class_weight], dtype=torch.float64)
+            weight = torch.tensor([float(w) for w in class_weight], dtype=torch.float64, device="cpu")
         except (TypeError, ValueError):
             raise ConfigError(f"class_weight must be a list of numbers, got {class_weight!r}") from None
         if weight.numel() == 0 or not bool(torch.isfinite(weight).all()) or bool((weight < 0).any()):
