@@ -138,7 +138,7 @@ def test_the_export_describes_itself(models):
 
     directory = models["transformer", "span"]
     manifest = json.loads((directory / "onnx" / "export.json").read_text(encoding="utf-8"))
-    assert manifest["format_version"] == 2 and manifest["nerkit_version"] == __version__
+    assert manifest["format_version"] == 3 and manifest["nerkit_version"] == __version__
     assert (manifest["encoder"], manifest["head"]) == ("transformer", "span")
     assert manifest["inputs"] == ["input_ids", "attention_mask", "word_window", "word_start"]  # no unused inputs
     assert manifest["outputs"] == ["q", "k"]
@@ -174,7 +174,7 @@ def test_an_export_of_an_older_format_is_refused(models, tmp_path):
     manifest_path = directory / "onnx" / "export.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest_path.write_text(json.dumps({**manifest, "format_version": 1}), encoding="utf-8")
-    with pytest.raises(NerkitError, match=r"export format 1, not the one this nerkit reads \(2\); run `nerkit export"):
+    with pytest.raises(NerkitError, match=r"export format 1, not the one this nerkit reads \(3\); run `nerkit export"):
         Tagger.from_pretrained(directory, runtime="onnx")
 
 

@@ -11,7 +11,7 @@ import torch
 from nerkit.devices import check_precision, resolve_device
 from nerkit.errors import NerkitError
 from nerkit.export.graph import inference_session
-from nerkit.export.manifest import default_export_dir, read_manifest, require
+from nerkit.export.manifest import checked_graph, default_export_dir, read_manifest, require
 
 
 class OnnxScores:
@@ -53,10 +53,10 @@ def load_onnx_scores(model_dir: str | Path, export_dir: str | Path | None = None
                           f"this onnxruntime has {', '.join(available)}. Use --device cpu or --runtime torch")
     providers = ([("CUDAExecutionProvider", {"device_id": resolved.index or 0}), "CPUExecutionProvider"]
                  if resolved.type == "cuda" else ["CPUExecutionProvider"])
-    name = manifest.get("files", {}).get(precision)
-    if name is None or not (export_dir / name).is_file():
+    path = checked_graph(export_dir, model_dir, manifest, precision)
+    if path is None:
         raise NerkitError(f"{export_dir}: this export has no {precision} graph (`nerkit export` writes an int8 one "
                           "unless --no-int8 is given or the encoder has no linear layer to quantize); use "
                           "--precision fp32, or export again")
-    session = inference_session(export_dir / name, providers)
-    return OnnxScores(session, list(manifest["inputs"]), list(manifest["outputs"]), export_dir / name)
+    session = inference_session(path, providers)
+    return OnnxScores(session, list(manifest["inputs"]), list(manifest["outputs"]), path)
