@@ -280,6 +280,8 @@ def serve(
                                                "call, in milliseconds.")] = 5.0,
     max_request_bytes: Annotated[int, typer.Option(help="Largest request body; a larger one gets 413.")] = 1_000_000,
     max_texts: Annotated[int, typer.Option(help="Most texts in one request; more get 413.")] = 1000,
+    max_request_chars: Annotated[int, typer.Option(help="Most characters in the texts of one request, the work "
+                                                   "one request may ask; more get 413.")] = 100_000,
     split_sentences: Annotated[bool, typer.Option(help="Tag each sentence of a text on its own (segtok: pip "
                                                   "install 'nerkit\\[sentences]').")] = False,
     device: DeviceOption = "auto",
@@ -297,7 +299,8 @@ def serve(
     from nerkit.serve import ServeSettings, serve as run_server
 
     settings = ServeSettings(max_batch_words=max_batch_words, max_wait_ms=max_wait_ms,
-                             max_request_bytes=max_request_bytes, max_texts=max_texts, split_sentences=split_sentences)
+                             max_request_bytes=max_request_bytes, max_texts=max_texts,
+                             max_request_chars=max_request_chars, split_sentences=split_sentences)
     _setup_logging()
     _threads(threads)
     tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir)

@@ -1,6 +1,7 @@
 """`nerkit serve`: the real server on a free port of 127.0.0.1, spoken to over HTTP: results in
 order, micro-batching (a burst of requests costs fewer model calls than requests), 4xx with a
-message for every malformed body, limits, and a clean exit on SIGTERM with a request in flight."""
+message for every malformed body, limits, a failing model call failing only the request at fault,
+and a clean exit on SIGTERM with a request in flight."""
 
 from __future__ import annotations
 
@@ -193,6 +194,73 @@ def test_a_text_the_model_refuses_fails_its_request_only(tagger):
     assert [answers[i] for i in (0, 2, 3)] == [(200, {"results": predict([texts[i]])}) for i in (0, 2, 3)]
 
 
+@pytest.mark.parametrize("poison", ["raises", "drops a result"])
+def test_a_failing_batch_fails_only_the_request_at_fault(tagger, poison):
+    """A burst of normal requests with one over the work budget (413, never reaches the model) and
+    one that breaks the model call it shares (500): every normal request gets its own results,
+    and the server goes on serving."""
+    normal = synthetic_texts(10)
+    oversized, poisoned = "Paris " * 400, "poisoned text ."  # 2400 characters against a budget of 2000
+    predict = tagger.predict
+    gate_entered, gate_release = threading.Event(), threading.Event()
+    calls = []
+
+    def fragile(batch, **options):
+        calls.append(list(batch))
+        if batch == ["gate ."]:
+            gate_entered.set()
+            gate_release.wait(20)
+        results = predict(batch, **options)
+        if poisoned in batch:
+            if poison == "raises":
+                raise RuntimeError("the model broke on this text")
+            results = results[:-1]  # a broken model's output: one result too few for the batch
+        return results
+
+    tagger.predict = fragile
+    with running(tagger, max_request_chars=2000, max_wait_ms=50) as url:
+        # A first request holds the model while the burst queues behind it, so the burst's requests
+        # are sure to share one model call, the poisoned one included.
+        gate = threading.Thread(target=lambda: post_texts(url, ["gate ."]))
+        gate.start()
+        assert gate_entered.wait(20)
+        texts = normal[:5] + [poisoned, oversized] + normal[5:]
+        answers: list = []
+        sender = threading.Thread(target=lambda: answers.extend(burst(url, texts)))
+        sender.start()
+        deadline = time.monotonic() + 20
+        while call(url + "/health")[1]["requests"] < 1 + len(normal) + 1:  # the gate, normal, poisoned
+            assert time.monotonic() < deadline, "the burst did not queue"
+            time.sleep(0.02)
+        gate_release.set()
+        sender.join(30)
+        gate.join(30)
+        assert post_texts(url, normal[:2]) == (200, {"results": predict(normal[:2])})  # the server goes on
+    answer = dict(zip(texts, answers))
+    assert [answer[text] for text in normal] == [(200, {"results": predict([text])}) for text in normal]
+    assert answer[oversized] == (413, {"error": "the texts hold 2400 characters, more than the limit of 2000 per "
+                                                "request (--max-request-chars); send them in several requests",
+                                       "max_request_chars": 2000, "request_chars": 2400})
+    status, body = answer[poisoned]
+    assert status == 500 and body["error"].startswith("internal error (RuntimeError) while tagging this request")
+    assert not any(oversized in batch for batch in calls)
+    shared = [batch for batch in calls if poisoned in batch and len(batch) > 1]
+    assert len(shared) == 1 and sorted(shared[0]) == sorted(normal + [poisoned]), calls  # then each alone:
+    alone = [batch[0] for batch in calls if len(batch) == 1 and batch != ["gate ."]]
+    assert sorted(alone) == sorted(normal + [poisoned]), calls
+
+
+def test_the_work_budget_counts_characters_of_all_texts(tagger):
+    """Characters are code points, not bytes: 10 characters of which 5 are three bytes in UTF-8."""
+    with running(tagger, max_request_chars=10) as url:
+        at_the_limit = ["東京東京東", "Paris"]
+        assert post_texts(url, at_the_limit) == (200, {"results": tagger.predict(at_the_limit)})
+        status, body = post_texts(url, ["東京東京東", "Paris!"])
+        assert status == 413 and body["max_request_chars"] == 10 and body["request_chars"] == 11, body
+        assert "11 characters, more than the limit of 10 per request (--max-request-chars)" in body["error"]
+        assert post_texts(url, ["Paris"])[0] == 200
+
+
 TOO_DEEP = b'{"texts": ' + b"[" * 5000 + b"]" * 5000 + b"}"
 
 
@@ -224,6 +292,16 @@ def test_a_streamed_body_over_the_limit_gets_413(tagger):
     with running(tagger, max_request_bytes=20_000) as url:
         status, answer = call(url + "/predict", chunks, method="POST")
     assert status == 413 and "more than the limit of 20000 bytes" in answer["error"]
+    assert answer["max_request_bytes"] == 20_000 and "request_bytes" not in answer  # not read to its end
+
+
+def test_a_413_names_the_limit_and_the_requests_size(tagger):
+    too_many, too_large = json.dumps({"texts": ["a"] * 11}).encode(), json.dumps({"texts": ["a" * 30_000]}).encode()
+    with running(tagger, max_texts=10, max_request_bytes=20_000) as url:
+        status, answer = call(url + "/predict", too_many)
+        assert status == 413 and (answer["max_texts"], answer["request_texts"]) == (10, 11), answer
+        status, answer = call(url + "/predict", too_large)
+        assert status == 413 and (answer["max_request_bytes"], answer["request_bytes"]) == (20_000, len(too_large))
 
 
 def test_unknown_routes_and_methods_get_json_errors(tagger):
@@ -234,6 +312,7 @@ def test_unknown_routes_and_methods_get_json_errors(tagger):
 
 @pytest.mark.parametrize("options,message", [
     (["--max-texts", "0"], "--max-texts 0: expected a number >= 1"),
+    (["--max-request-chars", "0"], "--max-request-chars 0: expected a number >= 1"),
     (["--max-wait-ms", "-1"], "--max-wait-ms -1.0: expected a number >= 0"),
 ])
 def test_bad_settings_are_usage_errors(model_dir, options, message):

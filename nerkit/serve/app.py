@@ -4,8 +4,10 @@
     -> 200 {"results": [{"text": "...", "entities": [{"start", "end", "type", "text", "score"}]}, ...]}
 
 Results come in the order of the texts. A body that is not what this expects gets a 4xx with
-``{"error": "..."}`` saying what was wrong: 400 (not JSON), 413 (over ``max_request_bytes`` or
-``max_texts``), 422 (JSON of the wrong shape, or a text the model refuses); never a 5xx.
+``{"error": "..."}`` saying what was wrong: 400 (not JSON), 413 (over ``max_request_bytes``,
+``max_texts`` or ``max_request_chars``; the body also names the limit and the request's size),
+422 (JSON of the wrong shape, or a text the model refuses). A 500 only when the model call fails
+on this request itself (see ``MicroBatcher``): the requests that shared the call still get theirs.
 """
 
 from __future__ import annotations
@@ -39,19 +41,30 @@ class ServeSettings:
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for others to join
     max_request_bytes: int = 1_000_000  # a larger body gets 413
     max_texts: int = 1000  # texts per request; more get 413
+    # Characters (code points) of all the texts of one request; more get 413. The model calls run one
+    # at a time, so a request holds up every request queued behind it for as long as it is tagged:
+    # this bounds that wait, at about 0.4 s of the default BiLSTM on one CPU thread (~250k characters/s),
+    # proportionally more for a transformer. Characters, not words: Chinese or Japanese text has no
+    # spaces between words, and a body's bytes overstate text sent as \u escapes. 100k characters is
+    # about 16k English words, a tenth of what --max-request-bytes lets through.
+    max_request_chars: int = 100_000
     split_sentences: bool = False  # tag each sentence of a text on its own (see nerkit.predict.documents)
 
     def __post_init__(self):
-        for name, least in (("max_batch_words", 0), ("max_wait_ms", 0), ("max_request_bytes", 1), ("max_texts", 1)):
+        for name, least in (("max_batch_words", 0), ("max_wait_ms", 0), ("max_request_bytes", 1), ("max_texts", 1),
+                            ("max_request_chars", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= least:
                 raise NerkitError(f"--{name.replace('_', '-')} {value!r}: expected a number >= {least}")
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, message: str):
+    """A request answered with ``status`` and ``{"error": message, **fields}``."""
+
+    def __init__(self, status: int, message: str, **fields: int):
         super().__init__(message)
         self.status = status
+        self.fields = fields  # for a 413: the limit and the request's size, for clients to act on
 
 
 def _json_type(value: Any) -> str:
@@ -62,19 +75,21 @@ def _json_type(value: Any) -> str:
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _Refused(413, f"the body is {int(declared)} bytes, more than the limit of {limit} (--max-request-bytes)")
+        raise _Refused(413, f"the body is {int(declared)} bytes, more than the limit of {limit} (--max-request-bytes)",
+                       max_request_bytes=limit, request_bytes=int(declared))
     body = bytearray()
     try:
         async for chunk in request.stream():
             body += chunk
             if len(body) > limit:
-                raise _Refused(413, f"the body is more than the limit of {limit} bytes (--max-request-bytes)")
+                raise _Refused(413, f"the body is more than the limit of {limit} bytes (--max-request-bytes)",
+                               max_request_bytes=limit)  # its size is not known: the rest is not read
     except ClientDisconnect:
         raise _Refused(400, "the client went away before sending the whole body") from None
     return bytes(body)
 
 
-def parse_texts(body: bytes, *, max_texts: int) -> list[str]:
+def parse_texts(body: bytes, *, max_texts: int, max_chars: int) -> list[str]:
     """The texts of a ``/predict`` body, or ``_Refused`` saying what is wrong with it."""
     try:
         payload = json.loads(body)
@@ -92,7 +107,8 @@ def parse_texts(body: bytes, *, max_texts: int) -> list[str]:
     if not isinstance(texts, list):
         raise _Refused(422, f"\"texts\" is a JSON {_json_type(texts)}; expected an array of strings")
     if len(texts) > max_texts:
-        raise _Refused(413, f"{len(texts)} texts, more than the limit of {max_texts} per request (--max-texts)")
+        raise _Refused(413, f"{len(texts)} texts, more than the limit of {max_texts} per request (--max-texts)",
+                       max_texts=max_texts, request_texts=len(texts))
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise _Refused(422, f"texts[{index}] is a JSON {_json_type(text)}; expected a string")
@@ -101,6 +117,11 @@ def parse_texts(body: bytes, *, max_texts: int) -> list[str]:
         except UnicodeEncodeError:  # a lone surrogate escape such as "\ud800": not text
             raise _Refused(422, f"texts[{index}] holds a lone surrogate (an unpaired \\ud800-\\udfff escape); "
                            "expected valid Unicode text") from None
+    chars = sum(map(len, texts))
+    if chars > max_chars:
+        raise _Refused(413, f"the texts hold {chars} characters, more than the limit of {max_chars} per request "
+                       "(--max-request-chars); send them in several requests", max_request_chars=max_chars,
+                       request_chars=chars)
     return texts
 
 
@@ -119,12 +140,16 @@ def create_app(tagger: Tagger, *, model_name: str | None = None, settings: Serve
 
     async def predict(request: Request) -> JSONResponse:
         try:
-            texts = parse_texts(await _read_body(request, settings.max_request_bytes), max_texts=settings.max_texts)
+            texts = parse_texts(await _read_body(request, settings.max_request_bytes), max_texts=settings.max_texts,
+                                max_chars=settings.max_request_chars)
             results = await batcher.predict(texts) if texts else []
         except _Refused as refusal:
-            return JSONResponse({"error": str(refusal)}, status_code=refusal.status)
+            return JSONResponse({"error": str(refusal), **refusal.fields}, status_code=refusal.status)
         except NerkitError as error:  # a text the model cannot take (an encoder set to refuse long inputs)
             return JSONResponse({"error": str(error)}, status_code=422)
+        except Exception as error:  # the model failed on this request alone; the batcher logged the traceback
+            return JSONResponse({"error": f"internal error ({type(error).__name__}) while tagging this request; "
+                                 "the server's log has the details"}, status_code=500)
         return JSONResponse({"results": results})
 
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:  # 404, 405: JSON too

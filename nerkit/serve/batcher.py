@@ -6,6 +6,10 @@ tokens the model will read). One worker thread runs the model calls, one at a ti
 event loop keeps answering (``/health``, new requests) while the model works, and a burst of
 requests costs about one batched call instead of one call each. ``max_batch_words=0`` turns
 batching off: one model call per request, in arrival order (the baseline of the benchmark).
+
+A model call that fails, for any reason, is retried request by request: whatever the fault (a
+text the model refuses, one that breaks it, a batch too large for the device's memory), only the
+request at fault gets the error and the others sharing its call get their results.
 """
 
 from __future__ import annotations
@@ -110,17 +114,20 @@ class MicroBatcher:
         self.model_calls += 1
         try:
             results = await asyncio.get_running_loop().run_in_executor(self._executor, self.predict_batch, texts)
-        except NerkitError as error:
-            if len(batch) > 1:  # one request's text may be at fault: the others must not fail with it
+            if len(results) != len(texts):  # sliced as they are, they would hand requests each other's results
+                raise RuntimeError(f"the model returned {len(results)} results for {len(texts)} texts")
+        except Exception as error:
+            if len(batch) > 1:  # one request may be at fault: the others must not fail with it
+                if not isinstance(error, NerkitError):
+                    logger.warning("a model call for %d requests failed (%r); retrying each request alone",
+                                   len(batch), error)
                 for request in batch:
-                    await self._answer([request])
+                    if not request.future.done():  # its client went away meanwhile
+                        await self._answer([request])
                 return
+            if not isinstance(error, NerkitError):  # a NerkitError is the client's text refused, not a fault
+                logger.error("prediction failed for a request (%d texts): it gets a 500", len(texts), exc_info=error)
             _settle(batch[0].future, error=error)
-            return
-        except Exception as error:  # a bug: every request of the batch reports it
-            logger.exception("prediction failed for a batch of %d requests", len(batch))
-            for request in batch:
-                _settle(request.future, error=error)
             return
         start = 0
         for request in batch:
