@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nerkit.atomic import atomic_write_text
 from nerkit.errors import NerkitError
 from nerkit.tagger import WEIGHTS_FILE
 
@@ -79,5 +80,5 @@ def read_manifest(export_dir: Path, model_dir: Path) -> dict[str, Any]:
 
 def write_manifest(export_dir: Path, manifest: dict[str, Any]) -> Path:
     path = export_dir / MANIFEST_FILE
-    path.write_text(json.dumps({"format_version": FORMAT_VERSION, **manifest}, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(path, json.dumps({"format_version": FORMAT_VERSION, **manifest}, indent=2) + "\n")
     return path
