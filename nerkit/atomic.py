@@ -15,9 +15,9 @@ file and leaves an existing target untouched; a reader never sees half a file.
 
 Temporary names start with a dot and end in ``.tmp`` (``.scores.3f9a2c.tmp.json``): a
 ``kill -9`` can leave one behind, never a damaged target, and it is nerkit's to delete. Where
-the target is not a regular file (``/dev/stdout``, a named pipe) there is nothing to keep and
-no folder to rename in: it is written directly. A symbolic link stays one: the file it points
-to is replaced.
+the target is not a regular file (a named pipe, ``/dev/stdout``, which may be a file the shell
+opened to append to) there is nothing to keep and nothing to rename over: it is written
+directly. A symbolic link stays one: the file it points to is replaced.
 
 This module imports nothing from nerkit, so every layer (``nerkit.data`` included) can use it.
 """
@@ -67,10 +67,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` (same suffix) for the block to write a file to; the file
     is fsynced and renamed over ``path`` when the block ends without an exception, and removed
     when it raises (KeyboardInterrupt included)."""
-    target = _followed(Path(path))
-    if _special(target):
-        yield target
+    if _special(Path(path)):
+        yield Path(path)
         return
+    target = _followed(Path(path))
     if target.is_dir():
         raise IsADirectoryError(21, "is a directory, not a file", str(target))
     temporary = target.with_name(f".{target.stem}.{secrets.token_hex(3)}{TEMPORARY_SUFFIX}{target.suffix}")
@@ -147,7 +147,10 @@ def fsync_tree(folder: Path) -> None:
 
 
 def _special(target: Path) -> bool:
-    """A target that exists and is neither a file nor a folder: a device or a pipe."""
+    """A target no rename may replace: a device or a pipe, or a name such as ``/dev/stdout``
+    for a descriptor the shell opened (``>> all.jsonl`` appends: replacing the file would not)."""
+    if os.path.abspath(target).startswith(("/dev/", "/proc/")):
+        return True
     return target.exists() and not target.is_file() and not target.is_dir()
 
 
