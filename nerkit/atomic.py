@@ -13,8 +13,9 @@ file and leaves an existing target untouched; a reader never sees half a file.
 * ``atomic_directory(path)`` yields a temporary folder written as one unit (an ONNX export's
   graphs and ``export.json``, a brat directory) and swapped in for the target folder.
 
-Temporary names start with a dot and end in ``.tmp`` (``.scores.3f9a2c.tmp.json``): a
-``kill -9`` can leave one behind, never a damaged target, and it is nerkit's to delete. Where
+Temporary names are hidden and marked ``.tmp`` (``.scores.3f9a2c.tmp.json``, ``.onnx.3f9a2c.tmp``;
+a folder moved aside during a swap: ``.onnx.3f9a2c.old``): a ``kill -9`` can leave one behind,
+never a damaged target, and it is nerkit's to delete. Where
 the target is not a regular file (a named pipe, ``/dev/stdout``, which may be a file the shell
 opened to append to) there is nothing to keep and nothing to rename over: it is written
 directly. A symbolic link stays one: the file it points to is replaced.
