@@ -222,7 +222,9 @@ def evaluate(
                             seed=seed)
     typer.echo(report.table())
     if output is not None:
-        output.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")
+        from nerkit.atomic import atomic_write_text
+
+        atomic_write_text(output, json.dumps(report.as_dict(), indent=2))
         typer.echo(f"scores written to {output}")
 
 
@@ -499,7 +501,9 @@ def debug_data(
                         **resolved.data.read_options())
     typer.echo(report.text())
     if output is not None:
-        output.write_text(json.dumps(report.as_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+        from nerkit.atomic import atomic_write_text
+
+        atomic_write_text(output, json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
         typer.echo(f"report written to {output}")
     raise typer.Exit(0 if report.usable else 1)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nerkit.atomic import atomic_path, atomic_write_text
 from nerkit.config import Config, parse_override
 from nerkit.errors import ConfigError, NerkitError
 from nerkit.extras import optional
@@ -177,8 +178,11 @@ class Comparison:
         if differences:
             self._plot_differences(axes_list[0][1], split, differences, types)
         figure.tight_layout()
-        figure.savefig(path, dpi=120)
-        plt.close(figure)
+        try:
+            with atomic_path(path) as temporary:
+                figure.savefig(temporary, dpi=120)
+        finally:
+            plt.close(figure)
         return True
 
     def _plot_differences(self, axes, split: str, differences: dict[str, dict[str, Interval]],
@@ -349,8 +353,8 @@ def write_comparison(comparison: Comparison, directory: Path) -> list[Path]:
     """``comparison.json``, ``comparison.md`` and a PNG per split beside them."""
     directory.mkdir(parents=True, exist_ok=True)
     written = [directory / "comparison.json", directory / "comparison.md"]
-    written[0].write_text(json.dumps(comparison.as_dict(), indent=2), encoding="utf-8")
-    written[1].write_text(comparison.markdown() + "\n", encoding="utf-8")
+    atomic_write_text(written[0], json.dumps(comparison.as_dict(), indent=2))
+    atomic_write_text(written[1], comparison.markdown() + "\n")
     for split in SPLITS:
         if any(getattr(run, split) for run in comparison.runs):
             path = directory / f"comparison-{split}.png"

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nerkit.atomic import atomic_write_text
 from nerkit.data.encoding import check_encoding
 from nerkit.data.sources import SYNTHETIC
 from nerkit.errors import ConfigError
@@ -208,7 +209,7 @@ class Config(Section):
         return self.model_dump(mode="json")
 
     def to_yaml(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -43,6 +43,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
+from nerkit.atomic import atomic_write_text, fsync_path
 from nerkit.data.untrusted import UntrustedFileError, check_files, read_json
 from nerkit.errors import NerkitError
 
@@ -111,13 +112,7 @@ def seal(staging: Path) -> None:
         fsync_path(folder)
     manifest = {"manifest_version": MANIFEST_VERSION,
                 "files": {name: {"size": size, "sha256": sha256} for name, (size, sha256) in files.items()}}
-    temporary = staging / (MANIFEST_FILE + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as stream:
-        json.dump(manifest, stream, indent=1)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temporary, staging / MANIFEST_FILE)
-    fsync_path(staging)
+    atomic_write_text(staging / MANIFEST_FILE, json.dumps(manifest, indent=1))  # fsyncs it and staging
 
 
 def commit(staging: Path, directory: Path) -> None:
@@ -168,21 +163,6 @@ def remove_file(directory: Path, name: str) -> None:
     while folder != directory and folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
         folder = folder.parent
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a file's data, or a folder's entries, to the disk."""
-    flags = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if path.is_dir() else os.O_RDWR
-    try:
-        descriptor = os.open(path, flags)
-    except OSError:
-        if path.is_dir():
-            return  # Windows cannot open a folder, nor does it need to flush one
-        raise
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def digest(path: Path, *, sync: bool = False) -> tuple[int, str]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import warnings
@@ -32,6 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nerkit.atomic import atomic_directory
 from nerkit.data.spans import Example
 from nerkit.errors import NerkitError
 from nerkit.export.manifest import (EXPORT_SUBDIR, GRAPH_FILES, MANIFEST_FILE, require, weights_sha256,
@@ -119,9 +119,12 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, *, opse
         raise NerkitError(f"the {model.head.kind} head cannot be exported: it decodes word vectors itself; a head "
                           "needs decoding_scores and decode_scores (see nerkit/heads/base.py) to run in ONNX")
     output = Path(output) if output is not None else model_dir / EXPORT_SUBDIR
-    output.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".exporting-", dir=output))
-    try:
+    _check_output(output)
+    from nerkit import __version__
+
+    # The graphs and export.json are written into a folder beside the output that then takes its
+    # place: they appear together or not at all, and a failed export leaves the previous one whole.
+    with atomic_directory(output) as staging:
         inputs, outputs = _trace(model, staging / GRAPH_FILES["fp32"], opset)
         check = model.encoder.featurize(examples_of(CHECK_TEXTS))
         difference = max_difference(torch_scores(model, check), _run(staging / GRAPH_FILES["fp32"], check, outputs),
@@ -132,27 +135,29 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, *, opse
                               f" encoder or the {model.head.kind} head has shape-dependent code that tracing fixed")
         if int8:
             _quantize(staging / GRAPH_FILES["fp32"], staging / GRAPH_FILES["int8"])  # False: no int8 graph
-        # The old description goes first: until the new one is written, no export.json vouches for
-        # a mix of old and new graphs.
-        (output / MANIFEST_FILE).unlink(missing_ok=True)
-        files = {}
-        for precision, name in GRAPH_FILES.items():
-            if (staging / name).is_file():
-                os.replace(staging / name, output / name)
-                files[precision] = output / name
-            else:
-                (output / name).unlink(missing_ok=True)  # an int8 graph of older weights
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    from nerkit import __version__
-
-    write_manifest(output, {
-        "nerkit_version": __version__, "torch_version": torch.__version__, "opset": opset,
-        "encoder": model.encoder.config()["type"], "head": model.head.kind, "inputs": inputs, "outputs": outputs,
-        "files": {precision: path.name for precision, path in files.items()},
-        "weights_sha256": weights, "verified_max_difference": difference,
-    })
+        files = {precision: output / name for precision, name in GRAPH_FILES.items() if (staging / name).is_file()}
+        write_manifest(staging, {
+            "nerkit_version": __version__, "torch_version": torch.__version__, "opset": opset,
+            "encoder": model.encoder.config()["type"], "head": model.head.kind, "inputs": inputs, "outputs": outputs,
+            "files": {precision: path.name for precision, path in files.items()},
+            "weights_sha256": weights, "verified_max_difference": difference,
+        })
     return ExportSummary(output, files, difference)
+
+
+def _check_output(output: Path) -> None:
+    """Refuse an output folder that holds more than an earlier export: the new export replaces
+    the folder as a whole, which would delete the rest."""
+    if output.exists() and not output.is_dir():
+        raise NerkitError(f"--output {output} is a file; the export is a directory of graphs and {MANIFEST_FILE}")
+    ours = {MANIFEST_FILE, *GRAPH_FILES.values()}
+    # .exporting-*: the staging folders that exports of earlier nerkit versions could leave behind
+    others = sorted(path.name for path in output.iterdir()
+                    if path.name not in ours and not path.name.startswith(".exporting-")) if output.is_dir() else []
+    if others:
+        raise NerkitError(f"--output {output} holds files that are not an ONNX export ({', '.join(others[:5])}); "
+                          "export into a new or empty directory, or into the directory of an earlier export, "
+                          "which is replaced as a whole")
 
 
 def _trace(model: TaggerModel, path: Path, opset: int) -> tuple[list[str], list[str]]:

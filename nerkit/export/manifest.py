@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nerkit.atomic import atomic_write_text
 from nerkit.data.untrusted import read_json
 from nerkit.errors import NerkitError
 from nerkit.tagger import WEIGHTS_FILE
@@ -136,6 +137,6 @@ def write_manifest(export_dir: Path, manifest: dict[str, Any]) -> Path:
     """Write ``export.json`` for the graphs named in ``manifest["files"]``, with their SHA-256."""
     path = export_dir / MANIFEST_FILE
     hashes = {precision: file_sha256(export_dir / name) for precision, name in manifest["files"].items()}
-    path.write_text(json.dumps({"format_version": FORMAT_VERSION, **manifest, "graph_sha256": hashes}, indent=2)
-                    + "\n", encoding="utf-8")
+    atomic_write_text(path, json.dumps({"format_version": FORMAT_VERSION, **manifest, "graph_sha256": hashes},
+                                       indent=2) + "\n")
     return path

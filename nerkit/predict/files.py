@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from nerkit.atomic import atomic_write
 from nerkit.data.encoding import iter_utf8_lines
 from nerkit.errors import NerkitError
 from nerkit.predict.documents import INPUT_FORMATS
@@ -55,7 +56,9 @@ def _input_bytes(source: str) -> Iterator[IO[bytes]]:
 @contextmanager
 def _output_sink(output: str | Path | None) -> Iterator[Any]:
     if output:
-        with open(output, "w", encoding="utf-8", newline="\n") as sink:
+        # Streamed into a temporary file that replaces the output at the end: a bad input line
+        # or Ctrl-C halfway leaves an earlier output file as it was.
+        with atomic_write(output, encoding="utf-8", newline="\n") as sink:
             yield sink
     elif hasattr(sys.stdout, "buffer"):
         sys.stdout.flush()  # text written before ours comes first
@@ -73,7 +76,8 @@ def predict_file(model: str | Path, source: str, output: str | Path | None = Non
                  device: str = "auto", precision: str = "fp32", runtime: str = "torch",
                  export_dir: str | Path | None = None) -> PredictSummary:
     """Predict every input of ``source`` (a path, or ``-`` for standard input) with the model in
-    directory ``model`` and write the results to ``output`` (standard output when None).
+    directory ``model`` and write the results to ``output`` (standard output when None; a file
+    appears whole when every input was predicted, and is left as it was when one fails).
 
     ``errors``: what bytes that are not UTF-8 do: ``strict`` stops with an error naming the
     line; ``replace`` reads them as U+FFFD (and says how many lines held some).

@@ -8,9 +8,9 @@ the run), and ``trainer_state.json`` (position, process count, scheduler and the
 each training handler: best model, early stopping, history...). Nothing is pickled, so
 resuming never runs code from a file. Only the main process writes one.
 
-Atomicity: the new checkpoint is written to ``NAME.tmp``; then the old one is renamed to
-``NAME.old``, the new one to ``NAME``, and the old one removed. A crash at any moment
-leaves either ``NAME`` or ``NAME.old`` complete, and ``latest_checkpoint`` finds it.
+Atomicity: the new checkpoint is written to ``NAME.tmp`` and fsynced; then the old one is
+renamed to ``NAME.old``, the new one to ``NAME``, and the old one removed. A crash at any
+moment leaves either ``NAME`` or ``NAME.old`` complete, and ``latest_checkpoint`` finds it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from nerkit.atomic import fsync_path, fsync_tree
+
 logger = logging.getLogger(__name__)
 
 FORMAT = 2  # of trainer_state.json and the files beside it; 1 had one rng.safetensors and no handler sections
@@ -36,12 +38,6 @@ OPTIMIZER_TENSORS, OPTIMIZER_STRUCTURE, STATE_FILE, AVERAGE_FILE = (
 
 def rng_file(process_index: int) -> str:
     return f"rng-rank{process_index}.safetensors"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -104,10 +100,12 @@ def save_checkpoint(directory: Path, *, tagger, optimizer, scheduler, trainer_st
         save_file(average, str(temporary / AVERAGE_FILE))
     state = {**trainer_state, "scheduler": scheduler.state_dict()}
     (temporary / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
+    fsync_tree(temporary)  # on the disk before the swap, so a power cut cannot swap in a hollow one
     if directory.exists():
         shutil.rmtree(previous, ignore_errors=True)
         os.replace(directory, previous)
     os.replace(temporary, directory)
+    fsync_path(directory.parent)
     shutil.rmtree(previous, ignore_errors=True)
 
 

@@ -23,6 +23,7 @@ from typing import Any, Callable, ContextManager, Iterable
 
 import torch
 
+from nerkit.atomic import atomic_write_text
 from nerkit.errors import NerkitError
 from nerkit.evaluation import evaluate, select_posthoc_tau
 from nerkit.training import checkpoint as ckpt
@@ -307,7 +308,7 @@ class History(Handler):
     def on_epoch_end(self, epoch: EpochSummary) -> None:
         self.state.records.append(epoch.record)
         if self.accelerator.is_main_process:
-            ckpt.atomic_write_text(self.path, json.dumps(self.state.records, indent=2))
+            atomic_write_text(self.path, json.dumps(self.state.records, indent=2))
 
     def on_train_end(self) -> None:
         if self.accelerator.is_main_process and self.state.records:

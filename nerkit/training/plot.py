@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nerkit.atomic import atomic_path
 from nerkit.extras import optional
 
 
@@ -25,8 +26,9 @@ def plot_history(history: list[dict], path: Path) -> bool:
                      [100 * r["dev_f1"] for r in history if "dev_f1" in r], color="tab:red", marker=".")
         f1_axes.set_ylabel("dev entity F1 (%)", color="tab:red")
     figure.tight_layout()
-    temporary = path.with_name(path.name + ".tmp.png")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    temporary.replace(path)
+    try:
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=100)
+    finally:
+        plt.close(figure)
     return True

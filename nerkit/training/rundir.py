@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nerkit.atomic import atomic_write_text
 from nerkit.config import DEFAULT_OUTPUT, RUN_CONFIG_FILE, Config
 from nerkit.errors import NerkitError
 from nerkit.modeldir import MANIFEST_FILE
@@ -37,6 +38,7 @@ RUN_FILE = "run.json"
 RUN_CONTENTS = {RUN_FILE, RUN_CONFIG_FILE, "config.json", "model.safetensors", "history.json", "history.png",
                 "checkpoint", "checkpoint.tmp", "checkpoint.old", "words.json", "chars.json", "encoder",
                 "history.json.tmp", MANIFEST_FILE, "onnx"}  # onnx: what `nerkit export` writes by default
+# (history.json.tmp: what a run killed mid-write left before nerkit.atomic, whose temporary files start with a dot)
 
 
 def config_hash(config: Config) -> str:
@@ -98,12 +100,7 @@ class RunRecord:
 
     def write(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        temporary = directory / (RUN_FILE + ".tmp")
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(asdict(self), indent=2))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, directory / RUN_FILE)
+        atomic_write_text(directory / RUN_FILE, json.dumps(asdict(self), indent=2))
 
 
 def data_fingerprints(config: Config) -> dict[str, str | None]:

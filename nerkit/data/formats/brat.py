@@ -29,6 +29,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
+from nerkit.atomic import atomic_directory
 from nerkit.data.encoding import read_text
 from nerkit.data.formats.jsonio import text_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
@@ -119,14 +120,19 @@ def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
 
 
 def write(records: Iterable[AnnotatedText], path: Path, *, name: str = "doc") -> int:
-    """One ``.txt``/``.ann`` pair per document into the new (or empty) directory ``path``."""
+    """One ``.txt``/``.ann`` pair per document into the new (or empty) directory ``path``, which
+    appears with every document or not at all."""
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise DataError("exists and is not an empty directory; brat output goes to a new directory", path=str(path))
     documents: dict[str, list[AnnotatedText]] = {}
     for record in records:
         key = record.document_name or (f"{name}-{record.document:04d}" if record.document is not None else name)
         documents.setdefault(key, []).append(record)
-    path.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(path) as folder:
+        return _write_documents(documents, folder)
+
+
+def _write_documents(documents: dict[str, list[AnnotatedText]], folder: Path) -> int:
     count = 0
     for key, members in documents.items():
         lines, annotations, offset = [], [], 0
@@ -142,8 +148,8 @@ def write(records: Iterable[AnnotatedText], path: Path, *, name: str = "doc") ->
             lines.append(record.text)
             offset += len(record.text) + 1
             count += 1
-        with open(path / f"{key}.txt", "w", encoding="utf-8", newline="") as sink:
+        with open(folder / f"{key}.txt", "w", encoding="utf-8", newline="") as sink:
             sink.write("\n".join(lines) + "\n")
-        with open(path / f"{key}.ann", "w", encoding="utf-8", newline="") as sink:
+        with open(folder / f"{key}.ann", "w", encoding="utf-8", newline="") as sink:
             sink.write("".join(annotations))
     return count

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from nerkit.atomic import atomic_write
 from nerkit.data.readers import JSONL_SUFFIXES, read_conll
 from nerkit.data.schemes import normalize_scheme, spans_to_tags
 from nerkit.data.spans import Example, is_flat
@@ -28,7 +29,7 @@ def write(examples: Iterable[Example], path: Path, *, scheme: str = "BIO") -> in
     scheme = normalize_scheme(scheme)
     count = 0
     document = None
-    with open(path, "w", encoding="utf-8", newline="\n") as sink:
+    with atomic_write(path, encoding="utf-8", newline="\n") as sink:
         for example in examples:
             where = example.source or f"sentence {count + 1}"
             if not is_flat(example.spans):

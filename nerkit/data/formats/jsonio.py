@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
+from nerkit.atomic import atomic_write
 from nerkit.data.encoding import read_text
 from nerkit.errors import DataError
 
@@ -87,7 +88,7 @@ class JsonArrayWriter:
 def write_json_lines(records: Iterable[Any], path: Path, record_json: Callable[..., dict[str, Any]]) -> int:
     """One JSON object a line, ``record_json(text, spans, tokens)`` of each record; returns the count."""
     count = 0
-    with open(path, "w", encoding="utf-8", newline="\n") as sink:
+    with atomic_write(path, encoding="utf-8", newline="\n") as sink:
         for record in records:
             sink.write(dumps(record_json(record.text, record.spans, record.tokens)) + "\n")
             count += 1

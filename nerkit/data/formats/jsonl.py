@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from nerkit.atomic import atomic_write
 from nerkit.data.formats.jsonio import first_record
 from nerkit.data.readers import read_jsonl, write_jsonl_example
 from nerkit.data.spans import Example
@@ -27,7 +28,7 @@ def read(path: Path, *, encoding: str = "utf-8") -> list[Example]:
 
 def write(examples: Iterable[Example], path: Path) -> int:
     count = 0
-    with open(path, "w", encoding="utf-8", newline="\n") as sink:
+    with atomic_write(path, encoding="utf-8", newline="\n") as sink:
         for example in examples:
             sink.write(write_jsonl_example(example) + "\n")
             count += 1

@@ -34,6 +34,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from nerkit.atomic import atomic_write
 from nerkit.data.encoding import read_text
 from nerkit.data.formats.jsonio import JsonArrayWriter, head
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
@@ -162,7 +163,7 @@ def task_json(text: str, spans: Sequence[CharSpan], *, scores: Sequence[float] |
 
 def write(records: Iterable[AnnotatedText], path: Path, *, from_name: str = FROM_NAME,
           to_name: str = TO_NAME) -> int:
-    with open(path, "w", encoding="utf-8", newline="\n") as sink:
+    with atomic_write(path, encoding="utf-8", newline="\n") as sink:
         tasks = JsonArrayWriter(sink)
         for record in records:
             tasks.add(task_json(record.text, record.spans, tokens=record.tokens, from_name=from_name,
