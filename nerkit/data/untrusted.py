@@ -66,9 +66,9 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as error:
-        raise ValueError(f"not UTF-8 text ({error})") from None
+        raise ValueError(f"not valid JSON (not UTF-8 text: {error})") from None
     except RecursionError:
-        raise ValueError("nested too deeply to read") from None
+        raise ValueError("not valid JSON (nested too deeply to read)") from None
     except ValueError as error:  # JSONDecodeError, and integers past Python's conversion limit
         raise ValueError(f"not valid JSON ({str(error).splitlines()[0]})") from None
 
