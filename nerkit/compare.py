@@ -143,7 +143,7 @@ class Comparison:
         for split in self.splits():
             reports = [getattr(run, split) for run in self.runs if getattr(run, split) is not None]
             left_out = sorted({entity_type for report in reports for entity_type in report["per_type"]
-                               if entity_type not in report["macro"]["averaged_over"]})
+                               if entity_type not in report["macro"].get("averaged_over", report["per_type"])})
             if left_out:
                 text += f"; on {split} some runs leave out {', '.join(left_out)} (in neither)"
         return text + "."
