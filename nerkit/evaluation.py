@@ -174,7 +174,7 @@ def entity_type_warnings(model_types: Sequence[str], examples: list[Example], da
     absent = sorted(set(model_types) - set(gold))
     warnings = []
     if unknown:
-        listed = ", ".join(f"{t} ({gold[t]} entities)" for t in unknown)
+        listed = ", ".join(f"{t} ({gold[t]} {'entity' if gold[t] == 1 else 'entities'})" for t in unknown)
         warnings.append(f"{data}: the gold data holds entity types the model does not know: {listed}. The model "
                         "cannot predict them, so every one of them counts as missed: their recall and F1 are 0, "
                         "and they lower micro recall and macro F1. Score a model trained with these types, or map "
