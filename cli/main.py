@@ -105,9 +105,10 @@ RuntimeOption = Annotated[str, typer.Option(help="torch, or onnx: the graph `ner
                                             "Runtime (pip install \"nerkit[onnx]\"; fp32 or int8).")]
 ExportDirOption = Annotated[Optional[Path], typer.Option(help="Where --runtime onnx finds the export "
                                                          "[default: MODEL/onnx].")]
-ThreadsOption = Annotated[Optional[int], typer.Option(help="CPU threads [default: OMP_NUM_THREADS, else half the "
+# "(default: ...)", not "[default: ...]": Rich reads square brackets as a markup tag and drops them.
+ThreadsOption = Annotated[Optional[int], typer.Option(help="CPU threads (default: OMP_NUM_THREADS, else half the "
                                                       "cores: all of them stall when a neighbour's process "
-                                                      "delays one].")]
+                                                      "delays one).")]
 
 
 def _threads(threads: int | None) -> None:
@@ -123,11 +124,29 @@ def _setup_logging() -> None:
 
 
 def _flags(*, train=None, dev=None, test=None, head=None, loss=None, epochs=None, max_steps=None, seed=None,
-           output=None, select_for=None) -> dict:
+           output=None, select_for=None, threads=None) -> dict:
     """The flags a command shares with the configuration, by their dotted configuration keys."""
     return {"data.train": train, "data.dev": dev, "data.test": test, "head.type": head, "loss.name": loss,
             "training.epochs": epochs, "training.max_steps": max_steps, "training.seed": seed, "output": output,
-            "training.select_for": select_for}
+            "training.select_for": select_for, "training.cpu_threads": threads}
+
+
+def _training_threads(threads: int | None, overrides: list[str]) -> int | None:
+    """``train --threads N``: ``training.cpu_threads``. A ``--set training.cpu_threads=M`` in the
+    same command that says otherwise is refused rather than silently overruled."""
+    from nerkit.config import parse_override
+    from nerkit.errors import ConfigError
+
+    if threads is None:
+        return None
+    if threads < 1:
+        raise ConfigError(f"--threads {threads}: expected a whole number of CPU threads >= 1")
+    for override in overrides:
+        key, value = parse_override(override)
+        if key == "training.cpu_threads" and value != threads:
+            raise ConfigError(f"--threads {threads} and --set {override} ask for different numbers of CPU threads; "
+                              "give one of them")
+    return threads
 
 
 SELECT_FOR_HELP = ("After training, choose the best model's post-hoc tau (logit adjustment, tau from -2 to 2 "
@@ -162,6 +181,7 @@ def train(
                                                       "e.g. --set loss.gamma=2 (repeatable).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     select_for: Annotated[Optional[str], typer.Option(help=SELECT_FOR_HELP)] = None,
+    threads: ThreadsOption = None,
     code: CodeOption = None,
 ):
     """Train a tagger. With no data given, trains on the small synthetic corpus bundled with nerkit.
@@ -175,7 +195,8 @@ def train(
     resolved = config_from_options(config, set_ or [], resume=resume, encoder=encoder, progress=progress,
                                    flags=_flags(train=train_data, dev=dev, test=test, head=head, loss=loss,
                                                 epochs=epochs, max_steps=max_steps, seed=seed, output=output,
-                                                select_for=select_for))
+                                                select_for=select_for,
+                                                threads=_training_threads(threads, set_ or [])))
     result = run_training(resolved, resume=resume is not None, overwrite=overwrite)
     if not result.is_main_process:  # under accelerate launch: one result line, from the main process
         return
@@ -215,6 +236,7 @@ def evaluate(
     """Score a model on gold data: per-type precision, recall and F1, micro and macro averages."""
     from nerkit.evaluation import evaluate_model
 
+    _setup_logging()  # the warnings about entity types that the model and the gold data do not share
     _threads(threads)
 
     report = evaluate_model(model, data, scheme=scheme, decoding=_decoding(posthoc_tau), device=device,

@@ -118,8 +118,9 @@ class Comparison:
         header, body = self.rows()
         lines = _table(header, body)
         seeds = sorted({run.seed for run in self.runs})
+        spread = "; mean ± sample standard deviation." if len(seeds) > 1 else "."
         text = ("\n".join(lines) + f"\n\nEntity F1 (%), strict. Types ordered by training frequency (in brackets). "
-                f"Seeds: {', '.join(map(str, seeds))}" + ("; mean ± sample standard deviation." if len(seeds) > 1 else "."))
+                f"Seeds: {', '.join(map(str, seeds))}{spread}{self.macro_note()}")
         if self.select_for:
             text += (f" tau: the post-hoc logit adjustment of each seed's model, chosen on dev for {self.select_for} "
                      "F1 (training.select_for); every score above uses it.")
@@ -135,6 +136,18 @@ class Comparison:
                      f"(seed {b['seed']}), the same resamples for every run; pooled over seeds by putting the "
                      "seeds' resampled differences together, so they cover the seed spread too.")
         return text
+
+    def macro_note(self) -> str:
+        """Which types macro F1 averages: each run's, on each split, those in the gold data or its
+        predictions (``Report.macro_types``); the types some run left out are named."""
+        text = " Macro F1 averages the types in the gold data or the run's predictions"
+        for split in self.splits():
+            reports = [getattr(run, split) for run in self.runs if getattr(run, split) is not None]
+            left_out = sorted({entity_type for report in reports for entity_type in report["per_type"]
+                               if entity_type not in report["macro"].get("averaged_over", report["per_type"])})
+            if left_out:
+                text += f"; on {split} some runs leave out {', '.join(left_out)} (in neither)"
+        return text + "."
 
     def as_dict(self) -> dict[str, Any]:
         return {"type_frequency": self.type_frequency, "select_for": self.select_for,

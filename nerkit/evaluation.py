@@ -6,6 +6,8 @@ bootstrap intervals); this module runs the model and hands its predictions to it
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
@@ -19,6 +21,8 @@ from nerkit.heads.base import decodes_from_scores
 from nerkit.metrics.bootstrap import UnitCounts, bootstrap_intervals, count_matches, group_units
 from nerkit.metrics.entity_f1 import Report, entity_report
 from nerkit.predict import Tagger
+
+logger = logging.getLogger(__name__)
 
 BOOTSTRAP_LEVEL = 0.95
 # Post-hoc taus tried by ``select_posthoc_tau``: -2 to 2 in steps of 0.25. Positive values move
@@ -155,8 +159,32 @@ def evaluate_model(model: str | Path, data: str, *, scheme: str = "auto", decodi
     check_resamples(bootstrap)
     tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir)
     tagger.configure_decoding(**(decoding or {}))
-    return evaluate(tagger, load_split(data, scheme), bootstrap=bootstrap, seed=seed)
+    examples = load_split(data, scheme)
+    for warning in entity_type_warnings(tagger.entity_types, examples, data):
+        logger.warning("%s", warning)
+    return evaluate(tagger, examples, bootstrap=bootstrap, seed=seed)
 
 
-__all__ = ["evaluate", "evaluate_model", "score_predictions", "unit_counts", "add_intervals", "select_posthoc_tau",
-           "TauChoice", "TAU_GRID"]
+def entity_type_warnings(model_types: Sequence[str], examples: list[Example], data: str) -> list[str]:
+    """What the scores of a model on gold ``examples`` (read from ``data``) mean when the two do
+    not hold the same entity types: gold types the model does not know can only be missed, and
+    model types the gold data lacks can only be false positives."""
+    gold = Counter(span.type for example in examples for span in example.spans)
+    unknown = sorted(set(gold) - set(model_types))
+    absent = sorted(set(model_types) - set(gold))
+    warnings = []
+    if unknown:
+        listed = ", ".join(f"{t} ({gold[t]} {'entity' if gold[t] == 1 else 'entities'})" for t in unknown)
+        warnings.append(f"{data}: the gold data holds entity types the model does not know: {listed}. The model "
+                        "cannot predict them, so every one of them counts as missed: their recall and F1 are 0, "
+                        "and they lower micro recall and macro F1. Score a model trained with these types, or map "
+                        "them to the model's types in the data")
+    if absent:
+        warnings.append(f"{data}: the model knows entity types the gold data does not hold: {', '.join(absent)}. "
+                        "Whatever the model predicts of them counts as false positives (lowering micro precision); "
+                        "macro F1 averages only the types in the gold data or the predictions")
+    return warnings
+
+
+__all__ = ["evaluate", "evaluate_model", "entity_type_warnings", "score_predictions", "unit_counts", "add_intervals",
+           "select_posthoc_tau", "TauChoice", "TAU_GRID"]

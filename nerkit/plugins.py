@@ -4,6 +4,10 @@ configuration, and a model trained with them loads again with the same flag.
 
 Installed packages register through the entry-point groups ``nerkit.losses``, ``nerkit.heads``
 and ``nerkit.encoders`` instead; each registry loads its group lazily (``nerkit.registry``).
+
+A model's ``config.json`` lists where its plug-in components came from (``plugin_sources``), so
+that loading it without them names the ``--code`` file or the package to give
+(``check_registered``).
 """
 
 from __future__ import annotations
@@ -13,8 +17,13 @@ import importlib.util
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
-from nerkit.errors import NerkitError
+from nerkit.encoders import ENCODERS
+from nerkit.errors import ConfigError, NerkitError
+from nerkit.heads import HEADS
+from nerkit.losses import LOSSES
+from nerkit.registry import Registry, registering_from
 
 _loaded: dict[Path, str] = {}  # resolved file -> module name, so a file is imported once
 
@@ -40,7 +49,8 @@ def load_code(paths: list[str | Path] | tuple[str | Path, ...]) -> list[str]:
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         try:
-            spec.loader.exec_module(module)
+            with registering_from({"code": str(resolved)}):
+                spec.loader.exec_module(module)
         except NerkitError as error:  # e.g. a component registered twice
             del sys.modules[name]
             raise NerkitError(f"--code {path}: {error}") from None
@@ -57,4 +67,68 @@ def load_code(paths: list[str | Path] | tuple[str | Path, ...]) -> list[str]:
     return names
 
 
-__all__ = ["load_code"]
+def _components(description: dict[str, Any]) -> list[tuple[Registry, str]]:
+    """The registry entries a model description names, as far as they can be known: its encoder,
+    head and loss, and the loss a wrapper (flooding) wraps once the wrapper is registered."""
+    encoder, head, loss = (description.get(section) or {} for section in ("encoder", "head", "loss"))
+    components = [(ENCODERS, encoder.get("type")), (HEADS, head.get("type")), (LOSSES, loss.get("name", "ce"))]
+    wrapper = loss.get("name", "ce")
+    if isinstance(wrapper, str) and wrapper in LOSSES and "wrapper" in LOSSES.get(wrapper).metadata["applies_to"]:
+        inner = loss.get("inner", "ce")
+        components.append((LOSSES, inner.get("name", "ce") if isinstance(inner, dict) else inner))
+    # A missing name or one of another type is the description's checks' to refuse.
+    return [(registry, name) for registry, name in components if isinstance(name, str)]
+
+
+def plugin_sources(description: dict[str, Any]) -> list[dict[str, str]]:
+    """Where the components of a model description that are not built in came from, for its
+    ``config.json``: ``[{"kind": "loss", "name": "my-loss", "code": "/path/my_loss.py"}, ...]``."""
+    sources = []
+    for registry, name in _components(description):
+        source = registry.get(name).source
+        if source is not None:
+            sources.append({"kind": registry.kind, "name": name, **source})
+    return sources
+
+
+def check_registered(description: dict[str, Any], directory: Path, config_file: str) -> None:
+    """Every component the model description of ``directory`` names must be registered; the
+    error for one that is not says where it came from when the model was trained (the
+    description's ``plugins`` record), or, for a model saved before nerkit recorded it, which
+    names are registered."""
+    for registry, name in _components(description):
+        if name in registry:
+            continue
+        what = f"{directory}: {config_file} names the {registry.kind} {name!r:.80}, which is not registered"
+        source = _recorded_source(description, registry.kind, name)
+        if source is not None and "code" in source:
+            raise ConfigError(f"{what}; it came from --code {source['code']} when the model was trained: pass "
+                              f"--code FILE with that file ({Path(source['code']).name}) or a copy of it to load "
+                              "the model (in Python: nerkit.plugins.load_code([FILE]) first)")
+        if source is not None and ("package" in source or "entry_point" in source):
+            origin = (f"the installed package {source['package']}" if "package" in source
+                      else f"the entry point {source['entry_point']!r}")
+            raise ConfigError(f"{what}; it came from {origin} (entry-point group "
+                              f"{source.get('group', registry.group)!r}) when the model was trained: install the "
+                              "package that provides it to load the model")
+        if source is not None and "module" in source:
+            raise ConfigError(f"{what}; it was registered by the Python module {source['module']} when the model "
+                              "was trained: pass that module's file with --code FILE (in Python: import it first)")
+        raise ConfigError(f"{what}; registered {registry.kind} names: {', '.join(registry.names())}. If it is a "
+                          "plug-in the model was trained with, pass its file with --code FILE, or install the "
+                          f"package that registers it (entry-point group {registry.group!r})")
+
+
+def _recorded_source(description: dict[str, Any], kind: str, name: str) -> dict[str, str] | None:
+    """The saved source of a plug-in component; None when the model has no (readable) record of
+    it (saved before nerkit kept one, or edited)."""
+    record = description.get("plugins")
+    for entry in record if isinstance(record, list) else []:
+        if isinstance(entry, dict) and entry.get("kind") == kind and entry.get("name") == name:
+            source = {key: value for key, value in entry.items()
+                      if key in ("code", "package", "entry_point", "group", "module") and isinstance(value, str)}
+            return source or None
+    return None
+
+
+__all__ = ["check_registered", "load_code", "plugin_sources"]

@@ -12,10 +12,16 @@ before anything else; see ``nerkit.plugins``) or through the entry-point group o
 registry (``nerkit.losses``, ``nerkit.heads``, ``nerkit.encoders``) of an installed package:
 loading an entry point is enough, its decorators run on import. Entry points are looked up
 lazily, the first time a registry is consulted.
+
+Each entry remembers where it came from (``Spec.source``): the ``--code`` file or the installed
+package whose import registered it, or the module of a factory registered by other code; None
+for nerkit's own. A model directory saves the sources of its plug-ins, so that loading it
+without them can say which file or package to give (``nerkit.plugins``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import types
@@ -27,6 +33,33 @@ from typing import Any, Callable
 from pydantic import ConfigDict, ValidationError, create_model
 
 from nerkit.errors import ConfigError, NerkitError
+
+# The source of what registers now (``registering_from``); None: the factory's own module says.
+_current_source: dict[str, str] | None = None
+
+
+@contextlib.contextmanager
+def registering_from(source: dict[str, str]):
+    """Every component registered inside this block came from ``source``, e.g.
+    ``{"code": "/path/my_loss.py"}`` while a ``--code`` file is imported (``nerkit.plugins``),
+    ``{"package": "nerkit-extra", "group": "nerkit.losses"}`` while an entry point loads."""
+    global _current_source
+    outer, _current_source = _current_source, dict(source)
+    try:
+        yield
+    finally:
+        _current_source = outer
+
+
+def _source_of(factory: Callable[..., Any]) -> dict[str, str] | None:
+    """Where a factory registered now comes from: the enclosing ``registering_from``, else the
+    module that defines it (None for nerkit's own modules: built-ins need no plug-in)."""
+    if _current_source is not None:
+        return dict(_current_source)
+    module = getattr(factory, "__module__", None) or "?"
+    if module == "nerkit" or module.startswith("nerkit."):
+        return None
+    return {"module": module}
 
 
 @dataclass(frozen=True)
@@ -67,6 +100,9 @@ class Spec:
     summary: str
     context: frozenset[str]
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Where it came from: {"code": FILE}, {"package": NAME, "group": GROUP} (or {"entry_point":
+    # VALUE, "group": GROUP} without a package) or {"module": NAME}; None for nerkit's built-ins.
+    source: dict[str, str] | None = None
 
     def _setting_parameters(self) -> list[inspect.Parameter]:
         return [p for p in inspect.signature(self.factory).parameters.values()
@@ -145,7 +181,8 @@ class Registry:
                 raise ConfigError(f"{self.kind} {name!r} is registered twice "
                                   f"({self._specs[name].factory.__module__} and {factory.__module__})")
             doc = summary or (inspect.getdoc(factory) or "").split("\n")[0]
-            self._specs[name] = self.spec_class(self.kind, name, factory, doc, self.context, dict(metadata_))
+            self._specs[name] = self.spec_class(self.kind, name, factory, doc, self.context, dict(metadata_),
+                                                source=_source_of(factory))
             return factory
 
         return decorate
@@ -156,8 +193,11 @@ class Registry:
             return
         self._entry_points_loaded = True
         for entry_point in metadata.entry_points(group=self.group):
+            source = ({"package": entry_point.dist.name, "group": self.group} if entry_point.dist is not None
+                      else {"entry_point": entry_point.value, "group": self.group})
             try:
-                entry_point.load()
+                with registering_from(source):
+                    entry_point.load()
             except Exception as error:
                 package = entry_point.dist.name if entry_point.dist is not None else "an installed package"
                 raise NerkitError(
@@ -204,4 +244,4 @@ def describe(registry: Registry) -> list[str]:
     return lines
 
 
-__all__ = ["Registry", "Setting", "Spec", "describe"]
+__all__ = ["Registry", "Setting", "Spec", "describe", "registering_from"]

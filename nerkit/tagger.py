@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.modules.module import register_module_buffer_registration_hook, register_module_parameter_registration_hook
 
-from nerkit import modeldir
+from nerkit import modeldir, plugins
 from nerkit.config import Config, EncoderConfig, HeadConfig, LossConfig
 from nerkit.data.documents import join_documents
 from nerkit.data.schemes import scheme_tags, spans_to_tags
@@ -86,6 +86,7 @@ def read_description(folder: Path, directory: Path) -> dict[str, Any]:
     problems = description_problems(description)
     if problems:
         raise modeldir.not_loadable(directory, f"{CONFIG_FILE}: " + "; ".join(problems))
+    plugins.check_registered(description, directory, CONFIG_FILE)  # a plug-in's name: which --code to give
     if version == 1:
         with rebuilding(directory):
             description = upgrade_format_1(description)
@@ -362,6 +363,9 @@ class TaggerModel(nn.Module):
             "label_names": self.label_names,
             "label_counts": self.label_counts,
         }
+        sources = plugins.plugin_sources(description)  # where a plug-in came from, for loading without it
+        if sources:
+            description["plugins"] = sources
         (folder / CONFIG_FILE).write_text(json.dumps(description, indent=2, ensure_ascii=False), encoding="utf-8")
         state = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
         save_file(state, str(folder / WEIGHTS_FILE))

@@ -118,7 +118,8 @@ def test_a_model_trained_with_a_plugin_needs_the_plugin_to_load(tmp_path):
     without = subprocess.run([sys.executable, "-m", "nerkit", "predict", str(text), "--model", str(tmp_path / "run")],
                              capture_output=True, text=True, env=env, timeout=120)
     assert without.returncode == 2
-    assert "unknown loss 'label-smoothed-ce-fresh'" in without.stderr and "--code" in without.stderr
+    assert "names the loss 'label-smoothed-ce-fresh', which is not registered" in without.stderr
+    assert f"it came from --code {plugin.resolve()} when the model was trained" in without.stderr
     assert "Traceback" not in without.stderr
     with_code = subprocess.run([sys.executable, "-m", "nerkit", "predict", str(text), "--model", str(tmp_path / "run"),
                                 "--code", str(plugin)], capture_output=True, text=True, env=env, timeout=120)

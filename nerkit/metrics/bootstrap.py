@@ -79,7 +79,9 @@ def group_units(counts: UnitCounts, groups: Sequence[Hashable]) -> UnitCounts:
 def f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
     """Micro, macro and per-type F1 from summed counts ``[..., types]``; ``2 tp / (2 tp + fp + fn)``,
     which equals ``2 P R / (P + R)`` and is 0 where there is nothing to score (as seqeval and
-    ``entity_f1`` with zero_division=0). Returns ``{"micro": [...], "macro": [...], "per_type": [..., types]}``."""
+    ``entity_f1`` with zero_division=0). Macro is the mean over the types present in gold or
+    predictions (``tp + fp + fn > 0``), as ``entity_f1`` averages: each resample is averaged over
+    the types it holds. Returns ``{"micro": [...], "macro": [...], "per_type": [..., types]}``."""
     tp, fp, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, fn))
 
     def f1(t, p, n):
@@ -88,7 +90,10 @@ def f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, 
 
     per_type = f1(tp, fp, fn)  # shape: (..., types)
     micro = f1(tp.sum(-1), fp.sum(-1), fn.sum(-1))  # shape: (...)
-    macro = per_type.mean(-1) if per_type.shape[-1] else np.zeros_like(micro)  # shape: (...)
+    present = (tp + fp + fn) > 0  # shape: (..., types)
+    present_types = present.sum(-1)  # shape: (...)
+    macro = np.divide(per_type.sum(-1), present_types, out=np.zeros_like(micro),
+                      where=present_types > 0)  # shape: (...)
     return {"micro": micro, "macro": macro, "per_type": per_type}
 
 

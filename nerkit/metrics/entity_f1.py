@@ -9,6 +9,12 @@ nested entities, those whose span strictly contains, or lies strictly inside, an
 span in the same sentence (the definition of shared/data/README.md; two types on one span do
 not count). Recall is over the gold nested entities, precision over the predicted entities
 that are nested among the predictions.
+
+Macro averages are over the types present in the gold data or in the predictions: a type the
+model knows but that neither holds has nothing to score (its F1 would be 0 over no entities),
+while a gold type the model never predicts (it can only be missed) and a predicted type absent
+from gold (its false positives count) do belong in it. The report names the types it averaged
+(``macro_types``); ``metrics/bootstrap.py`` averages each resample the same way.
 """
 
 from __future__ import annotations
@@ -45,9 +51,12 @@ class Report:
     extra: dict[str, Scores] = field(default_factory=dict)  # e.g. nested entities alone
     # How the f1_ci intervals were drawn (resamples, seed, level, unit, units); None without them.
     bootstrap: dict | None = None
+    # The types the macro average is over: those in the gold data or the predictions (sorted).
+    macro_types: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"method": self.method, "micro": self.micro.as_dict(), "macro": self.macro.as_dict(),
+        return {"method": self.method, "micro": self.micro.as_dict(),
+                "macro": {**self.macro.as_dict(), "averaged_over": list(self.macro_types)},
                 "per_type": {t: s.as_dict() for t, s in self.per_type.items()},
                 **{name: s.as_dict() for name, s in self.extra.items()},
                 **({"bootstrap": self.bootstrap} if self.bootstrap is not None else {})}
@@ -64,11 +73,21 @@ class Report:
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
                  for row in rows]
+        lines.append(self.macro_note())
         if self.bootstrap:
             b = self.bootstrap
             lines.append(f"{level}: percentile interval of {b['resamples']} bootstrap resamples of the "
                          f"{b['units']} {b['unit']}s (seed {b['seed']})")
         return "\n".join(lines)
+
+    def macro_note(self) -> str:
+        """The line under the table that says which types the macro average is over."""
+        if not self.macro_types:
+            return "Macro is 0: no type is in the gold data or the predictions."
+        left_out = [t for t in sorted(self.per_type) if t not in self.macro_types]
+        note = (f"Macro averages the {len(self.macro_types)} types in the gold data or the predictions: "
+                f"{', '.join(self.macro_types)}")
+        return note + (f" (not {', '.join(left_out)}: in neither)." if left_out else ".")
 
 
 def _scores(true_positives: int, predicted: int, gold: int) -> Scores:
@@ -93,8 +112,9 @@ def span_set_report(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence
     types = sorted(set(types or []) | set(gold_counts) | set(predicted_counts))
     per_type = {t: _scores(hits[t], predicted_counts[t], gold_counts[t]) for t in types}
     micro = _scores(sum(hits.values()), sum(predicted_counts.values()), sum(gold_counts.values()))
-    return Report(micro, _macro(per_type, micro.support), per_type, "span-set",
-                  extra={"nested": nested_scores(gold, predicted)})
+    present = sorted(set(gold_counts) | set(predicted_counts))
+    return Report(micro, _macro(per_type, present, micro.support), per_type, "span-set",
+                  extra={"nested": nested_scores(gold, predicted)}, macro_types=present)
 
 
 def nested_entities(spans: Sequence[Span]) -> set[Span]:
@@ -124,12 +144,14 @@ def nested_scores(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence[S
     return Scores(precision, recall, f1, gold_nested)
 
 
-def _macro(per_type: dict[str, Scores], support: int) -> Scores:
-    if not per_type:
+def _macro(per_type: dict[str, Scores], present: Sequence[str], support: int) -> Scores:
+    """The mean of the ``present`` types' scores (0 when there are none)."""
+    if not present:
         return Scores(0.0, 0.0, 0.0, support)
-    n = len(per_type)
-    return Scores(sum(s.precision for s in per_type.values()) / n, sum(s.recall for s in per_type.values()) / n,
-                  sum(s.f1 for s in per_type.values()) / n, support)
+    averaged = [per_type[t] for t in present]
+    n = len(averaged)
+    return Scores(sum(s.precision for s in averaged) / n, sum(s.recall for s in averaged) / n,
+                  sum(s.f1 for s in averaged) / n, support)
 
 
 def seqeval_report(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence[Span]],
@@ -151,7 +173,11 @@ def seqeval_report(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence[
     micro_row = raw.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
     micro = Scores(float(micro_row["precision"]), float(micro_row["recall"]), float(micro_row["f1-score"]),
                    int(micro_row["support"]))
-    return Report(micro, _macro(per_type, micro.support), per_type, "seqeval-strict")
+    # seqeval reports no predicted counts; strict IOB2 reads back exactly the flat spans encoded
+    predicted_types = {s[2] for spans in predicted for s in spans}
+    macro_types = sorted(t for t in per_type if per_type[t].support or t in predicted_types)
+    return Report(micro, _macro(per_type, macro_types, micro.support), per_type, "seqeval-strict",
+                  macro_types=macro_types)
 
 
 def entity_report(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence[Span]],
