@@ -2,7 +2,8 @@
 
 The export is one JSON array of tasks (labelstud.io/guide/task_format, "Label Studio JSON
 format of annotated tasks"): ``{"id", "data": {"text": ...}, "annotations": [{"result": [...],
-"was_cancelled", ...}], "predictions": [...]}``; a span is a result of ``"type": "labels"``
+"was_cancelled", ...}], "predictions": [...]}``; an object ``{"tasks": [...]}``, one task, or
+one task per line are read too (what the API and scripts hand around); a span is a result of ``"type": "labels"``
 with ``"value": {"start", "end", "text", "labels": [...]}`` (the Named Entity Recognition
 template, ``<Labels name="label" toName="text">`` over ``<Text name="text" value="$text">``).
 Offsets are Unicode code points (Label Studio counted UTF-16 units before 1.0, github.com/
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from nerkit.data.encoding import read_text
-from nerkit.data.formats.jsonio import JsonArrayWriter, first_record, head, json_lines
+from nerkit.data.formats.jsonio import HEAD_BYTES, JsonArrayWriter, first_record, head, json_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
 from nerkit.data.strict_json import JsonParser
 from nerkit.errors import DataError
@@ -64,7 +65,9 @@ def detect(path: Path, encoding: str = "utf-8") -> bool:
     first = first_record(path, encoding)
     if first is not None:
         return is_task(first) or isinstance(first.get("tasks"), list)
-    return text.startswith("{") and _continues_on_next_line(text.splitlines()[0])
+    # A first line longer than the head is cut anywhere, also where a value would go on.
+    whole_first_line = "\n" in text or "\r" in text or path.stat().st_size <= HEAD_BYTES
+    return text.startswith("{") and whole_first_line and _continues_on_next_line(text.splitlines()[0])
 
 
 def _continues_on_next_line(line: str) -> bool:
