@@ -49,7 +49,8 @@ def model(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("hostile-model")
-    Tagger.build(tiny_config(directory, head__type="softmax"), synthetic_examples("train")[:40]).save_pretrained(directory)
+    tagger = Tagger.build(tiny_config(directory, head__type="softmax"), synthetic_examples("train")[:40])
+    tagger.save_pretrained(directory)
     return directory
 
 
@@ -219,6 +220,9 @@ def test_label_studio_exports_that_are_objects(tmp_path, content):
     assert name == "labelstudio" and records[0].text == "Hi Bob" and [tuple(s) for s in records[0].spans] == [
         (3, 6, "PER")]
     assert read_examples(path)[0].tokens == ["Hi", "Bob"]
+    result = invoke("convert", path, tmp_path / "out.conll", "--to", "conll")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out.conll").read_text(encoding="utf-8").startswith("Hi O\nBob B-PER\n")
 
 
 def test_an_object_that_is_no_label_studio_export_is_refused_naming_the_format(tmp_path):
@@ -229,6 +233,8 @@ def test_an_object_that_is_no_label_studio_export_is_refused_naming_the_format(t
     message = str(caught.value)
     assert message.startswith(str(path)) and "'project'" in message
     assert "[read as labelstudio: detected because it is one JSON document" in message
+    result = invoke("convert", path, tmp_path / "out.conll", "--to", "conll")
+    assert result.exit_code == 2 and "[read as labelstudio: detected because" in result.output
 
 
 def test_doccano_relation_export_whose_first_record_has_no_entities(tmp_path):

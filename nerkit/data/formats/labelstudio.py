@@ -30,6 +30,7 @@ of the Named Entity Recognition template. Records of token data also carry ``dat
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -73,8 +74,6 @@ def detect(path: Path, encoding: str = "utf-8") -> bool:
 def _continues_on_next_line(line: str) -> bool:
     """Whether the first line of a file is the start of a JSON value that goes on (``{``,
     ``{"id": 1,``), rather than a broken JSON line: its parse fails only at its end."""
-    import json
-
     try:
         json.loads(line)
     except json.JSONDecodeError as error:
@@ -200,7 +199,9 @@ def task_json(text: str, spans: Sequence[CharSpan], *, scores: Sequence[float] |
     if tokens is not None:
         data["tokens"] = tokens
     identifier = fields.get("id")
-    task: dict[str, Any] = {"id": identifier} if isinstance(identifier, int) and not isinstance(identifier, bool) else {}
+    task: dict[str, Any] = {}
+    if isinstance(identifier, int) and not isinstance(identifier, bool):  # JSON true is no id
+        task["id"] = identifier
     task["data"] = data
     if scores is None:
         return {**task, "annotations": [{"result": results, "was_cancelled": False}]}
