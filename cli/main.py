@@ -263,8 +263,9 @@ def predict(
     output: Annotated[Optional[Path], typer.Option(help="Write here instead of standard output.")] = None,
     batch_words: Annotated[int, typer.Option(help="Words per inference batch.")] = 4000,
     posthoc_tau: Annotated[Optional[float], typer.Option(help=POSTHOC_HELP)] = None,
-    errors: Annotated[str, typer.Option(help="Input bytes that are not UTF-8: strict stops with an error naming "
-                                        "the line; replace reads them as U+FFFD.")] = "strict",
+    errors: Annotated[str, typer.Option(help="Input bytes that are not UTF-8 (and, with --input-format jsonl, "
+                                        "lone surrogate escapes such as \\ud800): strict stops with an error "
+                                        "naming the line; replace reads them as U+FFFD.")] = "strict",
     input_format: Annotated[str, typer.Option(help="Raw text in: text (one text per line) or jsonl (one JSON "
                                               "object per line, {\"id\": ..., \"text\": ...}: any text, newlines "
                                               "included; other fields are copied to the output).")] = "text",

@@ -139,7 +139,7 @@ def test_labelstudio_utf16_offsets_are_caught_with_a_hint(tmp_path):
 
 
 @pytest.mark.parametrize("export,fragments", [
-    ({"data": {"text": "x"}}, ["a list of tasks", "dict"]),
+    ({"project": 3}, ["a list of tasks", "dict", "'project'"]),
     ([{"annotations": []}], ["task 1", "'data'"]),
     ([{"data": {"text": "Oslo"}, "annotations": [{"result": [{"id": "r", "type": "labels", "value": {"start": 0}}]}]}],
      ["task 1", "result 'r'", "'labels'"]),
@@ -161,7 +161,7 @@ def test_labelstudio_invalid_json(tmp_path):
     path.write_text('[{"data": ', encoding="utf-8")
     with pytest.raises(DataError) as caught:
         read_examples(path)
-    assert_error(caught.value, path, "invalid JSON", "list of tasks")
+    assert_error(caught.value, path, "not valid JSON", "Label Studio")
 
 
 # ----------------------------------------------------------------------------- doccano

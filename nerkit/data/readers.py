@@ -25,7 +25,6 @@ where they happened, for callers that report them (``nerkit debug data``).
 from __future__ import annotations
 
 import io
-import json
 import logging
 import unicodedata
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import Any, Iterable, Iterator
 from nerkit.data.encoding import read_text
 from nerkit.data.schemes import detect_scheme, normalize_scheme, split_tag, tags_to_spans
 from nerkit.data.spans import Example, Span
+from nerkit.data.strict_json import JsonParser, dumps
 from nerkit.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -54,8 +54,9 @@ def read_examples(source: str | Path, *, scheme: str = "auto", tag_column: int =
     ignore them. ``stats``: filled with what the reader repaired (see ``ReadStats``)."""
     from nerkit.data.formats import read_formatted  # the formats build on this module's readers
 
-    formatted = read_formatted(source, format=format, scheme=scheme, tag_column=tag_column, encoding=encoding)
-    if formatted is not None:
+    formatted = read_formatted(source, format=format, scheme=scheme, tag_column=tag_column, encoding=encoding,
+                               stats=stats)
+    if formatted is not None:  # every file, and brat directories
         return formatted
     text = str(source)
     path = Path(text)
@@ -71,11 +72,8 @@ def read_examples(source: str | Path, *, scheme: str = "auto", tag_column: int =
     head, _, split = text.rpartition(":")
     if head and not path.exists() and Path(head).is_dir():
         return read_hf_dataset(Path(head), split=split, **dataset_options)
-    if not path.exists():
-        raise DataError("no such file or directory", path=text)
-    if path.suffix.lower() in JSONL_SUFFIXES:
-        return read_jsonl(path, encoding=encoding, stats=stats)
-    return read_conll(path, scheme=scheme, tag_column=tag_column, encoding=encoding, stats=stats)
+    raise DataError("not a regular file (a device or a pipe)" if path.exists() else "no such file or directory",
+                    path=text)
 
 
 # --------------------------------------------------------------------------- what readers repaired
@@ -295,15 +293,12 @@ def read_jsonl(path: str | Path, *, encoding: str = "utf-8", stats: ReadStats | 
     path = Path(path)
     examples = []
     repairs = LineRepairs(str(path), "blank lines", stats)
+    parser = JsonParser(str(path), expected="one object per line")
     for line_number, line in enumerate(_text_lines(path, encoding), start=1):
         line = repairs.clean(line)
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"invalid JSON ({error.msg}); expected one object per line",
-                            path=str(path), line=line_number) from None
+        record = parser.loads(line, line_number)
         tokens = record.get("tokens") if isinstance(record, dict) else None
         if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t for t in tokens):
             raise DataError("expected an object with 'tokens', a non-empty list of non-empty strings",
@@ -321,9 +316,8 @@ def read_jsonl(path: str | Path, *, encoding: str = "utf-8", stats: ReadStats | 
 
 
 def write_jsonl_example(example: Example) -> str:
-    return json.dumps({"tokens": example.tokens,
-                       "spans": [{"start": s.start, "end": s.end, "type": s.type} for s in example.spans]},
-                      ensure_ascii=False)
+    return dumps({"tokens": example.tokens,
+                  "spans": [{"start": s.start, "end": s.end, "type": s.type} for s in example.spans]})
 
 
 # --------------------------------------------------------------------------- Hugging Face datasets

@@ -24,11 +24,11 @@ are exact when found from the end of the previous sentence (what segtok's own
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Iterable, Iterator, Mapping
 
 from nerkit.data.batching import iterate_chunks
+from nerkit.data.strict_json import JsonParser
 from nerkit.data.text import example_from_text
 from nerkit.errors import DataError, NerkitError
 from nerkit.predict.predictor import CHUNK, Entity, entities_with_offsets, predict_spans, predict_texts
@@ -61,24 +61,20 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def read_jsonl_records(lines: Iterable[str], *, name: str) -> Iterator[dict[str, Any]]:
+def read_jsonl_records(lines: Iterable[str], *, name: str, errors: str = "strict") -> Iterator[dict[str, Any]]:
     """Records of JSON lines: one object per line with a ``"text"`` str. A line that is not a
-    JSON object, or lacks that text, is a ``DataError`` naming the line. Blank lines hold no
-    record: they are skipped and counted in one warning."""
+    JSON object, or lacks that text, is a ``DataError`` naming the line, and so is what strict
+    JSON refuses (``nerkit.data.strict_json``: NaN, 1e999, lone surrogate escapes, unless
+    ``errors='replace'`` reads those as U+FFFD). Blank lines hold no record: they are skipped
+    and counted in one warning."""
+    parser = JsonParser(name, expected='one object per line (--input-format jsonl), such as {"id": 1, "text": "..."}',
+                        errors=errors, replace_option="--errors replace")
     blank = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             blank += 1
             continue
-        try:
-            record = json.loads(line)
-        except ValueError as error:  # JSONDecodeError, and numbers too long to convert
-            why = getattr(error, "msg", str(error))
-            raise DataError(f"not valid JSON ({why}); --input-format jsonl expects one object per line, "
-                            'such as {"id": 1, "text": "..."}', path=name, line=number) from None
-        except RecursionError:
-            raise DataError("JSON nested too deeply; expected one flat object per line", path=name,
-                            line=number) from None
+        record = parser.loads(line, number)
         if not isinstance(record, dict):
             raise DataError(f"a JSON {_json_type(record)}, expected an object with a \"text\" field, such as "
                             '{"id": 1, "text": "..."}', path=name, line=number)
@@ -89,6 +85,7 @@ def read_jsonl_records(lines: Iterable[str], *, name: str) -> Iterator[dict[str,
             raise DataError(f"\"text\" is a JSON {_json_type(record['text'])}, expected a string", path=name,
                             line=number)
         yield record
+    parser.report()
     if blank:
         logger.warning("%s: %d blank line%s skipped (they hold no JSON record)", name, blank, "s"[:blank != 1])
 
@@ -152,15 +149,15 @@ def _checked_items(items: Iterable[str | Mapping[str, Any]]) -> Iterator[tuple[s
 
 
 def predict_lines(model: TaggerModel, lines: Iterable[str], *, name: str, input_format: str = "text",
-                  split_sentences: bool = False, **options) -> Iterator[dict[str, Any]]:
+                  split_sentences: bool = False, errors: str = "strict", **options) -> Iterator[dict[str, Any]]:
     """Records for the lines of a raw-text input (what ``nerkit predict`` reads): with
     ``input_format='text'`` each line is one text; with ``'jsonl'`` each line is a JSON record
-    (see ``read_jsonl_records``)."""
+    (see ``read_jsonl_records``; ``errors``: what its lone surrogate escapes do)."""
     if input_format not in INPUT_FORMATS:
         raise NerkitError(f"--input-format {input_format!r}: expected {' or '.join(INPUT_FORMATS)}")
     if input_format == "text" and not split_sentences:
         return predict_texts(model, lines, **options)  # the plain path, as before documents existed
-    items = read_jsonl_records(lines, name=name) if input_format == "jsonl" else lines
+    items = read_jsonl_records(lines, name=name, errors=errors) if input_format == "jsonl" else lines
     return predict_documents(model, items, split_sentences=split_sentences, **options)
 
 

@@ -80,7 +80,8 @@ def predict_file(model: str | Path, source: str, output: str | Path | None = Non
     appears whole when every input was predicted, and is left as it was when one fails).
 
     ``errors``: what bytes that are not UTF-8 do: ``strict`` stops with an error naming the
-    line; ``replace`` reads them as U+FFFD (and says how many lines held some).
+    line; ``replace`` reads them as U+FFFD (and says how many lines held some), and with
+    ``input_format='jsonl'`` lone surrogate escapes (``"\\ud800"``) as well.
 
     ``input_format``: ``text`` (one text per line) or ``jsonl`` (one JSON record per line,
     ``{"id": ..., "text": ...}``, its other fields passed through); ``split_sentences`` tags each
@@ -95,6 +96,7 @@ def predict_file(model: str | Path, source: str, output: str | Path | None = Non
     documents: dict[str, Any] = {}
     if input_format != "text":
         documents["input_format"] = input_format
+        documents["errors"] = errors  # also what lone surrogate escapes in the JSON do
     if split_sentences:
         documents["split_sentences"] = True
     if documents and format == "conll":

@@ -6,24 +6,19 @@ splits them) and write one record per input line (JSON lines) or per sentence (C
 
 from __future__ import annotations
 
-import json
 from typing import IO, Iterable
 
 from nerkit.data.readers import iter_conll_rows
 from nerkit.data.schemes import spans_to_tags
 from nerkit.data.spans import Span, keep_outermost
+from nerkit.data.strict_json import dumps
 from nerkit.predict.documents import predict_lines
 from nerkit.predict.predictor import predict_conll
 
 
-# Line breaks that JSON leaves unescaped but that str.splitlines() and JavaScript split on;
-# escaped, every record stays on one line for any reader.
-_UNESCAPED_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
-
-
 def json_record(record) -> str:
     """One JSON line: UTF-8 text kept readable, every line break inside strings escaped."""
-    return json.dumps(record, ensure_ascii=False).translate(_UNESCAPED_BREAKS) + "\n"
+    return dumps(record) + "\n"
 
 
 def write_jsonl_predictions(tagger, lines: Iterable[str], sink: IO[str], *, name: str = "<stdin>",

@@ -53,7 +53,9 @@ def _text_bound(line: str, where: Where, checker: SpanChecker) -> tuple[CharSpan
     middle, tab, surface = rest.partition("\t")
     entity_type, _, offsets = middle.partition(" ")
     fragments = [fragment.split() for fragment in offsets.split(";")]
-    if not entity_type or not all(len(f) == 2 and all(n.isdigit() for n in f) for f in fragments):
+    # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and other scripts'
+    # digits ("١٢"), which brat never writes.
+    if not entity_type or not all(len(f) == 2 and all(n.isascii() and n.isdigit() for n in f) for f in fragments):
         raise where.error(f"{identifier}: expected 'ID<TAB>TYPE START END<TAB>TEXT', got {line!r}")
     if len(fragments) > 1:
         raise where.error(
@@ -63,7 +65,7 @@ def _text_bound(line: str, where: Where, checker: SpanChecker) -> tuple[CharSpan
     return checker.span(identifier, start, end, entity_type), (surface if tab else None)
 
 
-def _read_document(ann: Path, number: int, other: Counter, encoding: str) -> list[AnnotatedText]:
+def _read_document(ann: Path, number: int, name: str, other: Counter, encoding: str) -> list[AnnotatedText]:
     txt = ann.with_suffix(".txt")
     if not txt.is_file():
         raise DataError(f"no document {txt.name} for these annotations (brat pairs NAME.ann with NAME.txt)",
@@ -102,7 +104,7 @@ def _read_document(ann: Path, number: int, other: Counter, encoding: str) -> lis
     for index, (start, end) in enumerate(lines):
         if text[start:end].strip() or index in per_line:
             records.append(AnnotatedText(text[start:end], per_line.get(index, []), Where(str(txt), index + 1),
-                                         document=number, document_name=txt.stem))
+                                         document=number, document_name=name))
     return records
 
 
@@ -111,8 +113,12 @@ def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
     if not annotation_files:
         raise DataError("no .ann files: expected a brat directory of NAME.txt and NAME.ann", path=str(path))
     other: Counter = Counter()
+    # A document is named by its path under the directory without the suffix ("news/doc"), so
+    # doc.txt in two subfolders stays two documents, written back to two subfolders.
+    root = path if path.is_dir() else path.parent
     records = [record for number, ann in enumerate(annotation_files)
-               for record in _read_document(ann, number, other, encoding)]
+               for record in _read_document(ann, number, ann.relative_to(root).with_suffix("").as_posix(), other,
+                                            encoding)]
     count_by_kind(other, str(path), "annotations of other kinds", "text-bound annotations (T) only")
     if not records:
         raise DataError("the documents hold no text", path=str(path))
@@ -148,6 +154,7 @@ def _write_documents(documents: dict[str, list[AnnotatedText]], folder: Path) ->
             lines.append(record.text)
             offset += len(record.text) + 1
             count += 1
+        (folder / key).parent.mkdir(parents=True, exist_ok=True)  # a document of a subfolder ("news/doc")
         with open(folder / f"{key}.txt", "w", encoding="utf-8", newline="") as sink:
             sink.write("\n".join(lines) + "\n")
         with open(folder / f"{key}.ann", "w", encoding="utf-8", newline="") as sink:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 from nerkit.atomic import atomic_write
-from nerkit.data.readers import JSONL_SUFFIXES, read_conll
+from nerkit.data.readers import JSONL_SUFFIXES, ReadStats, read_conll
 from nerkit.data.schemes import normalize_scheme, spans_to_tags
 from nerkit.data.spans import Example, is_flat
 from nerkit.errors import DataError
@@ -21,8 +21,9 @@ def detect(path: Path, encoding: str = "utf-8") -> bool:
     return path.is_file() and path.suffix.lower() not in JSONL_SUFFIXES  # what read_examples reads as CoNLL
 
 
-def read(path: Path, *, scheme: str = "auto", tag_column: int = -1, encoding: str = "utf-8") -> list[Example]:
-    return read_conll(path, scheme=scheme, tag_column=tag_column, encoding=encoding)
+def read(path: Path, *, scheme: str = "auto", tag_column: int = -1, encoding: str = "utf-8",
+         stats: ReadStats | None = None) -> list[Example]:
+    return read_conll(path, scheme=scheme, tag_column=tag_column, encoding=encoding, stats=stats)
 
 
 def write(examples: Iterable[Example], path: Path, *, scheme: str = "BIO") -> int:

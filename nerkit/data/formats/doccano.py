@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
-from nerkit.data.formats.jsonio import first_record, json_lines, write_json_lines
+from nerkit.data.formats.jsonio import head_records, json_lines, write_json_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
 from nerkit.errors import DataError
 
@@ -29,19 +29,31 @@ KIND = "text"
 SPAN_KEYS = ("label", "labels")
 
 
-def detect_record(record: dict[str, Any]) -> bool:
+def detect_record(record: dict[str, Any]) -> bool | None:
+    """Whether a record is doccano's, or None when it cannot tell: ``entities`` empty and no
+    ``relations`` (the offsets format's records look the same then)."""
     if not isinstance(record.get("text"), str):
         return False
     if any(isinstance(record.get(key), list) for key in SPAN_KEYS):
         return True
     entities = record.get("entities")
-    return isinstance(entities, list) and bool(entities) and isinstance(entities[0], dict) \
-        and "start_offset" in entities[0]
+    if not isinstance(entities, list):
+        return False
+    if entities:
+        return isinstance(entities[0], dict) and "start_offset" in entities[0]
+    return True if isinstance(record.get("relations"), list) else None
 
 
 def detect(path: Path, encoding: str = "utf-8") -> bool:
-    record = path.is_file() and first_record(path, encoding)
-    return bool(record) and detect_record(record)
+    """From the first record, or, while records have no entity (a relation export starts with
+    a text nobody labeled), the first one that tells."""
+    if not path.is_file():
+        return False
+    for record in head_records(path, encoding):
+        verdict = detect_record(record) if record is not None else False
+        if verdict is not None:
+            return verdict
+    return False
 
 
 def _spans(record: dict[str, Any], checker: SpanChecker) -> list[CharSpan]:
@@ -90,9 +102,17 @@ def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
     return records
 
 
-def record_json(text: str, spans: Iterable[CharSpan], tokens: list[str] | None = None) -> dict[str, Any]:
-    """One line of doccano's sequence-labeling layout (``tokens`` only for token data)."""
-    record: dict[str, Any] = {"text": text, "label": [[span.start, span.end, span.type] for span in spans]}
+def record_json(text: str, spans: Iterable[CharSpan], tokens: list[str] | None = None, *,
+                fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One line of doccano's sequence-labeling layout (``tokens`` only for token data).
+    ``fields``: the record's other fields (an id, metadata), first and in their order, as
+    doccano exports them; doccano keeps them on import. One named ``label`` would be taken for
+    the spans: it is a ``DataError`` (the caller names the record)."""
+    fields = dict(fields or {})
+    if "label" in fields:
+        raise DataError("the record has a field 'label', which doccano reads as the entity spans: the output would "
+                        "put the predicted spans there and lose it; rename the field")
+    record: dict[str, Any] = {**fields, "text": text, "label": [[span.start, span.end, span.type] for span in spans]}
     if tokens is not None:
         record["tokens"] = tokens
     return record

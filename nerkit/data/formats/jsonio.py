@@ -1,6 +1,7 @@
 """Text in and out for the formats: files decoded with ``data.encoding`` (``nerkit.data.encoding``:
 errors name the file and line, binary files are refused), JSON lines read with the line named
-in every error, the head of a file for detection, and JSON written one record per line."""
+in every error (strictly: ``nerkit.data.strict_json``), the head of a file for detection, and
+JSON written one record per line."""
 
 from __future__ import annotations
 
@@ -12,13 +13,10 @@ from typing import IO, Any, Callable, Iterable, Iterator
 
 from nerkit.atomic import atomic_write
 from nerkit.data.encoding import read_text
+from nerkit.data.strict_json import JsonParser, dumps
 from nerkit.errors import DataError
 
 HEAD_BYTES = 1 << 16  # what detection reads of a file
-
-# Line breaks that JSON leaves unescaped but str.splitlines() and JavaScript split on; escaped,
-# every record stays on one line for any reader (as nerkit predict writes its JSON lines).
-_UNESCAPED_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
 def text_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
@@ -28,14 +26,11 @@ def text_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]
 
 def json_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for every non-blank line; anything but a JSON object is an error."""
+    parser = JsonParser(str(path), expected="one object per line")
     for number, line in text_lines(path, encoding):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"invalid JSON ({error.msg}); expected one object per line",
-                            path=str(path), line=number) from None
+        record = parser.loads(line, number)
         if not isinstance(record, dict):
             raise DataError(f"expected a JSON object, got {type(record).__name__}", path=str(path), line=number)
         yield number, record
@@ -53,20 +48,27 @@ def head(path: Path, encoding: str = "utf-8") -> str:
         return ""
 
 
-def first_record(path: Path, encoding: str = "utf-8") -> dict[str, Any] | None:
-    """The object on the first non-blank line of a JSON lines file, or None if it is not one."""
-    for line in head(path, encoding).splitlines():
+def head_records(path: Path, encoding: str = "utf-8") -> Iterator[dict[str, Any] | None]:
+    """The values of the non-blank lines in the head of a JSON lines file, for detection: each
+    object, or None for a line that is not one (the last line, cut by the head, is left out
+    unless the head is the whole file)."""
+    lines = list(io.StringIO(head(path, encoding), newline=None))  # as text_lines splits them, not at U+2028
+    if path.stat().st_size > HEAD_BYTES:
+        lines = lines[:-1]
+    for line in lines:
         if line.strip():
             try:
+                # Leniently: a line strict JSON refuses (NaN, a lone surrogate) still tells the
+                # format, whose reader then refuses it with its line.
                 record = json.loads(line)
-            except json.JSONDecodeError:
-                return None
-            return record if isinstance(record, dict) else None
-    return None
+            except (ValueError, RecursionError):
+                record = None
+            yield record if isinstance(record, dict) else None
 
 
-def dumps(item: Any) -> str:
-    return json.dumps(item, ensure_ascii=False).translate(_UNESCAPED_BREAKS)
+def first_record(path: Path, encoding: str = "utf-8") -> dict[str, Any] | None:
+    """The object on the first non-blank line of a JSON lines file, or None if it is not one."""
+    return next(head_records(path, encoding), None)
 
 
 class JsonArrayWriter:

@@ -9,7 +9,7 @@ from typing import Iterable
 
 from nerkit.atomic import atomic_write
 from nerkit.data.formats.jsonio import first_record
-from nerkit.data.readers import read_jsonl, write_jsonl_example
+from nerkit.data.readers import ReadStats, read_jsonl, write_jsonl_example
 from nerkit.data.spans import Example
 
 NAME = "jsonl"
@@ -22,8 +22,8 @@ def detect(path: Path, encoding: str = "utf-8") -> bool:
     return isinstance(tokens, list) and all(isinstance(t, str) for t in tokens) and "entities" not in record
 
 
-def read(path: Path, *, encoding: str = "utf-8") -> list[Example]:
-    return read_jsonl(path, encoding=encoding)
+def read(path: Path, *, encoding: str = "utf-8", stats: ReadStats | None = None) -> list[Example]:
+    return read_jsonl(path, encoding=encoding, stats=stats)
 
 
 def write(examples: Iterable[Example], path: Path) -> int:

@@ -2,7 +2,8 @@
 
 The export is one JSON array of tasks (labelstud.io/guide/task_format, "Label Studio JSON
 format of annotated tasks"): ``{"id", "data": {"text": ...}, "annotations": [{"result": [...],
-"was_cancelled", ...}], "predictions": [...]}``; a span is a result of ``"type": "labels"``
+"was_cancelled", ...}], "predictions": [...]}``; an object ``{"tasks": [...]}``, one task, or
+one task per line are read too (what the API and scripts hand around); a span is a result of ``"type": "labels"``
 with ``"value": {"start", "end", "text", "labels": [...]}`` (the Named Entity Recognition
 template, ``<Labels name="label" toName="text">`` over ``<Text name="text" value="$text">``).
 Offsets are Unicode code points (Label Studio counted UTF-16 units before 1.0, github.com/
@@ -29,15 +30,17 @@ of the Named Entity Recognition template. Records of token data also carry ``dat
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from nerkit.atomic import atomic_write
 from nerkit.data.encoding import read_text
-from nerkit.data.formats.jsonio import JsonArrayWriter, head
+from nerkit.data.formats.jsonio import HEAD_BYTES, JsonArrayWriter, first_record, head, json_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
+from nerkit.data.strict_json import JsonParser
 from nerkit.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -47,22 +50,57 @@ KIND = "text"
 FROM_NAME, TO_NAME = "label", "text"  # the Named Entity Recognition template's tag names
 
 
+def is_task(value: Any) -> bool:
+    """A Label Studio task: an object whose ``data`` is an object (no other format has one)."""
+    return isinstance(value, dict) and isinstance(value.get("data"), dict)
+
+
 def detect(path: Path, encoding: str = "utf-8") -> bool:
-    # A JSON array: no other format nerkit reads starts with "[".
-    return path.is_file() and head(path, encoding).lstrip().startswith("[")
+    """A JSON array (no other format nerkit reads starts with "["), an object over several lines
+    (the other JSON formats hold one object per line: only Label Studio's export, ``{"tasks":
+    [...]}`` or one task, is pretty-printed), or a first line holding a task or ``tasks``."""
+    if not path.is_file():
+        return False
+    text = head(path, encoding).lstrip()
+    if text.startswith("["):
+        return True
+    first = first_record(path, encoding)
+    if first is not None:
+        return is_task(first) or isinstance(first.get("tasks"), list)
+    # A first line longer than the head is cut anywhere, also where a value would go on.
+    whole_first_line = "\n" in text or "\r" in text or path.stat().st_size <= HEAD_BYTES
+    return text.startswith("{") and whole_first_line and _continues_on_next_line(text.splitlines()[0])
+
+
+def _continues_on_next_line(line: str) -> bool:
+    """Whether the first line of a file is the start of a JSON value that goes on (``{``,
+    ``{"id": 1,``), rather than a broken JSON line: its parse fails only at its end."""
+    try:
+        json.loads(line)
+    except json.JSONDecodeError as error:
+        return error.pos >= len(line.rstrip())
+    except (ValueError, RecursionError):
+        return False
+    return False
 
 
 def _load(path: Path, encoding: str) -> list[Any]:
-    import json
-
-    try:
-        tasks = json.loads(read_text(path, encoding))
-    except json.JSONDecodeError as error:
-        raise DataError(f"invalid JSON ({error.msg}, line {error.lineno} column {error.colno}); expected Label "
-                        "Studio's JSON export, a list of tasks", path=str(path)) from None
+    """The tasks of an export: a list of tasks, ``{"tasks": [...]}``, one task, or one task per
+    line (JSON lines, as Label Studio imports them)."""
+    if is_task(first_record(path, encoding)):
+        return [task for _, task in json_lines(path, encoding)]
+    expected = "Label Studio's JSON export: a list of tasks, {\"tasks\": [...]} or one task"
+    tasks = JsonParser(str(path), expected=expected).loads(read_text(path, encoding))
+    if isinstance(tasks, dict) and "tasks" in tasks and not is_task(tasks):
+        tasks = tasks["tasks"]
+        if not isinstance(tasks, list):
+            raise DataError(f"'tasks' is a {type(tasks).__name__}; expected {expected}", path=str(path))
+    elif is_task(tasks):
+        tasks = [tasks]
     if not isinstance(tasks, list):
-        raise DataError(f"expected Label Studio's JSON export, a list of tasks; got a {type(tasks).__name__} "
-                        "(the JSON-MIN and CSV exports are not read: export JSON)", path=str(path))
+        fields = f" with the fields {', '.join(map(repr, list(tasks)[:8]))}" if isinstance(tasks, dict) else ""
+        raise DataError(f"expected {expected}; got a {type(tasks).__name__}{fields} (the JSON-MIN and CSV exports "
+                        "are not read: export JSON)", path=str(path))
     return tasks
 
 
@@ -137,11 +175,16 @@ def read(path: Path, *, use: str = "annotations", encoding: str = "utf-8") -> li
 
 def task_json(text: str, spans: Sequence[CharSpan], *, scores: Sequence[float] | None = None,
               tokens: list[str] | None = None, from_name: str = FROM_NAME, to_name: str = TO_NAME,
-              model_version: str = "nerkit") -> dict[str, Any]:
+              model_version: str = "nerkit", fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A task to import: ``data.text`` and the spans as one annotation, or, with ``scores``
     (one per span), as one prediction: the score of each span in its result and in its value
     (where the documentation's example puts it), and the prediction's score, the lowest span
-    score (the task is as uncertain as its least certain span; Label Studio sorts by it)."""
+    score (the task is as uncertain as its least certain span; Label Studio sorts by it).
+
+    ``fields``: the record's other fields (an id, metadata; not ``text``), which go into
+    ``data`` beside the text, where Label Studio keeps what was imported with a task and shows
+    it in the Data Manager; an integer ``id`` is the task's ``id`` too (Label Studio's ids are
+    integers)."""
     results = []
     for index, span in enumerate(spans):
         value = {"start": span.start, "end": span.end, "text": text[span.start:span.end], "labels": [span.type]}
@@ -150,15 +193,23 @@ def task_json(text: str, spans: Sequence[CharSpan], *, scores: Sequence[float] |
         if scores is not None:
             result["score"] = value["score"] = scores[index]
         results.append(result)
-    data: dict[str, Any] = {"text": text}
+    fields = dict(fields or {})
+    if "text" in fields:
+        raise ValueError("fields: the text is given as text, not as a field")
+    data: dict[str, Any] = {"text": text, **fields}
     if tokens is not None:
         data["tokens"] = tokens
+    identifier = fields.get("id")
+    task: dict[str, Any] = {}
+    if isinstance(identifier, int) and not isinstance(identifier, bool):  # JSON true is no id
+        task["id"] = identifier
+    task["data"] = data
     if scores is None:
-        return {"data": data, "annotations": [{"result": results, "was_cancelled": False}]}
+        return {**task, "annotations": [{"result": results, "was_cancelled": False}]}
     prediction: dict[str, Any] = {"model_version": model_version, "result": results}
     if scores:
         prediction["score"] = min(scores)
-    return {"data": data, "predictions": [prediction]}
+    return {**task, "predictions": [prediction]}
 
 
 def write(records: Iterable[AnnotatedText], path: Path, *, from_name: str = FROM_NAME,

@@ -45,6 +45,10 @@ def _span(item: Any, index: int, checker: SpanChecker) -> CharSpan:
         return checker.span(f"span {index}", *item)
     if not isinstance(item, dict):
         raise checker.where.error(f"span {index} {item!r}: expected an object with start, end and type (or label)")
+    if "start_offset" in item:
+        raise checker.where.error(f"span {index} {item!r} has doccano's start_offset and end_offset, not start and "
+                                  "end: the file looks like a doccano relation export; name the format doccano "
+                                  "(--from doccano, --set data.format=doccano)")
     label = item.get("type", item.get("label"))
     span = checker.span(f"span {index}", item.get("start"), item.get("end"), label)
     checker.surface(f"span {index}", span, item.get("text"))
