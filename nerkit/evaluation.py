@@ -155,7 +155,8 @@ def evaluate_model(model: str | Path, data: str, *, scheme: str = "auto", decodi
     check_resamples(bootstrap)
     tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir)
     tagger.configure_decoding(**(decoding or {}))
-    return evaluate(tagger, load_split(data, scheme), bootstrap=bootstrap, seed=seed)
+    examples = load_split(data, scheme, tokenizer_rule=tagger.tokenizer_rule)
+    return evaluate(tagger, examples, bootstrap=bootstrap, seed=seed)
 
 
 __all__ = ["evaluate", "evaluate_model", "score_predictions", "unit_counts", "add_intervals", "select_posthoc_tau",

@@ -19,6 +19,7 @@ from nerkit.data.formats import brat, conll, doccano, jsonl, labelstudio, offset
 from nerkit.data.formats.records import AnnotatedText, CharSpan, from_example, to_example, to_examples
 from nerkit.data.readers import JSONL_SUFFIXES
 from nerkit.data.spans import Example
+from nerkit.data.text import TOKENIZER_RULE
 from nerkit.errors import DataError, NerkitError
 
 FORMATS: dict[str, ModuleType] = {module.NAME: module for module in (conll, jsonl, doccano, labelstudio, offsets, brat)}
@@ -65,16 +66,19 @@ def read_records(source: str | Path, format: str = "auto", *, encoding: str = "u
 
 
 def read_formatted(source: str | Path, *, format: str = "auto", scheme: str = "auto", tag_column: int = -1,
-                   encoding: str = "utf-8") -> list[Example] | None:
+                   encoding: str = "utf-8", tokenizer_rule: str | None = None) -> list[Example] | None:
     """Examples of ``source`` for ``read_examples``: the character-offset formats, and any source
     whose format is named; None where ``read_examples`` reads it itself (detected CoNLL or
-    jsonl, saved and hub datasets), so those keep their readers' rules exactly."""
+    jsonl, saved and hub datasets), so those keep their readers' rules exactly. Texts are split
+    by ``tokenizer_rule`` (by default the rule new models record)."""
     if format == "auto":
         if str(source).startswith("hf:") or detect_format(source, encoding) in (None, conll.NAME, jsonl.NAME):
             return None
     options = {"scheme": scheme, "tag_column": tag_column} if format == conll.NAME else {}
     name, records = read_records(source, format, encoding=encoding, **options)
-    return to_examples(records, str(source)) if FORMATS[name].KIND == "text" else records
+    if FORMATS[name].KIND != "text":
+        return records
+    return to_examples(records, str(source), rule=tokenizer_rule or TOKENIZER_RULE)
 
 
 from nerkit.data.formats.convert import ConvertSummary, convert  # noqa: E402  (convert uses the names above)
