@@ -27,7 +27,7 @@ from nerkit.data.formats import convert, doccano, labelstudio, offsets
 from nerkit.data.formats.records import AnnotatedText, CharSpan, Where
 from nerkit.data.spans import ScoredSpan
 from nerkit.data.synthetic import synthetic_texts
-from nerkit.data.text import (TOKENIZER_RULE, TOKENIZER_V1, clusters, example_from_text, is_blank, tokenize,
+from nerkit.data.text import (TOKENIZER_RULE, TOKENIZER_V1, clusters, example_from_text, is_blank, plain, tokenize,
                               whole_characters)
 from nerkit.errors import DataError
 from nerkit.predict.formats import FORMAT_WRITERS
@@ -51,8 +51,8 @@ REGIONAL_INDICATORS = st.characters(min_codepoint=0x1F1E6, max_codepoint=0x1F1FF
 # Pieces where rules meet: a space or NBSP carrying a mark, an Arabic number sign before a space,
 # invisible characters, line separators other than \n, what the word rule treats specially.
 ODD_PIECES = [" ", "  ", "\t", "\u00A0", " \u0301", "\u00A0\u0308", "\u0600 ", "\u0600\u0661", "\u200B", "\uFEFF",
-              "\u00AD", "\u200C", ZWJ, "\u2028", "\x85", "\x1c", "\r\n", "-", ".", "'s", "n't", "U.S.", "1,000",
-              "\u4E2D\u56FD", "\u1100\u1161\u11A8", "e\u0301", "Oslo"]
+              "\u00AD", "\u200C", ZWJ, "\u2028", "\x85", "\x1c", "\x00", "\x7f", "\r\n", "-", ".", "'s", "n't", "U.S.",
+              "1,000", "\u4E2D\u56FD", "\u1100\u1161\u11A8", "e\u0301", "Oslo"]
 PIECES = st.one_of(
     ANY, ASTRAL, WORD, st.sampled_from(ODD_PIECES),
     st.tuples(ANY | WORD, st.lists(MARKS, min_size=1, max_size=3)).map(lambda t: t[0] + "".join(t[1])),
@@ -88,7 +88,7 @@ def test_the_new_rule_keeps_characters_whole_and_the_old_one_is_still_there():
         "\u845B\U000E0100\u57CE": ["\u845B\U000E0100", "\u57CE"],  # an ideographic variation sequence
         "\u0645\u06CC\u200C\u062E\u0648\u0627\u0647\u0645": ["\u0645\u06CC\u200C\u062E\u0648\u0627\u0647\u0645"],
         "a \u0301b": ["a", "b"],  # a space carrying an accent separates, like a space
-        "x\u200By\uFEFFz": ["x", "y", "z"],  # invisible characters separate and are in no token
+        "x\u200By\uFEFFz\x00!": ["x", "y", "z", "!"],  # invisible characters separate and are in no token
         "\U0001F1F3\U0001F1F4\U0001F1F3": ["\U0001F1F3\U0001F1F4", "\U0001F1F3"],  # a flag, then a lone indicator
     }
     for text, tokens in cases.items():
@@ -113,12 +113,15 @@ def test_no_token_boundary_falls_inside_a_character(text):
 
 @settings(max_examples=200, deadline=None)
 @given(text=st.text(st.characters(max_codepoint=0x7F)))
-def test_ascii_text_splits_as_before(text):
-    # ASCII takes a short cut past the cluster walk (every ASCII character is a cluster of its
-    # own, "\r\n" aside): its tokens are those of the first rule, as the long way gives them.
+def test_plain_text_splits_as_before(text):
+    # Plain ASCII takes a short cut past the cluster walk (every ASCII character is a cluster of
+    # its own, "\r\n" aside): its tokens are those of the first rule, as the long way gives them.
     from nerkit.data.text import _offsets_by_cluster
 
-    assert tokenize(text)[1] == tokenize(text, rule=TOKENIZER_V1)[1] == _offsets_by_cluster(text)
+    if plain(text):
+        assert tokenize(text)[1] == tokenize(text, rule=TOKENIZER_V1)[1] == _offsets_by_cluster(text)
+    else:  # control characters (NUL) are tokens to the first rule, blank to the second
+        assert tokenize(text)[1] == _offsets_by_cluster(text)
 
 
 # ----------------------------------------------------------------------------- character formats
@@ -191,13 +194,24 @@ def test_a_boundary_inside_a_character_is_refused_with_the_span(tmp_path, fmt, r
 # ----------------------------------------------------------------------------- models
 
 
+def record_tokens(monkeypatch, owner, name: str) -> list[list[str]]:
+    """The tokens of every example list that ``owner.name`` gets from now on (it still runs)."""
+    seen: list[list[str]] = []
+    original = getattr(owner, name)
+
+    def recording(*args, **options):
+        examples = next(argument for argument in args if isinstance(argument, list))
+        seen.extend(example.tokens for example in examples)
+        return original(*args, **options)
+
+    monkeypatch.setattr(owner, name, recording)
+    return seen
+
+
 def with_rule(model: Path, directory: Path, rule: str) -> Path:
     """A copy of ``model`` that records the tokenizer ``rule``, as a model of an older nerkit does."""
     shutil.copytree(model, directory)
-    description = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-    description["tokenizer"] = rule
-    (directory / "config.json").write_text(json.dumps(description), encoding="utf-8")
-    (directory / "model-manifest.json").unlink()  # a deliberate edit: the manifest would refuse it
+    with_rule_in_place(directory, rule)
     return directory
 
 
@@ -280,10 +294,7 @@ def test_a_model_of_the_first_rule_loads_and_splits_text_by_it(v1_model, trained
     for model, rule in ((v1_model, TOKENIZER_V1), (trained_models["crf"], TOKENIZER_RULE)):
         tagger = Tagger.from_pretrained(model)
         assert tagger.tokenizer_rule == rule
-        seen = []
-        encode = tagger.encode
-        monkeypatch.setattr(tagger, "encode", lambda examples: seen.extend(e.tokens for e in examples) or
-                            encode(examples))
+        seen = record_tokens(monkeypatch, tagger, "encode")
         tagger.predict(text)
         tagger.predict(text, split_sentences=True)
         assert seen == [tokenize(text, rule=rule)[0]] * 2
@@ -293,10 +304,7 @@ def test_a_model_of_the_first_rule_loads_and_splits_text_by_it(v1_model, trained
                     encoding="utf-8")
     import nerkit.evaluation
 
-    scored = []
-    evaluate = nerkit.evaluation.evaluate
-    monkeypatch.setattr(nerkit.evaluation, "evaluate", lambda tagger, examples, **options: scored.append(
-        examples[0].tokens) or evaluate(tagger, examples, **options))
+    scored = record_tokens(monkeypatch, nerkit.evaluation, "evaluate")
     nerkit.evaluation.evaluate_model(v1_model, str(path), device="cpu")
     assert scored == [tokenize(text, {22, 28}, rule=TOKENIZER_V1)[0]]
 
@@ -326,3 +334,30 @@ def test_first_rule_entities_come_out_in_whole_characters(text, data):
     # Only entities of blank characters, or sharing one with a better-scored entity, are gone.
     if any(whole_characters(text, start, end) for start, end in example.offsets):
         assert entities
+
+
+def test_a_resumed_run_of_the_first_rule_splits_its_data_by_it(tmp_path, monkeypatch):
+    # A checkpoint written by a nerkit that split text by the first rule goes on learning from
+    # text split the same way, and the model it saves still records that rule.
+    text = "Angela Merkel visited Pari\u0301s , Cafe\u0301 Noir ."
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps({"text": text, "label": [[0, 13, "PER"], [22, 28, "LOC"]]},
+                                       ensure_ascii=False) + "\n" for _ in range(4)), encoding="utf-8")
+    config = tiny_config(tmp_path / "run", data__train=str(path), training__max_steps=2)
+    train(config)
+    with_rule_in_place(tmp_path / "run" / "checkpoint", TOKENIZER_V1)
+    import nerkit.training.handlers
+
+    learned = record_tokens(monkeypatch, Tagger, "prepare")  # what training learns from
+    tested = record_tokens(monkeypatch, nerkit.training.handlers, "evaluate")  # the final test
+    train(tiny_config(tmp_path / "run", data__train=str(path), data__test=str(path), training__max_steps=4),
+          resume=True)
+    assert learned == tested == [tokenize(text, {0, 13, 22, 28}, rule=TOKENIZER_V1)[0]] * 4
+    assert Tagger.from_pretrained(tmp_path / "run").tokenizer_rule == TOKENIZER_V1
+
+
+def with_rule_in_place(directory: Path, rule: str) -> None:
+    description = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    description["tokenizer"] = rule
+    (directory / "config.json").write_text(json.dumps(description), encoding="utf-8")
+    (directory / "model-manifest.json").unlink(missing_ok=True)  # a deliberate edit: the manifest would refuse it

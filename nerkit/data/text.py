@@ -12,9 +12,10 @@ splits text the way its training data was split. New models use ``TOKENIZER_RULE
   user-perceived characters of Unicode UAX #29), each standing in for its base character,
   so a boundary never falls inside one: "Cafe\u0301" is one token, a ZWJ emoji sequence or a
   flag one symbol, Devanagari vowel signs stay on their consonants. A cluster that holds
-  whitespace (a space carrying a combining mark) or only invisible format characters (zero-
-  width space, byte-order mark, direction marks) separates tokens like a space and is in
-  none: no token holds whitespace, which CoNLL columns cannot hold.
+  whitespace (a space carrying a combining mark), or only invisible characters (control
+  characters such as NUL, format characters such as the zero-width space, byte-order mark,
+  direction marks), separates tokens like a space and is in none: no token holds whitespace,
+  which CoNLL columns cannot hold, nor is a NUL, which makes a CoNLL file look binary.
 
 Character-offset readers pass the annotation ``boundaries`` too: a token that a boundary
 falls inside is split there, so a span that cuts a word ("Oslo" in "Oslo-based") is still
@@ -26,6 +27,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
+from functools import lru_cache
+from itertools import accumulate
 from typing import Iterable
 
 import regex  # a dependency of transformers; the stdlib `re` has no \X
@@ -52,6 +55,7 @@ _TOKEN = re.compile(
     re.VERBOSE | re.IGNORECASE,
 )
 _CLUSTER = regex.compile(r"\X")
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")  # Cc, and not whitespace to str.isspace
 
 
 def check_rule(rule: str) -> str:
@@ -66,16 +70,24 @@ def clusters(text: str) -> list[tuple[int, int]]:
 
 
 def is_blank(cluster: str) -> bool:
-    """Whether a cluster separates tokens: it holds whitespace, or only invisible format
-    characters (Unicode category Cf: zero-width space, byte-order mark, direction marks)."""
-    return any(c.isspace() for c in cluster) or all(unicodedata.category(c) == "Cf" for c in cluster)
+    """Whether a cluster separates tokens: it holds whitespace, or only invisible characters
+    (Unicode categories Cc and Cf: NUL, zero-width space, byte-order mark, direction marks)."""
+    return any(c.isspace() for c in cluster) or all(unicodedata.category(c) in ("Cc", "Cf") for c in cluster)
 
 
+def plain(text: str) -> bool:
+    """ASCII without control characters but whitespace: every character is a cluster of its own
+    ("\r\n" aside, whitespace either way) and no visible one is blank, so both rules split it
+    alike."""
+    return text.isascii() and not _ASCII_CONTROL.search(text)
+
+
+@lru_cache(maxsize=1 << 16)  # a text's clusters are mostly ones seen before: the same letters
 def _stand_in(cluster: str) -> str:
     """The one character ``_TOKEN`` sees for a cluster: a space for a blank one, else its base,
     the first character that is not a format character (an Arabic number sign U+0600 is
     written before the digits it belongs to)."""
-    if len(cluster) == 1 and cluster.isascii():
+    if len(cluster) == 1 and plain(cluster):
         return cluster
     if is_blank(cluster):
         return " "
@@ -87,17 +99,14 @@ def _offsets_v1(text: str) -> list[tuple[int, int]]:
 
 
 def _offsets_v2(text: str) -> list[tuple[int, int]]:
-    if text.isascii():
-        # Every ASCII character is a cluster of its own but "\r\n", which is whitespace either
-        # way, and none is a format character: the same tokens, without the cluster walk.
-        return _offsets_v1(text)
-    return _offsets_by_cluster(text)
+    return _offsets_v1(text) if plain(text) else _offsets_by_cluster(text)  # the same, without the cluster walk
 
 
 def _offsets_by_cluster(text: str) -> list[tuple[int, int]]:
-    spans = clusters(text)
-    skeleton = "".join(_stand_in(text[start:end]) for start, end in spans)  # one character per cluster
-    return [(spans[first][0], spans[last - 1][1]) for first, last in map(re.Match.span, _TOKEN.finditer(skeleton))]
+    pieces = _CLUSTER.findall(text)
+    skeleton = "".join(map(_stand_in, pieces))  # one character per cluster
+    ends = [0, *accumulate(map(len, pieces))]  # ends[i]: where cluster i starts, and cluster i - 1 ends
+    return [(ends[match.start()], ends[match.end()]) for match in _TOKEN.finditer(skeleton)]
 
 
 _RULES = {TOKENIZER_V1: _offsets_v1, TOKENIZER_RULE: _offsets_v2}
@@ -136,7 +145,7 @@ def whole_characters(text: str, start: int, end: int) -> tuple[int, int] | None:
     """``[start, end)`` widened to the clusters it cuts and stripped of blank clusters at its
     edges, so that a span of a model whose tokens may cut clusters (``nerkit-words-v1``) reads
     back; None when nothing but blank clusters is left."""
-    if text.isascii():
+    if plain(text):
         return (start, end) if text[start:end].strip() else None
     inside = [(s, e) for s, e in clusters(text) if s < end and e > start and not is_blank(text[s:e])]
     return (inside[0][0], inside[-1][1]) if inside else None

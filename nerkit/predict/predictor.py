@@ -17,7 +17,7 @@ from typing import Iterable, Iterator, TypedDict
 from nerkit.data.batching import budget_batches, iterate_chunks
 from nerkit.data.documents import join_documents, split_spans
 from nerkit.data.spans import Example, ScoredSpan
-from nerkit.data.text import TOKENIZER_V1, example_from_text, whole_characters
+from nerkit.data.text import TOKENIZER_V1, example_from_text, plain, whole_characters
 from nerkit.errors import NerkitError
 from nerkit.tagger import TaggerModel
 
@@ -83,7 +83,7 @@ def entities_with_offsets(example: Example, spans: list[ScoredSpan], rule: str |
         start, end = example.offsets[span.start][0], example.offsets[span.end - 1][1]
         entities.append({"start": start, "end": end, "type": span.type, "text": example.text[start:end],
                          "score": round(float(span.score), 4)})
-    if rule == TOKENIZER_V1 and entities and not example.text.isascii():
+    if rule == TOKENIZER_V1 and entities and not plain(example.text):
         return _in_whole_characters(example.text, entities)
     return entities
 
