@@ -45,7 +45,8 @@ WORD = st.text(st.characters(categories=("Lu", "Ll", "Lo", "Nd")), min_size=1, m
 MARKS = st.one_of(st.characters(min_codepoint=0x300, max_codepoint=0x36F),  # combining diacritics
                   st.characters(min_codepoint=0x20D0, max_codepoint=0x20F0),  # for symbols (keycap U+20E3)
                   st.sampled_from(["\u093F", "\u094D", "\u0940", "\u0E31", "\u3099", "\u200C", ZWJ]))
-SELECTORS = st.one_of(st.sampled_from(["\uFE0E", "\uFE0F"]), st.characters(min_codepoint=0xE0100, max_codepoint=0xE01EF))
+SELECTORS = st.one_of(st.sampled_from(["\uFE0E", "\uFE0F"]),  # text and emoji presentation
+                      st.characters(min_codepoint=0xE0100, max_codepoint=0xE01EF))  # ideographic variants
 EMOJI = st.characters(min_codepoint=0x1F300, max_codepoint=0x1FAFF)
 REGIONAL_INDICATORS = st.characters(min_codepoint=0x1F1E6, max_codepoint=0x1F1FF)
 # Pieces where rules meet: a space or NBSP carrying a mark, an Arabic number sign before a space,
@@ -106,7 +107,7 @@ def test_no_token_boundary_falls_inside_a_character(text):
     assert_whole_characters(text, token_offsets)
     assert all(token and not any(c.isspace() for c in token) for token in tokens)  # CoNLL columns hold them
     assert all(end <= start for (_, end), (start, _) in zip(token_offsets, token_offsets[1:]))
-    # What no token holds is blank (whitespace, or invisible format characters only).
+    # What no token holds is blank (whitespace, or invisible characters only).
     in_tokens = {position for start, end in token_offsets for position in range(start, end)}
     assert all(is_blank(text[start:end]) for start, end in clusters(text) if start not in in_tokens)
 

@@ -5,12 +5,12 @@ of the rule its training text was split by (``config.json``, ``"tokenizer"``), s
 splits text the way its training data was split. New models use ``TOKENIZER_RULE``.
 
 * ``nerkit-words-v1`` matches ``_TOKEN`` character by character. A combining accent, a
-  variation selector or a zero-width joiner is not a word character to it, so "Cafe\u0301"
-  gives "Cafe" and "\u0301": a token boundary inside a user-perceived character, which a
+  variation selector or a zero-width joiner is not a word character to it, so "Cafe\\u0301"
+  gives "Cafe" and "\\u0301": a token boundary inside a user-perceived character, which a
   span may not end at when nerkit reads its own predictions back.
 * ``nerkit-words-v2`` matches the same expression over grapheme clusters (``\\X``, the
   user-perceived characters of Unicode UAX #29), each standing in for its base character,
-  so a boundary never falls inside one: "Cafe\u0301" is one token, a ZWJ emoji sequence or a
+  so a boundary never falls inside one: "Cafe\\u0301" is one token, a ZWJ emoji sequence or a
   flag one symbol, Devanagari vowel signs stay on their consonants. A cluster that holds
   whitespace (a space carrying a combining mark), or only invisible characters (control
   characters such as NUL, format characters such as the zero-width space, byte-order mark,
@@ -77,7 +77,7 @@ def is_blank(cluster: str) -> bool:
 
 def plain(text: str) -> bool:
     """ASCII without control characters but whitespace: every character is a cluster of its own
-    ("\r\n" aside, whitespace either way) and no visible one is blank, so both rules split it
+    ("\\r\\n" aside, whitespace either way) and no visible one is blank, so both rules split it
     alike."""
     return text.isascii() and not _ASCII_CONTROL.search(text)
 

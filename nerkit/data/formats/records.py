@@ -5,7 +5,8 @@ An ``AnnotatedText`` is a text and half-open character spans, as Label Studio, d
 spaCy and Prodigy store them (offsets are Unicode code points, Python's ``str`` indices).
 Readers check every span here as they go (``checked_span``); ``to_example`` tokenizes the text
 with nerkit's tokenizer (the rule a model records, ``nerkit.data.text``), splitting tokens at
-every span boundary, and maps each span onto the tokens that lie inside it; ``from_example`` turns token data back into text and offsets.
+every span boundary, and maps each span onto the tokens that lie inside it; ``from_example``
+turns token data back into text and offsets.
 Conversions between character formats never tokenize, so their texts and spans stay exact.
 """
 
