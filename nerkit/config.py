@@ -124,12 +124,14 @@ class DataConfig(Section):
         check_encoding(encoding)  # a codec Python lacks fails here, not after the model is built
         return encoding
 
-    def load(self, split: Literal["train", "dev", "test"]):
-        """The examples of one split as this section says to read them (None when it is unset)."""
+    def load(self, split: Literal["train", "dev", "test"], tokenizer_rule: str | None = None):
+        """The examples of one split as this section says to read them (None when it is unset);
+        ``tokenizer_rule``: of the model they are for, when not the rule new models record."""
         from nerkit.data.sources import load_split
 
         source = getattr(self, split)
-        return None if source is None else load_split(source, **self.read_options())
+        rule = {"tokenizer_rule": tokenizer_rule} if tokenizer_rule else {}
+        return None if source is None else load_split(source, **self.read_options(), **rule)
 
     def read_options(self) -> dict[str, Any]:
         """How to read every split: ``load_split``'s keyword arguments."""

@@ -159,7 +159,7 @@ def evaluate_model(model: str | Path, data: str, *, scheme: str = "auto", decodi
     check_resamples(bootstrap)
     tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir)
     tagger.configure_decoding(**(decoding or {}))
-    examples = load_split(data, scheme)
+    examples = load_split(data, scheme, tokenizer_rule=tagger.tokenizer_rule)
     for warning in entity_type_warnings(tagger.entity_types, examples, data):
         logger.warning("%s", warning)
     return evaluate(tagger, examples, bootstrap=bootstrap, seed=seed)

@@ -32,7 +32,7 @@ from nerkit import modeldir, plugins
 from nerkit.config import Config, EncoderConfig, HeadConfig, LossConfig
 from nerkit.data.documents import join_documents
 from nerkit.data.schemes import scheme_tags, spans_to_tags
-from nerkit.data.text import TOKENIZER_RULE
+from nerkit.data.text import TOKENIZER_RULE, TOKENIZER_RULES, TOKENIZER_V1
 from nerkit.data.untrusted import read_json
 from nerkit.data.spans import Example, ScoredSpan, is_flat, keep_outermost
 from nerkit.devices import check_precision, quantize_linear_layers, resolve_device
@@ -290,12 +290,14 @@ def flat_examples(examples: list[Example], policy: str, *, warn: bool = True) ->
 
 def check_tokenizer(description: dict[str, Any], directory: Path) -> str:
     """The rule that split the model's training text into words (models from before it was
-    recorded used the first one); refused unless it is the rule this nerkit splits text by."""
-    rule = description.get("tokenizer", "nerkit-words-v1")
-    if rule != TOKENIZER_RULE:
+    recorded used the first one); the model splits text by it too. Refused unless this nerkit
+    knows the rule."""
+    rule = description.get("tokenizer", TOKENIZER_V1)
+    if rule not in TOKENIZER_RULES:
         raise NerkitError(f"{directory}: the model was trained on text split by the tokenizer rule {rule!r}, and "
-                          f"this nerkit splits text by {TOKENIZER_RULE!r}; predictions would not match what it "
-                          "learned. Use the nerkit version it was trained with, or train it again")
+                          f"this nerkit splits text by {' or '.join(map(repr, TOKENIZER_RULES))} only; predictions "
+                          "would not match what it learned. Use the nerkit version it was trained with, or train "
+                          "it again")
     return rule
 
 
@@ -433,6 +435,11 @@ class TaggerModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    @property
+    def tokenizer_rule(self) -> str:
+        """How the model splits raw text into words (``nerkit.data.text``): its training data's rule."""
+        return self.config.get("tokenizer", TOKENIZER_V1)
 
     @property
     def document_context(self) -> int | None:

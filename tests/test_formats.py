@@ -31,7 +31,7 @@ from nerkit.data.formats import FORMAT_NAMES, detect_format, read_records, to_ex
 from nerkit.data.formats import labelstudio
 from nerkit.data.formats.records import AnnotatedText, CharSpan, Where
 from nerkit.data.spans import Span
-from nerkit.data.text import TOKENIZER_RULE, tokenize
+from nerkit.data.text import TOKENIZER_RULE, TOKENIZER_RULES, tokenize
 from nerkit.errors import ConfigError, DataError, NerkitError
 from nerkit.tagger import flat_examples
 
@@ -497,8 +497,10 @@ def test_data_format_in_the_configuration():
         load_config(values={"data.format": "xml"})
 
 
-def test_the_tokenizer_rule_has_a_name():
-    assert TOKENIZER_RULE == "nerkit-words-v1"
+def test_the_tokenizer_rules_have_names():
+    # New models record the second rule; models of the first keep splitting text by it.
+    assert TOKENIZER_RULE == "nerkit-words-v2"
+    assert TOKENIZER_RULES == ("nerkit-words-v1", "nerkit-words-v2")
 
 
 def test_a_model_records_the_tokenizer_rule_and_refuses_another(trained_models, tmp_path):

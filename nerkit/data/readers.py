@@ -45,17 +45,20 @@ JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 def read_examples(source: str | Path, *, scheme: str = "auto", tag_column: int = -1,
                   encoding: str = "utf-8", hf_config: str | None = None, hf_revision: str | None = None,
                   tokens_column: str = "tokens", tags_column: str = "ner_tags",
-                  stats: ReadStats | None = None, format: str = "auto") -> list[Example]:
+                  stats: ReadStats | None = None, format: str = "auto",
+                  tokenizer_rule: str | None = None) -> list[Example]:
     """Read any supported source, choosing the reader from its form (see module docstring), or
     the one ``format`` names (``nerkit.data.formats.FORMAT_NAMES``).
 
     ``hf_config``, ``hf_revision``: the configuration and revision of a hub dataset (``hf:``);
     ``tokens_column``, ``tags_column``: the columns of any Hugging Face dataset. Other sources
-    ignore them. ``stats``: filled with what the reader repaired (see ``ReadStats``)."""
+    ignore them. ``stats``: filled with what the reader repaired (see ``ReadStats``).
+    ``tokenizer_rule``: how the texts of character-offset files are split into tokens
+    (``nerkit.data.text``; by default the rule new models record)."""
     from nerkit.data.formats import read_formatted  # the formats build on this module's readers
 
     formatted = read_formatted(source, format=format, scheme=scheme, tag_column=tag_column, encoding=encoding,
-                               stats=stats)
+                               stats=stats, tokenizer_rule=tokenizer_rule)
     if formatted is not None:  # every file, and brat directories
         return formatted
     text = str(source)

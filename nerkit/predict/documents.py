@@ -29,7 +29,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from nerkit.data.batching import iterate_chunks
 from nerkit.data.strict_json import JsonParser
-from nerkit.data.text import example_from_text
+from nerkit.data.text import clusters, example_from_text
 from nerkit.errors import DataError, NerkitError
 from nerkit.predict.predictor import CHUNK, Entity, entities_with_offsets, predict_spans, predict_texts
 from nerkit.tagger import TaggerModel
@@ -58,7 +58,26 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         start = text.index(sentence, offset)  # segtok's sentences are substrings of the text, in order
         spans.append((start, start + len(sentence)))
         offset = start + len(sentence)
-    return spans
+    return spans if text.isascii() else _in_whole_characters(text, spans)
+
+
+def _in_whole_characters(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """segtok splits at code points: after a space that carries a combining mark it starts a
+    sentence inside that user-perceived character, and an entity there could not be read
+    back. Each sentence is widened to the characters it cuts; two that come to share one
+    are joined."""
+    starts = {start for start, _ in clusters(text)} | {len(text)}
+    whole: list[tuple[int, int]] = []
+    for start, end in spans:
+        while start not in starts:
+            start -= 1
+        while end not in starts:
+            end += 1
+        if whole and start < whole[-1][1]:
+            whole[-1] = (whole[-1][0], end)
+        else:
+            whole.append((start, end))
+    return whole
 
 
 def read_jsonl_records(lines: Iterable[str], *, name: str, errors: str = "strict") -> Iterator[dict[str, Any]]:
@@ -120,13 +139,14 @@ def _predict_chunks(model, items, batch_size, split, **options) -> Iterator[dict
     for chunk in iterate_chunks(_checked_items(items), batch_size):
         # Every piece (a sentence, or a whole text) is one example, at its offset in its text.
         pieces = [[(start, text[start:end]) for start, end in split(text)] for _, text in chunk]
-        examples = [example_from_text(piece) for item_pieces in pieces for _, piece in item_pieces]
+        examples = [example_from_text(piece, rule=model.tokenizer_rule) for item_pieces in pieces
+                    for _, piece in item_pieces]
         spans = iter(predict_spans(model, examples, **options))
         examples_in_order = iter(examples)
         for (item, text), item_pieces in zip(chunk, pieces):
             entities: list[Entity] = []
             for start, _ in item_pieces:
-                for entity in entities_with_offsets(next(examples_in_order), next(spans)):
+                for entity in entities_with_offsets(next(examples_in_order), next(spans), model.tokenizer_rule):
                     entities.append({**entity, "start": entity["start"] + start, "end": entity["end"] + start})
             if isinstance(item, str):
                 yield {"text": text, "entities": entities}

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator, TypedDict
 from nerkit.data.batching import budget_batches, iterate_chunks
 from nerkit.data.documents import join_documents, split_spans
 from nerkit.data.spans import Example, ScoredSpan
-from nerkit.data.text import example_from_text
+from nerkit.data.text import TOKENIZER_V1, example_from_text, plain, whole_characters
 from nerkit.errors import NerkitError
 from nerkit.tagger import TaggerModel
 
@@ -76,13 +76,37 @@ def predict_examples(model: TaggerModel, examples: list[Example], *, token_budge
     return results
 
 
-def entities_with_offsets(example: Example, spans: list[ScoredSpan]) -> list[Entity]:
+def entities_with_offsets(example: Example, spans: list[ScoredSpan], rule: str | None = None) -> list[Entity]:
+    """The entities of ``example`` (split from its text by the tokenizer ``rule``) in reading order."""
     entities: list[Entity] = []
     for span in sorted(spans, key=lambda s: (s.start, -s.end, s.type)):
         start, end = example.offsets[span.start][0], example.offsets[span.end - 1][1]
         entities.append({"start": start, "end": end, "type": span.type, "text": example.text[start:end],
                          "score": round(float(span.score), 4)})
+    if rule == TOKENIZER_V1 and entities and not plain(example.text):
+        return _in_whole_characters(example.text, entities)
     return entities
+
+
+def _in_whole_characters(text: str, entities: list[Entity]) -> list[Entity]:
+    """``nerkit-words-v1`` may put a word boundary inside a user-perceived character (between
+    a letter and its combining accent, inside an emoji sequence), where a span read back is
+    refused: each entity is widened to the characters it cuts and stripped of blank ones
+    (``whole_characters``). An entity left with nothing is dropped; of two that did not
+    overlap and now share a character, the higher-scored one is kept, so a flat model's
+    output stays flat."""
+    kept: list[tuple[Entity, Entity]] = []  # (as predicted, in whole characters)
+    for entity in sorted(entities, key=lambda e: -e["score"]):
+        whole = whole_characters(text, entity["start"], entity["end"])
+        if whole is None:
+            continue
+        start, end = whole
+        if any(start < other["end"] and other["start"] < end
+               and not (entity["start"] < predicted["end"] and predicted["start"] < entity["end"])
+               for predicted, other in kept):
+            continue
+        kept.append((entity, {**entity, "start": start, "end": end, "text": text[start:end]}))
+    return sorted((whole for _, whole in kept), key=lambda e: (e["start"], -e["end"], e["type"]))
 
 
 def predict_texts(model: TaggerModel, texts: Iterable[str], *, batch_size: int = CHUNK, token_budget: int = 4000,
@@ -100,9 +124,9 @@ def predict_texts(model: TaggerModel, texts: Iterable[str], *, batch_size: int =
 
 def _predict_chunks(model: TaggerModel, texts: Iterable[str], batch_size: int, **options) -> Iterator[Prediction]:
     for chunk in iterate_chunks(_checked_texts(texts), batch_size):
-        examples = [example_from_text(text) for text in chunk]
+        examples = [example_from_text(text, rule=model.tokenizer_rule) for text in chunk]
         for text, example, spans in zip(chunk, examples, predict_spans(model, examples, **options)):
-            yield {"text": text, "entities": entities_with_offsets(example, spans)}
+            yield {"text": text, "entities": entities_with_offsets(example, spans, model.tokenizer_rule)}
 
 
 def _checked_texts(texts: Iterable[str]) -> Iterator[str]:

@@ -369,7 +369,7 @@ class FinalTest(Handler):
             from nerkit.predict import Tagger
 
             best = Tagger.from_pretrained(self.output, device=self.accelerator.device)
-            self.report = evaluate(best, self.data.load("test"))
+            self.report = evaluate(best, self.data.load("test", tokenizer_rule=best.tokenizer_rule))
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from nerkit.config import RUN_CONFIG_FILE, Config
+from nerkit.data.text import TOKENIZER_RULE
 from nerkit.devices import cpu_supports_bf16, set_cpu_threads
 from nerkit.errors import NerkitError
 from nerkit.evaluation import TauChoice
@@ -128,8 +129,12 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> T
 
     # Build.
     _seed(config.training.seed)
-    train_examples, dev_examples = config.data.load("train"), config.data.load("dev")
-    tagger = Tagger.from_pretrained(checkpoint_dir) if checkpoint_dir else Tagger.build(config, train_examples)
+    resumed = Tagger.from_pretrained(checkpoint_dir) if checkpoint_dir else None
+    # Character-offset texts are split by the rule the model records: a new model's, or the
+    # rule of a checkpoint written by an older nerkit.
+    rule = resumed.tokenizer_rule if resumed else TOKENIZER_RULE
+    train_examples, dev_examples = config.data.load("train", rule), config.data.load("dev", rule)
+    tagger = resumed or Tagger.build(config, train_examples)
     if accelerator.process_index:  # every process its own dropout; process 0 draws as a single process does
         _seed(config.training.seed + accelerator.process_index)
     train_examples = tagger.prepare(train_examples, overlapping=config.data.overlapping)

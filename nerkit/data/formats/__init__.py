@@ -19,6 +19,7 @@ from nerkit.data.formats import brat, conll, doccano, jsonl, labelstudio, offset
 from nerkit.data.formats.records import AnnotatedText, CharSpan, from_example, to_example, to_examples
 from nerkit.data.readers import JSONL_SUFFIXES
 from nerkit.data.spans import Example
+from nerkit.data.text import TOKENIZER_RULE
 from nerkit.errors import DataError, NerkitError
 
 FORMATS: dict[str, ModuleType] = {module.NAME: module for module in (conll, jsonl, doccano, labelstudio, offsets, brat)}
@@ -94,10 +95,11 @@ def read_records(source: str | Path, format: str = "auto", *, encoding: str = "u
 
 
 def read_formatted(source: str | Path, *, format: str = "auto", scheme: str = "auto", tag_column: int = -1,
-                   encoding: str = "utf-8", stats=None) -> list[Example] | None:
+                   encoding: str = "utf-8", stats=None, tokenizer_rule: str | None = None) -> list[Example] | None:
     """Examples of ``source`` for ``read_examples``: every file and brat directory; None for
     what ``read_examples`` reads itself (saved and hub datasets, missing paths) when no format
-    is named. ``stats``: filled by the token readers (``ReadStats``)."""
+    is named. ``stats``: filled by the token readers (``ReadStats``). Texts are split by
+    ``tokenizer_rule`` (by default the rule new models record)."""
     if format != "auto":
         name = format_module(format).NAME
     elif str(source).startswith("hf:") or not Path(source).exists():
@@ -108,7 +110,9 @@ def read_formatted(source: str | Path, *, format: str = "auto", scheme: str = "a
     if FORMATS[name].KIND == "tokens":
         options["stats"] = stats
     name, records = read_records(source, format, encoding=encoding, **options)
-    return to_examples(records, str(source)) if FORMATS[name].KIND == "text" else records
+    if FORMATS[name].KIND != "text":
+        return records
+    return to_examples(records, str(source), rule=tokenizer_rule or TOKENIZER_RULE)
 
 
 from nerkit.data.formats.convert import ConvertSummary, convert  # noqa: E402  (convert uses the names above)

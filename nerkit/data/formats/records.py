@@ -4,8 +4,9 @@ conversion to and from nerkit's token examples.
 An ``AnnotatedText`` is a text and half-open character spans, as Label Studio, doccano, brat,
 spaCy and Prodigy store them (offsets are Unicode code points, Python's ``str`` indices).
 Readers check every span here as they go (``checked_span``); ``to_example`` tokenizes the text
-with nerkit's tokenizer, splitting tokens at every span boundary, and maps each span onto the
-tokens that lie inside it; ``from_example`` turns token data back into text and offsets.
+with nerkit's tokenizer (the rule a model records, ``nerkit.data.text``), splitting tokens at
+every span boundary, and maps each span onto the tokens that lie inside it; ``from_example``
+turns token data back into text and offsets.
 Conversions between character formats never tokenize, so their texts and spans stay exact.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, NamedTuple
 
 from nerkit.data.spans import Example, Span
-from nerkit.data.text import split_at, tokenize
+from nerkit.data.text import TOKENIZER_RULE, clusters, split_at, tokenize
 from nerkit.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -64,9 +65,7 @@ class AnnotatedText:
 
 def _grapheme_starts(text: str) -> set[int]:
     """Positions where a user-perceived character (a grapheme cluster) starts, and the end."""
-    import regex  # a dependency of transformers; the stdlib `re` has no \X
-
-    return {match.start() for match in regex.finditer(r"\X", text)} | {len(text)}
+    return {start for start, _ in clusters(text)} | {len(text)}
 
 
 class SpanChecker:
@@ -191,16 +190,17 @@ class Repairs:
                            "kept once", source, self.duplicates)
 
 
-def to_example(record: AnnotatedText, repairs: Repairs | None = None) -> Example:
-    """Tokens of the record's text (its own tokens, or nerkit's tokenizer), split at every span
-    boundary, and each span as the run of tokens inside it. A span holding no token (only
-    whitespace) cannot be a token span and is an error."""
+def to_example(record: AnnotatedText, repairs: Repairs | None = None, *, rule: str = TOKENIZER_RULE) -> Example:
+    """Tokens of the record's text (its own tokens, or nerkit's tokenizer ``rule``: the rule of
+    the model that will learn from them or be scored on them), split at every span boundary,
+    and each span as the run of tokens inside it. A span holding no token (only whitespace or
+    invisible characters) cannot be a token span and is an error."""
     repairs = repairs if repairs is not None else Repairs()
     boundaries = {offset for span in record.spans for offset in (span.start, span.end)}
     if record.tokens is not None:
         offsets = split_at(align_tokens(record.text, record.tokens, record.where), boundaries)
     else:
-        _, offsets = tokenize(record.text, boundaries)
+        _, offsets = tokenize(record.text, boundaries, rule=rule)
     starts = [start for start, _ in offsets]
     ends = [end for _, end in offsets]
     spans: set[Span] = set()
@@ -208,8 +208,8 @@ def to_example(record: AnnotatedText, repairs: Repairs | None = None) -> Example
     for char_span in record.spans:
         first, last = bisect_left(starts, char_span.start), bisect_right(ends, char_span.end)
         if first >= last:
-            raise record.where.error(f"{checker.describe('span', *char_span)} holds only whitespace: no token "
-                                     "to label")
+            raise record.where.error(f"{checker.describe('span', *char_span)} holds only whitespace or invisible "
+                                     "characters: no token to label")
         if starts[first] != char_span.start or ends[last - 1] != char_span.end:
             repairs.whitespace_edges += 1
         span = Span(first, last, char_span.type)
@@ -219,13 +219,13 @@ def to_example(record: AnnotatedText, repairs: Repairs | None = None) -> Example
                    text=record.text, offsets=offsets, source=str(record.where), document=record.document)
 
 
-def to_examples(records: Iterable[AnnotatedText], source: str) -> list[Example]:
+def to_examples(records: Iterable[AnnotatedText], source: str, *, rule: str = TOKENIZER_RULE) -> list[Example]:
     """``to_example`` for every record that has a token; a record with none (an empty or blank
     text, which can hold no span either) is left out and counted in a warning."""
     repairs = Repairs()
     examples, empty = [], 0
     for record in records:
-        example = to_example(record, repairs)
+        example = to_example(record, repairs, rule=rule)
         if example.tokens:
             examples.append(example)
         else:
