@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 VARIANTS = ("standard", "efficient")
 ROPE_BASE = 10000.0  # w_r = 10000^(-2r/d), as in the sinusoidal embeddings RoPE derives from
+# Start rows of a decoding block under a span length limit: enough that Python's cost per block is
+# small, few enough that the cells of the block outside the band cost little.
+BAND_ROWS = 64
 
 
 def rotary_position_embedding(vectors: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -256,9 +259,12 @@ class GlobalPointerHead(Head):
         budget = max(1, self.max_cells // max(1, batch_size * len(self.entity_types)))  # cells per sentence and type
         if self.max_span_length is None or self.max_span_length >= words:
             return max(1, budget // max(1, words))
-        # The largest r with r * (r + m - 1) <= budget, m = max_span_length.
+        # The largest r with r * (r + m - 1) <= budget, m = max_span_length ...
         extra = self.max_span_length - 1
-        return max(1, int((math.isqrt(extra * extra + 4 * budget) - extra) // 2))
+        largest = max(1, int((math.isqrt(extra * extra + 4 * budget) - extra) // 2))
+        # ... but no more than BAND_ROWS (or 4 m): of a block's r + m - 1 columns, a row has at most m
+        # spans, so square blocks of thousands of rows would compute 99% of cells only to mask them.
+        return min(largest, max(BAND_ROWS, 4 * self.max_span_length))
 
     def spans_from_scores(self, scores: torch.Tensor, row_offset: int = 0,
                           column_offset: int = 0) -> list[list[ScoredSpan]]:
