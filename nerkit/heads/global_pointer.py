@@ -16,11 +16,11 @@ and prediction.
 Memory: the score tensor has ``cells_per_batch(sentences, words) = sentences * T * L * L`` cells.
 Decoding computes it in blocks of start rows, each of at most ``max_cells`` cells, and only over
 the band ``i <= j < i + max_span_length``: prediction on a line of ``n`` words costs memory and
-time linear in ``n``, and returns at most ``n * max_span_length * T`` spans. Training batches are cut so that they hold at most
-``max_cells`` cells (the batch sampler asks ``cells_per_batch``), as well as at most
-``training.token_budget`` padded words; the training log states the peak. Only a single
-sentence longer than ``sqrt(max_cells / T)`` words can exceed it (it still gets its own batch,
-never dropped), which is reported once.
+time linear in ``n``, and returns at most ``n * max_span_length * T`` spans. Training batches are
+cut so that they hold at most ``max_cells`` cells (the batch sampler asks ``cells_per_batch``), as
+well as at most ``training.token_budget`` padded words; the training log states the peak. Only a
+single sentence longer than ``sqrt(max_cells / T)`` words can exceed it (it still gets its own
+batch, never dropped), which is reported once.
 """
 
 from __future__ import annotations
