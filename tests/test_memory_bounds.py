@@ -206,11 +206,12 @@ def test_a_bad_max_span_length_for_decoding_is_refused(span_model, value):
         Tagger.from_pretrained(span_model).configure_decoding(max_span_length=value)
 
 
-def test_a_span_model_saved_with_no_limit_still_loads_and_decodes_any_length(span_model, tmp_path):
+def test_a_span_model_saved_with_no_limit_still_loads_and_decodes_any_length(span_model, tmp_path, caplog):
     """Before the limit was recorded, span models saved max_span_length: null (spans of any length)."""
     copy = old_copy(span_model, tmp_path, lambda description: description["head"].update(max_span_length=None))
     tagger = Tagger.from_pretrained(copy)
     assert tagger.head.max_span_length is None
+    assert "without head.max_span_length" in caplog.text and "configure_decoding(max_span_length=N)" in caplog.text
     (spans,) = tagger.predict_examples([Example(tokens=distinct_words(30))])
     assert max(span.end - span.start for span in spans) > 4
 

@@ -321,9 +321,13 @@ def span_head(context: HeadContext, *, variant: Literal["standard", "efficient"]
     ``max_cells``: score cells (sentences x types x words x words) computed at once when decoding,
     about 64 MiB of float32 per block at the default; training batches are cut to hold at most as many."""
     if max_span_length is None:
-        # A model loaded from a directory saved before the limit was recorded has no training data
-        # here (longest_entity is None): it keeps decoding spans of any length, as it was trained.
         max_span_length = context.longest_entity
+    if max_span_length is None:
+        # A model saved before the limit was recorded (there is no training data when it loads):
+        # it keeps decoding spans of any length, as it was trained, in blocks of max_cells cells.
+        logger.warning("this span model was saved without head.max_span_length: it returns spans of any length, "
+                       "up to words x words x types on one line; tagger.configure_decoding(max_span_length=N) "
+                       "bounds them (N words, e.g. its longest training entity)")
     return GlobalPointerHead(context.input_size, context.entity_types, loss=context.loss, variant=variant,
                              head_size=head_size, max_span_length=max_span_length,
                              flat_decoding=flat_decoding, max_cells=max_cells)
