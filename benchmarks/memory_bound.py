@@ -1,6 +1,6 @@
 """Peak memory of prediction on hostile inputs: one line of 1 KB to 1 MB of distinct words holding
 one token a tenth of its size, and one token of 10 to 100,000 characters among 200 words, through
-the BiLSTM with every head (and, with ``--transformer``, a tiny BERT built here).
+the BiLSTM with every head (and, with ``--encoders bilstm,transformer``, a tiny BERT built here).
 
 Each case runs in a fresh subprocess with one torch thread: it loads an untrained model (built
 and saved once, default BiLSTM sizes), makes the input, and measures resident memory before
@@ -15,7 +15,7 @@ its entity count is the most a line can return; trained models return far fewer.
 A case that needs more than ``--limit-mb`` of address space (RLIMIT_AS) or more than
 ``--timeout`` seconds is reported as such instead of taking the machine down.
 
-    python benchmarks/memory_bound.py [--heads softmax,crf,span] [--transformer] [--limit-mb 4096]
+    python benchmarks/memory_bound.py [--encoders bilstm,transformer] [--heads softmax,crf,span] [--limit-mb 4096]
 """
 
 from __future__ import annotations
@@ -144,14 +144,15 @@ def write_tiny_bert(directory: Path) -> Path:
     return directory
 
 
-def build_models(heads: list[str], transformer: bool, root: Path) -> dict[str, Path]:
+def build_models(encoder_names: list[str], heads: list[str], root: Path) -> dict[str, Path]:
     import torch
 
     from nerkit import Tagger, load_config
     from nerkit.data.synthetic import synthetic_examples
 
-    encoders = {"bilstm": {}}
-    if transformer:
+    encoders = {"bilstm": {}, "transformer": {}}
+    encoders = {name: encoders[name] for name in encoder_names}
+    if "transformer" in encoders:
         encoders["transformer"] = {"encoder.model": str(write_tiny_bert(root / "tiny-bert"))}
     models = {}
     for encoder, settings in encoders.items():
@@ -169,7 +170,7 @@ def build_models(heads: list[str], transformer: bool, root: Path) -> dict[str, P
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heads", default="softmax,crf,span")
-    parser.add_argument("--transformer", action="store_true", help="also a tiny BERT encoder with every head")
+    parser.add_argument("--encoders", default="bilstm", help="bilstm, transformer (a tiny BERT) or both")
     parser.add_argument("--kinds", default="line,token", help="line (1 KB to 1 MB), token (10 to 100,000 chars)")
     parser.add_argument("--max-size", type=int, default=KB * KB, help="skip inputs larger than this (bytes)")
     parser.add_argument("--limit-mb", type=int, default=4096, help="address space of one case")
@@ -181,7 +182,7 @@ def main() -> None:
         return run_case(Path(model), kind, int(size))
     sizes = {"line": LINE_SIZES, "token": TOKEN_SIZES}
     with tempfile.TemporaryDirectory() as temporary:
-        models = build_models(args.heads.split(","), args.transformer, Path(temporary))
+        models = build_models(args.encoders.split(","), args.heads.split(","), Path(temporary))
         print(f"{'model':<20} {'case':<24} {'input':>10} {'peak MB':>8} {'growth MB':>10} {'ratio':>7} "
               f"{'entities':>9} {'seconds':>8}", flush=True)
         for name, model in models.items():

@@ -226,3 +226,27 @@ def test_the_model_directory_saves_the_head_settings_the_head_reports(bilstm_mod
     description = json.loads((tmp_path / "tuned" / "config.json").read_text(encoding="utf-8"))
     assert description["head"] == tagger.head.config() == {"type": "softmax", "scheme": "BIO", "posthoc_tau": 0.5}
     assert Tagger.from_pretrained(tmp_path / "tuned").head.posthoc_tau == 0.5
+
+
+# ----------------------------------------------------------------------------- the transformer
+
+
+def test_the_transformer_reads_a_long_input_in_passes_that_give_the_one_pass_result(bert_dir, tmp_path, monkeypatch):
+    from nerkit.encoders import transformer
+
+    torch.manual_seed(0)
+    config = load_config(values={"encoder.type": "transformer", "encoder.model": str(bert_dir),
+                                 "head.type": "softmax", "output": str(tmp_path)})
+    tagger = Tagger.build(config, synthetic_examples("train")[:50]).eval()
+    batch = tagger.encode([Example(tokens=["berlin", "visited", "the", "city"] * 150)])  # windows of 128
+    calls = []
+    original = tagger.encoder.model.forward
+    monkeypatch.setattr(tagger.encoder.model, "forward", lambda **inputs: calls.append(len(inputs["input_ids"]))
+                        or original(**inputs))
+    with torch.inference_mode():
+        whole = tagger.encoder(batch)
+        monkeypatch.setattr(transformer, "PIECES_PER_PASS", 2 * batch["input_ids"].shape[1])  # two windows a pass
+        in_passes = tagger.encoder(batch)
+    windows = batch["input_ids"].shape[0]
+    assert windows >= 5 and calls == [windows] + [2] * (windows // 2) + [1] * (windows % 2)
+    assert torch.allclose(whole, in_passes, atol=1e-5)
