@@ -301,6 +301,14 @@ def check_tokenizer(description: dict[str, Any], directory: Path) -> str:
     return rule
 
 
+def reported_settings(head: nn.Module) -> dict[str, Any]:
+    """The settings a head reports (``Head.config``); none for a plug-in head without ``config``."""
+    try:
+        return dict(head.config())
+    except NotImplementedError:
+        return {}
+
+
 class TaggerModel(nn.Module):
     """The model without prediction; ``nerkit.Tagger`` (in ``nerkit.predict``) adds it."""
 
@@ -336,14 +344,18 @@ class TaggerModel(nn.Module):
         encoder = build_encoder(config.encoder, EncoderContext(examples=train_examples))
         model_config = {"encoder": encoder.config(), "head": config.head.model_dump(), "loss": config.loss.model_dump(),
                         "document_context": config.data.document_context, "tokenizer": TOKENIZER_RULE}
-        return cls._assemble(model_config, encoder, entity_types, label_names, label_counts)
+        longest_entity = max(span.end - span.start for example in labelled for span in example.spans)  # words
+        return cls._assemble(model_config, encoder, entity_types, label_names, label_counts,
+                             longest_entity=longest_entity)
 
     @classmethod
-    def _assemble(cls, model_config, encoder, entity_types, label_names, label_counts) -> Self:
+    def _assemble(cls, model_config, encoder, entity_types, label_names, label_counts, *,
+                  longest_entity: int | None = None) -> Self:
         head_config = HeadConfig.model_validate(model_config["head"])
         loss = build_head_loss(LossConfig.model_validate(model_config["loss"]), head_config.type, label_counts)
         context = HeadContext(input_size=encoder.output_size, entity_types=list(entity_types), loss=loss,
-                              label_names=list(label_names), label_counts=list(label_counts))
+                              label_names=list(label_names), label_counts=list(label_counts),
+                              longest_entity=longest_entity)
         head = HeadConfig.registry().get(head_config.type).build(context, **head_config.settings())
         return cls(encoder, head, entity_types=entity_types, label_names=label_names,
                    label_counts=label_counts, config=model_config)
@@ -361,6 +373,10 @@ class TaggerModel(nn.Module):
         description = {
             "format_version": FORMAT_VERSION,
             **self.config,
+            # As the head reports them, so that what it derived from the training data (the span
+            # head's max_span_length) or was changed after training (configure_decoding) is what
+            # a reload rebuilds. A plug-in head that does not report a setting keeps its configured value.
+            "head": {**self.config["head"], **reported_settings(self.head)},
             "entity_types": self.entity_types,
             "label_names": self.label_names,
             "label_counts": self.label_counts,

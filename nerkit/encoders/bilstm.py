@@ -36,6 +36,15 @@ CASINGS = ("pad", "lower", "upper", "title", "mixed", "numeric", "has_digit", "o
 _DIGITS = re.compile(r"\d")
 DEFAULT_WORD_DIM = 100
 TOKEN_CACHE_SIZE = 200_000  # distinct tokens whose ids are memoised (then the memo starts afresh)
+# Characters of a token the character CNN reads: a batch's character ids are (distinct tokens x
+# the longest token, capped here), so one 100,000-character token cannot blow a batch up. Words
+# of natural text are far shorter (the longest English dictionary words have about 30 letters);
+# what is longer (URLs, base64, chemical names) is read by its first and last characters.
+DEFAULT_MAX_TOKEN_CHARS = 50
+# Character cells (tokens x characters) the CNN reads in one pass at prediction: its activations
+# take about 130 float32 per cell at the default sizes, so a pass stays under about 20 MB however
+# many distinct tokens one enormous line holds.
+CHAR_CELLS_PER_PASS = 2**15
 
 
 def normalize_word(word: str) -> str:
@@ -62,14 +71,18 @@ class BiLSTMEncoder(Encoder):
     def __init__(self, words: Vocabulary, chars: Vocabulary, *, word_dim: int = DEFAULT_WORD_DIM, char_dim: int = 30,
                  char_filters: int = 50, char_kernel: int = 3, case_dim: int = 8, hidden_size: int = 200,
                  num_layers: int = 1, dropout: float = 0.5, word_dropout: float = 0.05,
-                 freeze_word_vectors: bool = False):
+                 freeze_word_vectors: bool = False, max_token_chars: int = DEFAULT_MAX_TOKEN_CHARS):
         super().__init__()
+        if max_token_chars < 3:
+            raise ConfigError(f"encoder.max_token_chars={max_token_chars}: expected 3 or more (the first "
+                              "characters, a cut, the last characters)")
         self.words, self.chars = words, chars
         self.settings = dict(word_dim=word_dim, char_dim=char_dim, char_filters=char_filters,
                              char_kernel=char_kernel, case_dim=case_dim, hidden_size=hidden_size,
                              num_layers=num_layers, dropout=dropout, word_dropout=word_dropout,
-                             freeze_word_vectors=freeze_word_vectors)
+                             freeze_word_vectors=freeze_word_vectors, max_token_chars=max_token_chars)
         self.word_dropout = word_dropout
+        self.max_token_chars = max_token_chars
         self.vector_coverage: VectorCoverage | None = None  # set by from_examples when it loads word vectors
         self.word_embedding = nn.Embedding(len(words), word_dim, padding_idx=0)
         # A frozen embedding gets no gradient and no optimizer slot; the setting is saved, so a
@@ -141,7 +154,9 @@ class BiLSTMEncoder(Encoder):
         """Word, casing and character ids. Characters are given once per distinct token of the
         batch (``char_ids``, row 0 is padding) and ``token_index`` points each word at its row, so
         that prediction runs the character CNN once per distinct token (a batch of news text
-        repeats "the", "said" and "." hundreds of times)."""
+        repeats "the", "said" and "." hundreds of times). A token longer than ``max_token_chars``
+        gives the CNN its first and last characters only (``_token_features``), so ``char_ids`` has
+        at most ``max_token_chars`` columns whatever the input."""
         batch, words = len(examples), max(len(example) for example in examples)
         rows: dict[str, int] = {}  # token -> its row of char_ids
         word_rows, case_rows, index_rows = [], [], []
@@ -152,27 +167,39 @@ class BiLSTMEncoder(Encoder):
             word_rows.append([word for word, _, _ in features] + padding)
             case_rows.append([case for _, case, _ in features] + padding)
             index_rows.append([rows.setdefault(token, len(rows) + 1) for token in example.tokens] + padding)
-        token_lengths = torch.tensor([0, *map(len, rows)])  # shape: (distinct tokens + 1,)
+        token_chars = [(memo(token) or compute(token))[2] for token in rows]  # at most max_token_chars each
+        token_lengths = torch.tensor([0, *map(len, token_chars)])  # shape: (distinct tokens + 1,)
         char_ids = torch.zeros(len(token_lengths), int(token_lengths.max()), dtype=torch.long)
         # Filled in one go: the True cells of the mask, row by row, are the tokens' characters in order.
         char_ids[torch.arange(char_ids.shape[1]) < token_lengths.unsqueeze(1)] = torch.tensor(
-            list(chain.from_iterable((memo(token) or compute(token))[2] for token in rows)), dtype=torch.long)
+            list(chain.from_iterable(token_chars)), dtype=torch.long)
         lengths = torch.tensor([len(example) for example in examples])
         mask = torch.arange(words).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (batch, words)
         return {"word_ids": torch.tensor(word_rows), "case_ids": torch.tensor(case_rows),
-                "char_ids": char_ids,  # shape: (distinct tokens + 1, longest word)
+                "char_ids": char_ids,  # shape: (distinct tokens + 1, min(longest word, max_token_chars))
                 "token_index": torch.tensor(index_rows),  # shape: (batch, words)
                 "lengths": lengths, "mask": mask}
 
     def _token_features(self, token: str) -> tuple[int, int, tuple[int, ...]]:
         """(word id, casing id, character ids) of a token, memoised: the vocabularies never
-        change after construction, and a text repeats its tokens."""
+        change after construction, and a text repeats its tokens. The word embedding and the
+        casing read the whole token; the character ids of a token longer than ``max_token_chars``
+        are its first and last characters with a padding id between them."""
         features = self._token_cache.get(token)
         if features is None:
             if len(self._token_cache) >= TOKEN_CACHE_SIZE:
                 self._token_cache.clear()
-            features = (self.words.lookup(normalize_word(token)), casing(token),
-                        tuple(self.chars.lookup(char) for char in token))
+            if len(token) > self.max_token_chars:
+                # Prefixes and suffixes carry what characters tell about a word (capitals,
+                # "-ville", "-ing", "Mc-"); the middle of a long token is rarely more than noise.
+                # The padding id (0) between the two halves is masked out of the max-pooling and
+                # reads as a word edge to the convolution, so no window spans the cut.
+                head = (self.max_token_chars - 1) // 2
+                tail = self.max_token_chars - 1 - head
+                characters = [*map(self.chars.lookup, token[:head]), 0, *map(self.chars.lookup, token[-tail:])]
+            else:
+                characters = [self.chars.lookup(char) for char in token]
+            features = (self.words.lookup(normalize_word(token)), casing(token), tuple(characters))
             self._token_cache[token] = features
         return features
 
@@ -190,7 +217,7 @@ class BiLSTMEncoder(Encoder):
             char_features = self._char_features(char_ids[token_index.view(-1)])  # shape: (batch*words, filters)
         else:
             # Without dropout a token's features do not depend on where it occurs: once per token.
-            char_features = self._char_features(char_ids)[token_index.view(-1)]  # shape: (batch*words, filters)
+            char_features = self._char_features_in_passes(char_ids)[token_index.view(-1)]  # (batch*words, filters)
         char_features = char_features.view(batch, words, -1)  # shape: (batch, words, filters)
         inputs = torch.cat([self.word_embedding(word_ids), char_features,
                             self.case_embedding(features["case_ids"])], dim=-1)
@@ -199,6 +226,14 @@ class BiLSTMEncoder(Encoder):
         outputs, _ = self.lstm(packed)
         word_vectors, _ = pad_packed_sequence(outputs, batch_first=True, total_length=words)
         return self.dropout(word_vectors)  # shape: (batch, words, 2*hidden)
+
+    def _char_features_in_passes(self, char_ids: torch.Tensor) -> torch.Tensor:
+        """``_char_features`` of the tokens in passes of at most ``CHAR_CELLS_PER_PASS`` character
+        cells (one pass when traced for ONNX: a traced loop would fix the number of passes)."""
+        tokens_per_pass = max(1, CHAR_CELLS_PER_PASS // max(1, char_ids.shape[1]))
+        if char_ids.shape[0] <= tokens_per_pass or torch.jit.is_tracing():
+            return self._char_features(char_ids)
+        return torch.cat([self._char_features(rows) for rows in char_ids.split(tokens_per_pass)])
 
     def _char_features(self, char_ids: torch.Tensor) -> torch.Tensor:
         """Max-pooled character CNN features of tokens given as padded character ids, shape
@@ -218,16 +253,19 @@ def bilstm_encoder(context: EncoderContext, *, word_dim: PositiveInt = 100, char
                    char_filters: PositiveInt = 50, char_kernel: PositiveInt = 3, case_dim: PositiveInt = 8,
                    hidden_size: PositiveInt = 200, num_layers: PositiveInt = 1, dropout: Probability = 0.5,
                    word_dropout: Probability = 0.05, min_count: PositiveInt = 1, word_vectors: str | None = None,
-                   word_vectors_extra: Annotated[int, Field(ge=0)] = 0,
-                   freeze_word_vectors: bool = False) -> BiLSTMEncoder:
+                   word_vectors_extra: Annotated[int, Field(ge=0)] = 0, freeze_word_vectors: bool = False,
+                   max_token_chars: Annotated[int, Field(ge=3)] = DEFAULT_MAX_TOKEN_CHARS) -> BiLSTMEncoder:
     """``hidden_size``: per direction. ``word_dropout``: probability of replacing a word by <unk> in
     training. ``min_count``: words seen fewer times in training become <unk>. ``word_vectors``: a
     word2vec/GloVe/fastText text file (gzipped or not) initialising the word embedding (read when
     training starts; the model keeps the rows it uses). ``word_vectors_extra``: also keep up to this
-    many words of the file unseen in training. ``freeze_word_vectors``: do not fine-tune them."""
+    many words of the file unseen in training. ``freeze_word_vectors``: do not fine-tune them.
+    ``max_token_chars``: characters of a token the character CNN reads, its first and last ones when
+    it is longer (the word embedding still reads the whole token); bounds the memory of a batch."""
     settings = dict(word_dim=word_dim, char_dim=char_dim, char_filters=char_filters, char_kernel=char_kernel,
                     case_dim=case_dim, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout,
-                    word_dropout=word_dropout, freeze_word_vectors=freeze_word_vectors)
+                    word_dropout=word_dropout, freeze_word_vectors=freeze_word_vectors,
+                    max_token_chars=max_token_chars)
     if context.directory is not None:
         return BiLSTMEncoder.from_directory(context.directory, settings)
     return BiLSTMEncoder.from_examples(context.examples, min_count=min_count, word_vectors=word_vectors,

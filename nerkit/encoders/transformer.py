@@ -32,6 +32,10 @@ ENCODER_SUBDIR = "encoder"  # tokenizer files and the model's config.json, insid
 # What save_files writes (a fast tokenizer always saves tokenizer.json). Without the tokenizer's
 # files transformers quietly builds an empty or special-token-less tokenizer (every word [UNK]).
 SAVED_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
+# Sub-words (windows x padded window length) the model reads in one pass at prediction: one
+# enormous line has thousands of windows, and their attention and feed-forward activations at
+# once would take gigabytes; passes of 8,192 sub-words (16 windows of 512) keep them to tens of MB.
+PIECES_PER_PASS = 8192
 
 
 def _quiet_transformers() -> None:
@@ -271,8 +275,7 @@ class TransformerEncoder(Encoder):
     # ----------------------------------------------------------------- forward
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        hidden = self.model(input_ids=features["input_ids"],
-                            attention_mask=features["attention_mask"]).last_hidden_state  # shape: (windows, pieces, H)
+        hidden = self._hidden_states(features["input_ids"], features["attention_mask"])  # (windows, pieces, H)
         window, start = features["word_window"], features["word_start"]
         if self.settings["pooling"] == "first":
             word_vectors = hidden[window, start]  # shape: (batch, words, H)
@@ -288,6 +291,18 @@ class TransformerEncoder(Encoder):
             summed = torch.where(inside.unsqueeze(-1), pieces, torch.zeros_like(pieces)).sum(dim=2)
             word_vectors = summed / counts.unsqueeze(-1).to(summed.dtype)
         return self.dropout(word_vectors)
+
+    def _hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The model's last hidden states of every window, shape (windows, pieces, H); at prediction
+        in passes of at most ``PIECES_PER_PASS`` sub-words. One pass in training (autograd keeps
+        every pass's activations anyway, and training batches are held to a token budget) and when
+        traced for ONNX (a traced loop would fix the number of passes)."""
+        windows_per_pass = max(1, PIECES_PER_PASS // max(1, input_ids.shape[1]))
+        if self.training or torch.jit.is_tracing() or input_ids.shape[0] <= windows_per_pass:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return torch.cat([self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+                          for ids, mask in zip(input_ids.split(windows_per_pass),
+                                               attention_mask.split(windows_per_pass))])
 
 
 @register_encoder("transformer", summary="any Hugging Face AutoModel with a fast tokenizer; words pooled from sub-words")

@@ -3,8 +3,9 @@
 Every span ``(start i, end j)``, both inclusive, of every entity type gets a score (docs/losses.md
 4.1, 4.2); a positive score is an entity ``(i, j + 1, type)`` (4.6), so nested and overlapping
 entities come out as they are. Scores are ``[batch, types, words, words]``; invalid cells
-(``i > j``, ``j >= length``, or ``j - i >= max_span_length`` when set) are ``-inf``, and the loss
-is also given the validity mask explicitly (docs/losses.md 1.2, 1.4).
+(``i > j``, ``j >= length``, or ``j - i >= max_span_length``) are ``-inf``, and the loss is also
+given the validity mask explicitly (docs/losses.md 1.2, 1.4). ``max_span_length`` is the longest
+entity of the training data unless set, and is saved with the model.
 
 Targets (built in collation): ``span_labels [B, T, L, L]`` (bool), or, when the loss is ZLPR and
 its ``sparse`` rule picks the sparse computation for this padded length, ``span_index [B, T, P]``
@@ -13,12 +14,13 @@ with the batch: the head rebuilds it from ``mask`` (right padding), the same way
 and prediction.
 
 Memory: the score tensor has ``cells_per_batch(sentences, words) = sentences * T * L * L`` cells.
-Decoding computes it in blocks of start rows, each of at most ``max_cells`` cells, so prediction
-on inputs of any length stays bounded. Training batches are cut so that they hold at most
-``max_cells`` cells (the batch sampler asks ``cells_per_batch``), as well as at most
-``training.token_budget`` padded words; the training log states the peak. Only a single
-sentence longer than ``sqrt(max_cells / T)`` words can exceed it (it still gets its own batch,
-never dropped), which is reported once.
+Decoding computes it in blocks of start rows, each of at most ``max_cells`` cells, and only over
+the band ``i <= j < i + max_span_length``: prediction on a line of ``n`` words costs memory and
+time linear in ``n``, and returns at most ``n * max_span_length * T`` spans. Training batches are
+cut so that they hold at most ``max_cells`` cells (the batch sampler asks ``cells_per_batch``), as
+well as at most ``training.token_budget`` padded words; the training log states the peak. Only a
+single sentence longer than ``sqrt(max_cells / T)`` words can exceed it (it still gets its own
+batch, never dropped), which is reported once.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 VARIANTS = ("standard", "efficient")
 ROPE_BASE = 10000.0  # w_r = 10000^(-2r/d), as in the sinusoidal embeddings RoPE derives from
+# Start rows of a decoding block under a span length limit: enough that Python's cost per block is
+# small, few enough that the cells of the block outside the band cost little.
+BAND_ROWS = 64
 
 
 def rotary_position_embedding(vectors: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -108,40 +113,43 @@ class GlobalPointerHead(Head):
                 "u": self.type_projection(projected)}  # shape: (batch, words, 2 * types)
 
     def scores_from_pointers(self, pointers: dict[str, torch.Tensor], mask: torch.Tensor,
-                             rows: slice | None = None) -> torch.Tensor:
-        """Masked scores of the spans starting in ``rows`` (all by default), shape
-        ``(batch, types, rows, words)``; invalid cells are ``-inf``."""
-        rows = rows if rows is not None else slice(0, mask.shape[1])
-        q, k = pointers["q"][:, rows], pointers["k"]
+                             rows: slice | None = None, columns: slice | None = None) -> torch.Tensor:
+        """Masked scores of the spans starting in ``rows`` and ending in ``columns`` (all words by
+        default), shape ``(batch, types, rows, columns)``; invalid cells are ``-inf``."""
+        words = mask.shape[1]
+        rows = rows if rows is not None else slice(0, words)
+        columns = columns if columns is not None else slice(0, words)
+        q, k = pointers["q"][:, rows], pointers["k"][:, columns]
         scale = 1.0 / math.sqrt(self.head_size)
         if self.variant == "standard":
-            scores = torch.einsum("bitd,bjtd->btij", q, k) * scale  # shape: (batch, types, rows, words)
+            scores = torch.einsum("bitd,bjtd->btij", q, k) * scale  # shape: (batch, types, rows, columns)
         else:
             u = pointers["u"]
-            dot = torch.einsum("bid,bjd->bij", q, k).unsqueeze(1) * scale  # shape: (batch, 1, rows, words)
-            end_term = u[..., 0::2].transpose(1, 2).unsqueeze(2)  # u_{j,2t}: (batch, types, 1, words)
+            dot = torch.einsum("bid,bjd->bij", q, k).unsqueeze(1) * scale  # shape: (batch, 1, rows, columns)
+            end_term = u[:, columns, 0::2].transpose(1, 2).unsqueeze(2)  # u_{j,2t}: (batch, types, 1, columns)
             start_term = u[:, rows, 1::2].transpose(1, 2).unsqueeze(3)  # u_{i,2t+1}: (batch, types, rows, 1)
-            scores = dot + (end_term + start_term) / 2  # shape: (batch, types, rows, words)
+            scores = dot + (end_term + start_term) / 2  # shape: (batch, types, rows, columns)
         # A boolean fill, not arithmetic with a big constant: -inf is exact in every dtype
         # (bf16 included) and its gradient to the raw score is exactly 0 (docs/losses.md 1.4).
-        return scores.masked_fill(~self.valid_cells(mask, rows), float("-inf"))
+        return scores.masked_fill(~self.valid_cells(mask, rows, columns), float("-inf"))
 
     def span_logits(self, word_vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``s_t(i, j)`` for every cell, shape ``(batch, types, words, words)``."""
         return self.scores_from_pointers(self.pointers(word_vectors), mask)
 
-    def valid_cells(self, mask: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+    def valid_cells(self, mask: torch.Tensor, rows: slice | None = None, columns: slice | None = None) -> torch.Tensor:
         """Candidate cells (docs/losses.md 1.2): ``i <= j < length`` and ``j - i < max_span_length``;
-        shape ``(batch, 1, rows, words)``, broadcast over types."""
+        shape ``(batch, 1, rows, columns)``, broadcast over types."""
         words = mask.shape[1]
         lengths = mask.sum(dim=1)  # shape: (batch,)
-        ends = torch.arange(words, device=mask.device)  # shape: (words,)
-        starts = ends[rows if rows is not None else slice(0, words)]  # shape: (rows,)
-        offset = ends.unsqueeze(0) - starts.unsqueeze(1)  # j - i, shape: (rows, words)
+        positions = torch.arange(words, device=mask.device)  # shape: (words,)
+        starts = positions[rows if rows is not None else slice(0, words)]  # shape: (rows,)
+        ends = positions[columns if columns is not None else slice(0, words)]  # shape: (columns,)
+        offset = ends.unsqueeze(0) - starts.unsqueeze(1)  # j - i, shape: (rows, columns)
         valid = offset >= 0
         if self.max_span_length is not None:
             valid = valid & (offset < self.max_span_length)
-        valid = valid.unsqueeze(0) & (ends.view(1, 1, words) < lengths.view(-1, 1, 1))  # shape: (batch, rows, words)
+        valid = valid.unsqueeze(0) & (ends.view(1, 1, -1) < lengths.view(-1, 1, 1))  # shape: (batch, rows, columns)
         return valid.unsqueeze(1)
 
     def cells_per_batch(self, batch_size: int, words: int) -> int:
@@ -226,27 +234,48 @@ class GlobalPointerHead(Head):
         return self.pointers(word_vectors)
 
     def decode_scores(self, scores, batch) -> list[list[ScoredSpan]]:
-        """Every valid cell with a score over 0 (docs/losses.md 4.6), scored ``sigmoid(s)``."""
+        """Every valid cell with a score over 0 (docs/losses.md 4.6), scored ``sigmoid(s)``. With
+        ``max_span_length`` the spans starting in a block of rows can only end in the band
+        ``[first row, last row + max_span_length)``: only that band is computed, so work and
+        memory grow linearly with the words, and so does the number of spans found."""
         mask = batch["mask"]
         batch_size, words = mask.shape
         pointers = {name: vectors.float() for name, vectors in scores.items()}
-        # Start rows per block so that one block of scores holds at most max_cells cells.
-        rows_per_block = max(1, self.max_cells // max(1, batch_size * len(self.entity_types) * words))
+        rows_per_block = self.rows_per_block(batch_size, words)
         found: list[list[ScoredSpan]] = [[] for _ in range(batch_size)]
         for first in range(0, words, rows_per_block):
             rows = slice(first, min(words, first + rows_per_block))
-            scores = self.scores_from_pointers(pointers, mask, rows).float()  # shape: (batch, types, rows, words)
-            for row, spans in enumerate(self.spans_from_scores(scores, row_offset=first)):
+            band_end = words if self.max_span_length is None else min(words, rows.stop + self.max_span_length - 1)
+            columns = slice(first, band_end)  # no span ends before it starts
+            scores = self.scores_from_pointers(pointers, mask, rows, columns).float()  # (batch, types, rows, columns)
+            for row, spans in enumerate(self.spans_from_scores(scores, row_offset=first, column_offset=first)):
                 found[row].extend(spans)
         return [self.select(spans) for spans in found]
 
-    def spans_from_scores(self, scores: torch.Tensor, row_offset: int = 0) -> list[list[ScoredSpan]]:
-        """Positive cells of masked ``scores (batch, types, rows, words)`` as spans per sequence."""
+    def rows_per_block(self, batch_size: int, words: int) -> int:
+        """Start rows per decoding block, so that one block of scores holds at most ``max_cells``
+        cells (or one row when a single row is over): ``rows x words`` cells per sentence and type,
+        ``rows x (rows + max_span_length - 1)`` in the band of a span length limit."""
+        budget = max(1, self.max_cells // max(1, batch_size * len(self.entity_types)))  # cells per sentence and type
+        if self.max_span_length is None or self.max_span_length >= words:
+            return max(1, budget // max(1, words))
+        # The largest r with r * (r + m - 1) <= budget, m = max_span_length ...
+        extra = self.max_span_length - 1
+        largest = max(1, int((math.isqrt(extra * extra + 4 * budget) - extra) // 2))
+        # ... but no more than BAND_ROWS (or 4 m): of a block's r + m - 1 columns, a row has at most m
+        # spans, so square blocks of thousands of rows would compute 99% of cells only to mask them.
+        return min(largest, max(BAND_ROWS, 4 * self.max_span_length))
+
+    def spans_from_scores(self, scores: torch.Tensor, row_offset: int = 0,
+                          column_offset: int = 0) -> list[list[ScoredSpan]]:
+        """Positive cells of masked ``scores (batch, types, rows, columns)`` as spans per sequence;
+        the block starts at word ``row_offset`` (starts) and ``column_offset`` (ends)."""
         hits = (scores > 0).nonzero().tolist()  # -inf (invalid) and NaN are never > 0
         probabilities = torch.sigmoid(scores[scores > 0]).tolist()  # same (row-major) order as hits
         spans: list[list[ScoredSpan]] = [[] for _ in range(scores.shape[0])]
         for (row, type_id, start, end), probability in zip(hits, probabilities):
-            spans[row].append(ScoredSpan(start + row_offset, end + 1, self.entity_types[type_id], probability))
+            spans[row].append(ScoredSpan(start + row_offset, end + column_offset + 1, self.entity_types[type_id],
+                                         probability))
         return spans
 
     def select(self, spans: list[ScoredSpan]) -> list[ScoredSpan]:
@@ -262,6 +291,15 @@ class GlobalPointerHead(Head):
                 kept.append(span)
         return sorted(kept, key=lambda s: (s.start, s.end, s.type))
 
+    def configure_decoding(self, *, max_span_length: int | None = None, **options: Any) -> None:
+        """``max_span_length``: the longest span (in words) decoding returns, e.g. to bound a model
+        saved before the limit was recorded; it is saved with the head's settings."""
+        if max_span_length is not None:
+            if isinstance(max_span_length, bool) or not isinstance(max_span_length, int) or max_span_length < 1:
+                raise ConfigError(f"max_span_length={max_span_length!r}: expected a number of words, 1 or more")
+            self.max_span_length = max_span_length
+        super().configure_decoding(**options)
+
     def config(self) -> dict[str, Any]:
         return {"type": self.kind, "variant": self.variant, "head_size": self.head_size,
                 "max_span_length": self.max_span_length, "flat_decoding": self.flat_decoding,
@@ -276,10 +314,20 @@ def span_head(context: HeadContext, *, variant: Literal["standard", "efficient"]
               max_cells: Annotated[int, Field(ge=1)] = 2**24) -> GlobalPointerHead:
     """``variant``: efficient = one shared score matrix plus a per-type term (docs/losses.md 4.2).
     ``head_size``: channels of each start/end vector, even (RoPE turns channel pairs).
-    ``max_span_length``: words; longer spans are never predicted (None: any).
+    ``max_span_length``: words; longer spans are neither scored nor predicted. None (the default):
+    the longest entity of the training data, saved with the model, so decoding a line of n words
+    returns at most n x max_span_length x types spans.
     ``flat_decoding``: keep non-overlapping spans only, highest score first (flat data).
     ``max_cells``: score cells (sentences x types x words x words) computed at once when decoding,
     about 64 MiB of float32 per block at the default; training batches are cut to hold at most as many."""
+    if max_span_length is None:
+        max_span_length = context.longest_entity
+    if max_span_length is None:
+        # A model saved before the limit was recorded (there is no training data when it loads):
+        # it keeps decoding spans of any length, as it was trained, in blocks of max_cells cells.
+        logger.warning("this span model was saved without head.max_span_length: it returns spans of any length, "
+                       "up to words x words x types on one line; tagger.configure_decoding(max_span_length=N) "
+                       "bounds them (N words, e.g. its longest training entity)")
     return GlobalPointerHead(context.input_size, context.entity_types, loss=context.loss, variant=variant,
                              head_size=head_size, max_span_length=max_span_length,
                              flat_decoding=flat_decoding, max_cells=max_cells)

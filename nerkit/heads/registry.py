@@ -33,6 +33,9 @@ class HeadContext:
     loss: nn.Module  # built from the registry, checked against the head's loss kinds
     label_names: list[str]  # tags or types, as the head's ``labels`` says
     label_counts: list[int]  # their training counts, in the same order
+    # Words of the longest entity of the training data; None when a saved model is rebuilt (its
+    # head's saved settings hold whatever the head derived from it).
+    longest_entity: int | None = None
 
 
 HEADS = Registry("head", group="nerkit.heads")
