@@ -108,11 +108,6 @@ def write_tiny_bert(directory: Path, *, layers: int = 2, context_free: bool = Fa
     return directory
 
 
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory):
-    return _bert_dir(tmp_path_factory)
-
-
 @pytest.fixture(scope="session")
 def bert_dir(tmp_path_factory) -> Path:
     pytest.importorskip("transformers")

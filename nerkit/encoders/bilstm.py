@@ -157,7 +157,7 @@ class BiLSTMEncoder(Encoder):
         repeats "the", "said" and "." hundreds of times). A token longer than ``max_token_chars``
         gives the CNN its first and last characters only (``_token_features``), so ``char_ids`` has
         at most ``max_token_chars`` columns whatever the input."""
-        batch, words = len(examples), max(len(example) for example in examples)
+        words = max(len(example) for example in examples)
         rows: dict[str, int] = {}  # token -> its row of char_ids
         word_rows, case_rows, index_rows = [], [], []
         memo, compute = self._token_cache.get, self._token_features
