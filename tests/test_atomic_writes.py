@@ -159,10 +159,8 @@ def test_a_finished_block_replaces_the_target_keeping_its_permissions(outputs):
     assert [path.name for path in outputs.iterdir()] == ["predictions.jsonl"]
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads file names of descriptors from /proc")
-def test_the_file_is_fsynced_before_the_rename_and_its_folder_after(outputs, monkeypatch):
-    from nerkit.atomic import atomic_write_text
-
+def record_disk_events(monkeypatch) -> list[tuple[str, str]]:
+    """Every fsync (the path of its descriptor) and rename ("source -> target"), in order."""
     events: list[tuple[str, str]] = []
     real_fsync, real_replace = os.fsync, os.replace
 
@@ -176,6 +174,14 @@ def test_the_file_is_fsynced_before_the_rename_and_its_folder_after(outputs, mon
 
     monkeypatch.setattr(os, "fsync", recording_fsync)
     monkeypatch.setattr(os, "replace", recording_replace)
+    return events
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads file names of descriptors from /proc")
+def test_the_file_is_fsynced_before_the_rename_and_its_folder_after(outputs, monkeypatch):
+    from nerkit.atomic import atomic_write_text
+
+    events = record_disk_events(monkeypatch)
     target = existing(outputs / "report.json")
     atomic_write_text(target, "{}")
 
@@ -462,24 +468,13 @@ def test_a_checkpoint_reaches_the_disk_before_it_is_swapped_in(outputs, model_di
     model = TaggerModel.from_pretrained(model_dir)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    events: list[tuple[str, str]] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def recording_fsync(descriptor):
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{descriptor}")))
-        real_fsync(descriptor)
-
-    def recording_replace(source, target, **kwargs):
-        events.append(("replace", str(target)))
-        real_replace(source, target, **kwargs)
-
-    monkeypatch.setattr(os, "fsync", recording_fsync)
-    monkeypatch.setattr(os, "replace", recording_replace)
+    events = record_disk_events(monkeypatch)
     directory = outputs / "checkpoint"
     save_checkpoint(directory, tagger=model, optimizer=optimizer, scheduler=scheduler, trainer_state={"step": 1},
                     rng_states=[rng_state()])
 
-    swap = events.index(("replace", str(directory)))
+    swap = next(index for index, (kind, what) in enumerate(events) if kind == "replace"
+                and what.endswith(f" -> {directory}"))
     synced = {path for kind, path in events[:swap] if kind == "fsync"}
     staged = outputs / "checkpoint.tmp"
     assert {str(staged / STATE_FILE), str(staged / "optimizer.safetensors"), str(staged)} <= synced
