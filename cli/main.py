@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperCommand
 
 app = typer.Typer(help="Named-entity recognition in PyTorch: train, evaluate and predict.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -24,6 +25,47 @@ DEFAULT_MODEL = "runs/default"
 CodeOption = Annotated[Optional[list[Path]], typer.Option(
     "--code", help="A Python file to import first, registering your own losses, heads or encoders "
     "(repeatable); give it again to evaluate or predict with a model trained with them.")]
+
+
+REGISTERED = ("{heads}", "{losses}", "{encoders}", "{formats}", "{posthoc_heads}")
+
+
+def _registered() -> dict[str, str]:
+    """What the placeholders of option help stand for: the names in nerkit's registries."""
+    from nerkit.data.formats import FORMATS
+    from nerkit.encoders import ENCODERS
+    from nerkit.heads import HEADS
+    from nerkit.losses import LOSSES
+
+    return {"{heads}": ", ".join(HEADS.names()), "{losses}": ", ".join(LOSSES.names()),
+            "{encoders}": ", ".join(ENCODERS.names()), "{formats}": ", ".join(FORMATS),
+            "{posthoc_heads}": ", ".join(spec.name for spec in HEADS.specs()
+                                         if any(setting.name == "posthoc_tau" for setting in spec.settings))}
+
+
+class ListsChoices(TyperCommand):
+    """A command whose option help names what the registries hold ({heads}, {losses},
+    {encoders}, {formats}, {posthoc_heads}), filled in when the help is shown rather than
+    written by hand: the registries import torch, which `nerkit --version` should not wait for.
+    --help is answered before the --code files are imported, so it names the built-ins and the
+    installed plug-ins; `nerkit heads --code FILE` (losses, encoders) lists a file's own."""
+
+    def format_help(self, ctx, formatter) -> None:
+        from nerkit.errors import NerkitError
+
+        templates = [(param, param.help) for param in self.params if getattr(param, "help", None)]
+        try:
+            names = _registered()
+        except NerkitError:  # an installed plug-in that fails to import: running the command says which
+            names = dict.fromkeys(REGISTERED, "(not listed: a plug-in failed to import)")
+        try:
+            for param, template in templates:
+                for placeholder, text in names.items():
+                    param.help = param.help.replace(placeholder, text)
+            return super().format_help(ctx, formatter)
+        finally:  # the next --help (of a test, or after more registrations) fills them in again
+            for param, template in templates:
+                param.help = template
 
 
 def _version(value: bool) -> None:
@@ -94,8 +136,8 @@ def _decoding(posthoc_tau: float | None) -> dict:
     return {} if posthoc_tau is None else {"posthoc_tau": posthoc_tau}
 
 
-POSTHOC_HELP = ("Softmax and crf heads: post-hoc logit adjustment, decode from z - tau * log prior "
-                "(0 = off; negative favours frequent tags; default: the model's own setting).")
+POSTHOC_HELP = ("Heads with a posthoc_tau ({posthoc_heads}): post-hoc logit adjustment, decode from "
+                "z - tau * log prior (0 = off; negative favours frequent tags; default: the model's own setting).")
 
 DeviceOption = Annotated[str, typer.Option(help="auto (a CUDA GPU when there is one, else the CPU), cpu, cuda "
                                            "or cuda:N.")]
@@ -149,12 +191,16 @@ def _training_threads(threads: int | None, overrides: list[str]) -> int | None:
     return threads
 
 
+EncoderOption = Annotated[Optional[str], typer.Option(help="A registered encoder ({encoders}; `nerkit encoders`), "
+                                                   "or a Hugging Face model directory or hub name.")]
+HEAD_HELP = "A registered head ({heads}; `nerkit heads`)."
+
 SELECT_FOR_HELP = ("After training, choose the best model's post-hoc tau (logit adjustment, tau from -2 to 2 "
-                   "in steps of 0.25; the softmax and crf heads) on the dev data for this F1: micro or macro. "
-                   "Saved with the model; the test data is never used for it.")
+                   "in steps of 0.25; heads with a posthoc_tau: {posthoc_heads}) on the dev data for this F1: "
+                   "micro or macro. Saved with the model; the test data is never used for it.")
 
 
-@app.command()
+@app.command(cls=ListsChoices)
 @friendly_errors
 def train(
     config: Annotated[Optional[Path], typer.Option(help="YAML configuration (see configs/).")] = None,
@@ -162,11 +208,10 @@ def train(
                                                       "saved dataset DIR[:split] or hf:NAME[:split].")] = None,
     dev: Annotated[Optional[str], typer.Option(help="Development data, for model selection.")] = None,
     test: Annotated[Optional[str], typer.Option(help="Test data, scored once with the best model.")] = None,
-    encoder: Annotated[Optional[str], typer.Option(help="A registered encoder (`nerkit encoders`: bilstm, ...), "
-                                                   "or a Hugging Face model directory or name.")] = None,
-    head: Annotated[Optional[str], typer.Option(help="A registered head (`nerkit heads`): softmax, crf, span, "
-                                                "...")] = None,
-    loss: Annotated[Optional[str], typer.Option(help="A registered loss (see `nerkit losses`).")] = None,
+    encoder: EncoderOption = None,
+    head: Annotated[Optional[str], typer.Option(help=HEAD_HELP)] = None,
+    loss: Annotated[Optional[str], typer.Option(help="A registered loss ({losses}; `nerkit losses` explains "
+                                                "each).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many optimizer steps.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
@@ -213,7 +258,7 @@ def train(
         typer.echo(f"test entity F1 {100 * result.test_report.micro.f1:.2f}\n{result.test_report.table()}")
 
 
-@app.command()
+@app.command(cls=ListsChoices)
 @friendly_errors
 def evaluate(
     model: Annotated[Path, typer.Argument(help="Model directory.")],
@@ -250,7 +295,7 @@ def evaluate(
         typer.echo(f"scores written to {output}")
 
 
-@app.command()
+@app.command(cls=ListsChoices)
 @friendly_errors
 def predict(
     file: Annotated[str, typer.Argument(help="Input file, or '-' for standard input.")],
@@ -332,13 +377,12 @@ def serve(
     run_server(tagger, model_name=str(model), host=host, port=port, settings=settings)
 
 
-@app.command()
+@app.command(cls=ListsChoices)
 @friendly_errors
 def convert(
     source: Annotated[str, typer.Argument(help="Input file (a directory for brat).")],
     output: Annotated[Path, typer.Argument(help="Output file (a new directory for brat).")],
-    to: Annotated[str, typer.Option("--to", help="Output format: conll, jsonl, doccano, labelstudio, offsets or "
-                                    "brat.")],
+    to: Annotated[str, typer.Option("--to", help="Output format: {formats}.")],
     from_: Annotated[str, typer.Option("--from", help="Input format, as --to; auto: detected from the "
                                        "content.")] = "auto",
     scheme: Annotated[Optional[str], typer.Option(help="Tag scheme of CoNLL output: BIO or BIOES [default: "
@@ -384,17 +428,18 @@ def export(
                + (f" --export-dir {summary.directory}" if output is not None else ""))
 
 
-@app.command()
+@app.command(cls=ListsChoices)
 @friendly_errors
 def compare(
     losses_: Annotated[str, typer.Option("--losses", help="Comma-separated losses, each NAME or "
-                                         "NAME:key=value:..., e.g. ce,focal:gamma=1,logit-adjusted.")],
+                                         "NAME:key=value:..., e.g. ce,focal:gamma=1,logit-adjusted; registered: "
+                                         "{losses}.")],
     config: Annotated[Optional[Path], typer.Option(help="YAML configuration shared by every run.")] = None,
     train_data: Annotated[Optional[str], typer.Option("--train", help="Training data.")] = None,
     dev: Annotated[Optional[str], typer.Option(help="Development data (model selection).")] = None,
     test: Annotated[Optional[str], typer.Option(help="Test data.")] = None,
-    encoder: Annotated[Optional[str], typer.Option(help="'bilstm' or a model directory.")] = None,
-    head: Annotated[Optional[str], typer.Option(help="softmax or crf.")] = None,
+    encoder: EncoderOption = None,
+    head: Annotated[Optional[str], typer.Option(help=HEAD_HELP)] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs per run.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps per run.")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated seeds; each loss is trained once per seed.")] = None,
@@ -483,7 +528,7 @@ debug_app = typer.Typer(help="Look at data (and, later, models) before training.
 app.add_typer(debug_app, name="debug")
 
 
-@debug_app.command("data")
+@debug_app.command("data", cls=ListsChoices)
 @friendly_errors
 def debug_data(
     train_data: Annotated[Optional[str], typer.Argument(
@@ -491,10 +536,13 @@ def debug_data(
         "configuration's data.train and data.dev).")] = None,
     dev: Annotated[Optional[str], typer.Option(help="Development data, compared with the training data.")] = None,
     output: Annotated[Optional[Path], typer.Option(help="Write the report as JSON here.")] = None,
-    encoder: Annotated[Optional[str], typer.Option(help="The transformer to train (a Hugging Face or nerkit model "
-                                                   "directory): count sub-words against its window.")] = None,
-    head: Annotated[Optional[str], typer.Option(help="The head to train: a flat one (softmax, crf) refuses "
-                                                "overlapping entities, span takes them (default: crf).")] = None,
+    encoder: Annotated[Optional[str], typer.Option(help="The encoder to train, as `nerkit train --encoder`: "
+                                                   "{encoders}, or a Hugging Face or nerkit model directory or hub "
+                                                   "name. One that splits words into sub-words (a transformer) "
+                                                   "counts them against its window.")] = None,
+    head: Annotated[Optional[str], typer.Option(help="The head to train ({heads}; default: crf): one that tags "
+                                                "words refuses overlapping entities, one that scores spans takes "
+                                                "them.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML configuration: how to read the data (data.scheme, "
                                                    "encoding, hf_config, columns, overlapping), the head and the "
                                                    "encoder.")] = None,
@@ -517,10 +565,10 @@ def debug_data(
     overrides = (["data.dev=null"] if train_data is not None else []) + list(set_ or [])
     resolved = config_from_options(config, overrides, encoder=encoder,
                                    flags={"data.train": train_data, "data.dev": dev, "head.type": head})
-    transformer = resolved.encoder.settings() if resolved.encoder.type == "transformer" else {}
+    subwords = resolved.encoder.pretrained_model()  # None: an encoder of whole words, nothing to count
     report = check_data(resolved.data.train, resolved.data.dev, overlapping=resolved.data.overlapping,
-                        flat_head=HEADS.get(resolved.head.type).metadata["labels"] == "tags",
-                        encoder=transformer.get("model"), window=transformer.get("max_window"),
+                        flat_head=HEADS.get(resolved.head.type).metadata["labels"] == "tags", encoder=subwords,
+                        window=resolved.encoder.settings().get("max_window") if subwords else None,
                         **resolved.data.read_options())
     typer.echo(report.text())
     if output is not None:

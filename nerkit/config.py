@@ -8,6 +8,7 @@ resolved configuration into the run directory.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -70,6 +71,13 @@ class EncoderConfig(ComponentSection):
 
     section: ClassVar[str] = "encoder"
     type: str = "bilstm"
+
+    def pretrained_model(self) -> str | None:
+        """The transformer (a directory or a hub name) whose tokenizer splits this encoder's words
+        into sub-words: the setting its registration names as ``pretrained``; None for an encoder
+        of whole words."""
+        setting = self.registry().get(self.type).metadata.get("pretrained")
+        return None if setting is None else self.settings().get(setting)
 
 
 class HeadConfig(ComponentSection):
@@ -201,10 +209,11 @@ class Config(Section):
         if self.data.dev is None:
             raise ConfigError("training.select_for chooses the post-hoc tau on the dev data, and data.dev is not "
                               "set: give --dev (the test data is never used for it)")
-        settings = {setting.name for setting in HeadConfig.registry().get(self.head.type).settings}
-        if "posthoc_tau" not in settings:
+        tuned = [spec.name for spec in HeadConfig.registry().specs()
+                 if "posthoc_tau" in {setting.name for setting in spec.settings}]
+        if self.head.type not in tuned:
             raise ConfigError(f"training.select_for chooses head.posthoc_tau, which the {self.head.type} head does "
-                              "not have (the softmax and crf heads do); leave it unset")
+                              f"not have (these heads do: {', '.join(tuned)}); leave it unset")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -284,8 +293,41 @@ def config_from_options(path: str | Path | None = None, overrides: list[str] = (
         path = path if path is not None else Path(resume) / RUN_CONFIG_FILE
         values["output"] = str(resume)
     if encoder is not None:
-        if encoder in EncoderConfig.registry():
-            values["encoder.type"] = encoder
-        else:
-            values["encoder.type"], values["encoder.model"] = "transformer", encoder
+        values.update(encoder_option(encoder))
     return load_config(path, overrides=list(overrides or []), values=values)
+
+
+def encoder_option(value: str) -> dict[str, Any]:
+    """``--encoder VALUE`` as configuration values: a registered encoder's name picks it; a
+    directory, or a name the Hugging Face hub has, is the ``transformer`` encoder's model.
+    Anything else is a ``ConfigError`` that lists the registered encoders and names the closest
+    one, so that a mistyped ``bilstn`` is not sent to the hub as a model name."""
+    registry = EncoderConfig.registry()
+    if value in registry:
+        return {"encoder.type": value}
+    registered = ", ".join(registry.names())
+    where = f"a registered encoder ({registered}) or a model directory (config.json, the weights and tokenizer files)"
+    if not value.strip():  # Path("") is the current directory
+        raise ConfigError(f"--encoder is empty; expected {where}")
+    path = Path(value).expanduser()
+    if path.is_dir():
+        return {"encoder.type": "transformer", "encoder.model": str(path) if value.startswith("~") else value}
+    if path.exists():
+        raise ConfigError(f"--encoder {value}: a file, where {where} was expected")
+    # A hub name is NAME or NAMESPACE/NAME; anything else that names a place is a missing directory.
+    if value.startswith((".", "~", "/", "\\")) or "\\" in value or value.count("/") > 1 or value.endswith("/"):
+        raise ConfigError(f"--encoder {value}: no such directory; expected {where}")
+    from nerkit.data.untrusted import load_config as load_transformer_config
+
+    try:
+        load_transformer_config(value)  # one small file, kept in the hub's cache for the load that follows
+    except (OSError, ValueError) as error:
+        names = {name.lower(): name for name in registry.names()}
+        closest = difflib.get_close_matches(value.lower(), names, n=1)
+        hint = (f"Did you mean {names[closest[0]]}?" if closest else "Without network access, give a local model "
+                "directory (one holding config.json, the weights and tokenizer files)")
+        reason = str(error).splitlines()[0].rstrip(".")
+        raise ConfigError(f"--encoder {value}: not a registered encoder ({registered}), "
+                          f"{'no such directory' if '/' in value else 'not a model directory'}, and not a Hugging "
+                          f"Face model that could be loaded ({reason}). {hint}") from None
+    return {"encoder.type": "transformer", "encoder.model": value}

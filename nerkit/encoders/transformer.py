@@ -305,7 +305,8 @@ class TransformerEncoder(Encoder):
                                                attention_mask.split(windows_per_pass))])
 
 
-@register_encoder("transformer", summary="any Hugging Face AutoModel with a fast tokenizer; words pooled from sub-words")
+@register_encoder("transformer", summary="any Hugging Face AutoModel with a fast tokenizer; words pooled from sub-words",
+                  pretrained="model")
 def transformer_encoder(context: EncoderContext, *, model: str, pooling: Literal["first", "mean"] = "first",
                         window_overlap: Annotated[int, Field(ge=0)] | None = None,
                         max_window: Annotated[int, Field(ge=8)] | None = None,
