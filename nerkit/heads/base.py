@@ -56,7 +56,12 @@ class Head(nn.Module):
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The head's registry type and settings, which ``config.json`` saves as its ``head``
+        section and rebuilds it from. By default the settings it was built with, defaults filled
+        in (``built_with``, which the registry gives every component it builds); a head reports the
+        settings it holds over them (a tagging head its scheme, the post-hoc tau that
+        ``configure_decoding`` changes), so that what is saved is what it decodes with."""
+        return dict(getattr(self, "built_with", None) or {"type": self.kind})
 
     def configure_decoding(self, **options: Any) -> None:
         """Change how a trained head decodes (the softmax tagger's ``posthoc_tau``); a head
@@ -113,7 +118,7 @@ class TaggingHead(Head):
                 for tags, scores, length in zip(tag_ids.tolist(), tag_scores.tolist(), lengths)]
 
     def config(self) -> dict[str, Any]:
-        return {"type": self.kind, "scheme": self.scheme}
+        return {**super().config(), "scheme": self.scheme}
 
 
 class AdjustedTaggingHead(TaggingHead):
