@@ -5,7 +5,7 @@ passages and character offsets belong to prediction (``nerkit.predict``), whose 
 ``Tagger`` subclasses this class. Nothing here imports prediction back.
 
 A model directory is plain files: ``config.json`` (everything needed to rebuild the
-model: encoder and head settings, loss, entity types, tags, label counts),
+model: the encoder, head and loss settings as each reports them, entity types, tags, label counts),
 ``model.safetensors``, the encoder's vocabulary or tokenizer files, and
 ``model-manifest.json`` (their sizes and sha256, written last: ``nerkit.modeldir`` writes
 and verifies the directory as one unit). Loading never unpickles anything.
@@ -345,9 +345,9 @@ class TaggerModel(nn.Module):
                              label_counts, longest_entity=longest_entity)
 
     @classmethod
-    def _assemble(cls, head_config: HeadConfig, loss_config: LossConfig, model_config: dict[str, Any], encoder,
+    def _assemble(cls, head_config: HeadConfig, loss_settings: LossConfig, model_config: dict[str, Any], encoder,
                   entity_types, label_names, label_counts, *, longest_entity: int | None = None) -> Self:
-        loss = build_head_loss(loss_config, head_config.type, label_counts)
+        loss = build_head_loss(loss_settings, head_config.type, label_counts)
         context = HeadContext(input_size=encoder.output_size, entity_types=list(entity_types), loss=loss,
                               label_names=list(label_names), label_counts=list(label_counts),
                               longest_entity=longest_entity)

@@ -15,6 +15,10 @@ ONNX Runtime, ``nerkit.export``) and the same decoding code still runs in nerkit
 
 ``decode`` is the two in a row. A head that overrides ``decode`` only still predicts in PyTorch;
 ``nerkit export`` refuses it.
+
+``config()`` is the head's settings as ``config.json`` saves them and rebuilds the head from;
+nothing else writes them, so a setting changed after training (``configure_decoding``) is saved
+because the head reports it.
 """
 
 from __future__ import annotations

@@ -16,15 +16,15 @@ needs no nerkit base class. A loss that wants to change what a head does subclas
 * ``sparse_span_targets(types, words)``: the span head builds sparse positive indices instead of
   a dense label grid (ZLPR on long inputs). False by default.
 
-And what the model directory asks of it:
+Heads read them only through ``hooks(loss)``, never by probing attributes.
+
+And what the model directory asks of a loss:
 
 * ``config()``: the loss's registry name and settings, which ``config.json`` saves as its ``loss``
   section and rebuilds it from. By default the settings it was built with, defaults filled in
   (``built_with``, which the registry gives every component it builds); a loss made of other
   losses reports them as they report themselves (``flooding`` its ``inner`` loss). A loss without
   ``config`` (no ``LossHooks``) is saved with the settings it was built with (``loss_config``).
-
-Heads read them only through ``hooks(loss)``, never by probing attributes.
 """
 
 from __future__ import annotations
