@@ -103,6 +103,7 @@ class Spec:
     # Where it came from: {"code": FILE}, {"package": NAME, "group": GROUP} (or {"entry_point":
     # VALUE, "group": GROUP} without a package) or {"module": NAME}; None for nerkit's built-ins.
     source: dict[str, str] | None = None
+    key: str = "type"  # the key of the name in a saved section: "type" ("name" for losses)
 
     def _setting_parameters(self) -> list[inspect.Parameter]:
         return [p for p in inspect.signature(self.factory).parameters.values()
@@ -161,15 +162,24 @@ class Spec:
         return {**validated.model_dump(), **(validated.model_extra or {})}
 
     def build(self, *context: Any, **settings: Any) -> Any:
-        return self.factory(*context, **settings)
+        """The component the factory builds, given what it was built with as ``built_with``:
+        ``{key: name, **settings}``, defaults filled in, context arguments left out. That is what
+        a head or loss reports (``config()``) of the settings it does not hold itself: a plug-in
+        that does not report its settings still has them saved with the model."""
+        component = self.factory(*context, **settings)
+        given = {name: value for name, value in settings.items() if name not in self.context}
+        built_with = {self.key: self.name, **self.validate(given, section=self.kind)}
+        with contextlib.suppress(AttributeError):  # a component that takes no attributes (a number)
+            component.built_with = built_with
+        return component
 
 
 class Registry:
     """Name -> ``Spec`` for one kind of component, with lazily loaded entry points."""
 
     def __init__(self, kind: str, *, group: str, context: frozenset[str] = frozenset(),
-                 spec_class: type[Spec] = Spec):
-        self.kind, self.group, self.context, self.spec_class = kind, group, context, spec_class
+                 spec_class: type[Spec] = Spec, key: str = "type"):
+        self.kind, self.group, self.context, self.spec_class, self.key = kind, group, context, spec_class, key
         self._specs: dict[str, Spec] = {}
         self._entry_points_loaded = False
 
@@ -182,7 +192,7 @@ class Registry:
                                   f"({self._specs[name].factory.__module__} and {factory.__module__})")
             doc = summary or (inspect.getdoc(factory) or "").split("\n")[0]
             self._specs[name] = self.spec_class(self.kind, name, factory, doc, self.context, dict(metadata_),
-                                                source=_source_of(factory))
+                                                source=_source_of(factory), key=self.key)
             return factory
 
         return decorate

@@ -5,7 +5,7 @@ passages and character offsets belong to prediction (``nerkit.predict``), whose 
 ``Tagger`` subclasses this class. Nothing here imports prediction back.
 
 A model directory is plain files: ``config.json`` (everything needed to rebuild the
-model: encoder and head settings, loss, entity types, tags, label counts),
+model: the encoder, head and loss settings as each reports them, entity types, tags, label counts),
 ``model.safetensors``, the encoder's vocabulary or tokenizer files, and
 ``model-manifest.json`` (their sizes and sha256, written last: ``nerkit.modeldir`` writes
 and verifies the directory as one unit). Loading never unpickles anything.
@@ -39,7 +39,7 @@ from nerkit.devices import check_precision, quantize_linear_layers, resolve_devi
 from nerkit.encoders import EncoderContext
 from nerkit.errors import ConfigError, DataError, NerkitError
 from nerkit.heads import HeadContext, decodes_from_scores
-from nerkit.losses import available_losses, build_loss, get_loss_spec
+from nerkit.losses import available_losses, build_loss, get_loss_spec, loss_config
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self needs Python 3.11
@@ -301,14 +301,6 @@ def check_tokenizer(description: dict[str, Any], directory: Path) -> str:
     return rule
 
 
-def reported_settings(head: nn.Module) -> dict[str, Any]:
-    """The settings a head reports (``Head.config``); none for a plug-in head without ``config``."""
-    try:
-        return dict(head.config())
-    except NotImplementedError:
-        return {}
-
-
 class TaggerModel(nn.Module):
     """The model without prediction; ``nerkit.Tagger`` (in ``nerkit.predict``) adds it."""
 
@@ -317,15 +309,20 @@ class TaggerModel(nn.Module):
     # the ONNX runtime (``nerkit.export``) does. Decoding itself always runs here.
     score_runtime: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
 
-    def __init__(self, encoder, head, *, entity_types: list[str], label_names: list[str],
+    def __init__(self, encoder, head, *, loss: nn.Module, entity_types: list[str], label_names: list[str],
                  label_counts: list[int], config: dict[str, Any]):
         super().__init__()
         self.encoder = encoder
         self.head = head
+        # Kept to save what it reports, not registered: the head holds the loss, and a second
+        # registration would give its tensors a second name in the weights file.
+        object.__setattr__(self, "loss_function", loss)
         self.entity_types = list(entity_types)
         self.label_names = list(label_names)
         self.label_counts = list(label_counts)
-        self.config = config  # the "model" part of the configuration (encoder, head, loss)
+        # The model's settings that are no component's: document_context and the tokenizer rule.
+        # The encoder, head and loss report their own (``component_settings``).
+        self.config = config
 
     # ----------------------------------------------------------------- construction
 
@@ -342,23 +339,29 @@ class TaggerModel(nn.Module):
             raise DataError("the training data holds no entities", path=config.data.train)
         label_names, label_counts = count_labels(labelled, config.head, entity_types)
         encoder = build_encoder(config.encoder, EncoderContext(examples=train_examples))
-        model_config = {"encoder": encoder.config(), "head": config.head.model_dump(), "loss": config.loss.model_dump(),
-                        "document_context": config.data.document_context, "tokenizer": TOKENIZER_RULE}
+        model_config = {"document_context": config.data.document_context, "tokenizer": TOKENIZER_RULE}
         longest_entity = max(span.end - span.start for example in labelled for span in example.spans)  # words
-        return cls._assemble(model_config, encoder, entity_types, label_names, label_counts,
-                             longest_entity=longest_entity)
+        return cls._assemble(config.head, config.loss, model_config, encoder, entity_types, label_names,
+                             label_counts, longest_entity=longest_entity)
 
     @classmethod
-    def _assemble(cls, model_config, encoder, entity_types, label_names, label_counts, *,
-                  longest_entity: int | None = None) -> Self:
-        head_config = HeadConfig.model_validate(model_config["head"])
-        loss = build_head_loss(LossConfig.model_validate(model_config["loss"]), head_config.type, label_counts)
+    def _assemble(cls, head_config: HeadConfig, loss_settings: LossConfig, model_config: dict[str, Any], encoder,
+                  entity_types, label_names, label_counts, *, longest_entity: int | None = None) -> Self:
+        loss = build_head_loss(loss_settings, head_config.type, label_counts)
         context = HeadContext(input_size=encoder.output_size, entity_types=list(entity_types), loss=loss,
                               label_names=list(label_names), label_counts=list(label_counts),
                               longest_entity=longest_entity)
         head = HeadConfig.registry().get(head_config.type).build(context, **head_config.settings())
-        return cls(encoder, head, entity_types=entity_types, label_names=label_names,
+        return cls(encoder, head, loss=loss, entity_types=entity_types, label_names=label_names,
                    label_counts=label_counts, config=model_config)
+
+    def component_settings(self) -> dict[str, dict[str, Any]]:
+        """The settings of the encoder, head and loss as each reports them (``config()``): what
+        ``config.json`` saves and rebuilds them from. A head changed after training
+        (``configure_decoding``) reports its new settings; a plug-in head or loss that does not
+        report its settings is saved with those it was built with."""
+        return {"encoder": self.encoder.config(), "head": self.head.config(),
+                "loss": loss_config(self.loss_function)}
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write the model directory as one unit (``nerkit.modeldir``): a crash or ``kill -9`` at
@@ -372,11 +375,8 @@ class TaggerModel(nn.Module):
     def _write_files(self, folder: Path) -> None:
         description = {
             "format_version": FORMAT_VERSION,
+            **self.component_settings(),
             **self.config,
-            # As the head reports them, so that what it derived from the training data (the span
-            # head's max_span_length) or was changed after training (configure_decoding) is what
-            # a reload rebuilds. A plug-in head that does not report a setting keeps its configured value.
-            "head": {**self.config["head"], **reported_settings(self.head)},
             "entity_types": self.entity_types,
             "label_names": self.label_names,
             "label_counts": self.label_counts,
@@ -422,11 +422,11 @@ class TaggerModel(nn.Module):
     def _rebuild(cls, description: dict[str, Any], folder: Path, directory: Path) -> Self:
         """The model a checked ``config.json`` describes, with untrained weights."""
         encoder = build_encoder(EncoderConfig.model_validate(description["encoder"]), EncoderContext(directory=folder))
-        model_config = {key: description[key] for key in ("encoder", "head", "loss")}
-        model_config["document_context"] = description.get("document_context")  # absent before it existed
-        model_config["tokenizer"] = check_tokenizer(description, directory)
-        return cls._assemble(model_config, encoder, description["entity_types"], description["label_names"],
-                             description["label_counts"])
+        model_config = {"document_context": description.get("document_context"),  # absent before it existed
+                        "tokenizer": check_tokenizer(description, directory)}
+        return cls._assemble(HeadConfig.model_validate(description["head"]),
+                             LossConfig.model_validate(description["loss"]), model_config, encoder,
+                             description["entity_types"], description["label_names"], description["label_counts"])
 
     def to_device_and_precision(self, device: str | torch.device = "cpu", precision: str = "fp32") -> Self:
         """Move the model for prediction (eval mode); refuses a device or precision this machine

@@ -194,7 +194,7 @@ def test_a_tagger_with_vectors_round_trips_through_its_model_directory(tmp_path)
     path.unlink()
     loaded = Tagger.from_pretrained(tmp_path / "run")
     assert "zzyzx-never-seen" in loaded.encoder.words.entries  # a word of the file training never saw
-    assert loaded.config["encoder"]["freeze_word_vectors"] is False
+    assert loaded.encoder.config()["freeze_word_vectors"] is False
     assert loaded.predict("Paris is big .")["text"] == "Paris is big ."
 
 

@@ -15,6 +15,10 @@ ONNX Runtime, ``nerkit.export``) and the same decoding code still runs in nerkit
 
 ``decode`` is the two in a row. A head that overrides ``decode`` only still predicts in PyTorch;
 ``nerkit export`` refuses it.
+
+``config()`` is the head's settings as ``config.json`` saves them and rebuilds the head from;
+nothing else writes them, so a setting changed after training (``configure_decoding``) is saved
+because the head reports it.
 """
 
 from __future__ import annotations
@@ -56,7 +60,12 @@ class Head(nn.Module):
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The head's registry type and settings, which ``config.json`` saves as its ``head``
+        section and rebuilds it from. By default the settings it was built with, defaults filled
+        in (``built_with``, which the registry gives every component it builds); a head reports the
+        settings it holds over them (a tagging head its scheme, the post-hoc tau that
+        ``configure_decoding`` changes), so that what is saved is what it decodes with."""
+        return dict(getattr(self, "built_with", None) or {"type": self.kind})
 
     def configure_decoding(self, **options: Any) -> None:
         """Change how a trained head decodes (the softmax tagger's ``posthoc_tau``); a head
@@ -113,7 +122,7 @@ class TaggingHead(Head):
                 for tags, scores, length in zip(tag_ids.tolist(), tag_scores.tolist(), lengths)]
 
     def config(self) -> dict[str, Any]:
-        return {"type": self.kind, "scheme": self.scheme}
+        return {**super().config(), "scheme": self.scheme}
 
 
 class AdjustedTaggingHead(TaggingHead):

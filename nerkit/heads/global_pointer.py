@@ -301,7 +301,7 @@ class GlobalPointerHead(Head):
         super().configure_decoding(**options)
 
     def config(self) -> dict[str, Any]:
-        return {"type": self.kind, "variant": self.variant, "head_size": self.head_size,
+        return {**super().config(), "variant": self.variant, "head_size": self.head_size,
                 "max_span_length": self.max_span_length, "flat_decoding": self.flat_decoding,
                 "max_cells": self.max_cells}
 

@@ -12,7 +12,7 @@ from nerkit.losses.registry import (
     register_loss,
     validate_loss_params,
 )
-from nerkit.losses.hooks import LossHooks, hooks
+from nerkit.losses.hooks import LossHooks, hooks, loss_config
 from nerkit.losses import ce  # noqa: F401  (registers "ce")
 from nerkit.losses import weighted_ce  # noqa: F401  (registers "weighted-ce")
 from nerkit.losses import truncated  # noqa: F401  (registers "hard-truncated", "soft-truncated")
@@ -33,6 +33,7 @@ __all__ = [
     "LOSSES",
     "LossHooks",
     "hooks",
+    "loss_config",
     "validate_loss_params",
     "CosineClassifier",
     "IGNORE_INDEX",

@@ -20,7 +20,7 @@ from torch import nn
 from nerkit.errors import ConfigError
 from nerkit.losses.base import LossModule
 from nerkit.losses.functional import token_mean
-from nerkit.losses.hooks import hooks
+from nerkit.losses.hooks import hooks, loss_config
 from nerkit.losses.registry import build_loss, check_choice, check_range, get_loss_spec, register_loss
 
 MODES = ("batch", "sample")
@@ -56,6 +56,11 @@ class Flooding(LossModule):
 
     def sparse_span_targets(self, num_types: int, words: int) -> bool:
         return hooks(self.inner).sparse_span_targets(num_types, words)
+
+    def config(self) -> dict[str, Any]:
+        # The wrapped loss as it reports itself, its settings in the mapping ``inner`` takes.
+        return {"name": "flooding", "inner": loss_config(self.inner), "inner_params": None, "b": self.b,
+                "mode": self.mode}
 
 
 # Listed under every head kind a wrapped loss can serve, so that a head's check

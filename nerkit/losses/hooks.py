@@ -17,9 +17,19 @@ needs no nerkit base class. A loss that wants to change what a head does subclas
   a dense label grid (ZLPR on long inputs). False by default.
 
 Heads read them only through ``hooks(loss)``, never by probing attributes.
+
+And what the model directory asks of a loss:
+
+* ``config()``: the loss's registry name and settings, which ``config.json`` saves as its ``loss``
+  section and rebuilds it from. By default the settings it was built with, defaults filled in
+  (``built_with``, which the registry gives every component it builds); a loss made of other
+  losses reports them as they report themselves (``flooding`` its ``inner`` loss). A loss without
+  ``config`` (no ``LossHooks``) is saved with the settings it was built with (``loss_config``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,6 +48,9 @@ class LossHooks:
     def sparse_span_targets(self, num_types: int, words: int) -> bool:
         return False
 
+    def config(self) -> dict[str, Any]:
+        return dict(self.built_with)
+
 
 DEFAULT_HOOKS = LossHooks()
 
@@ -47,4 +60,11 @@ def hooks(loss: nn.Module | None) -> LossHooks:
     return loss if isinstance(loss, LossHooks) else DEFAULT_HOOKS
 
 
-__all__ = ["LossHooks", "DEFAULT_HOOKS", "hooks"]
+def loss_config(loss: nn.Module) -> dict[str, Any]:
+    """The registry name and settings of a loss built by the registry, as it reports them
+    (``config()``); for a loss without ``config``, those it was built with."""
+    report = getattr(loss, "config", None)
+    return dict(report() if callable(report) else loss.built_with)
+
+
+__all__ = ["LossHooks", "DEFAULT_HOOKS", "hooks", "loss_config"]

@@ -48,7 +48,8 @@ class LossSpec(Spec):
         return self.settings
 
 
-LOSSES = Registry("loss", group="nerkit.losses", context=CONTEXT_ARGUMENTS, spec_class=LossSpec)
+LOSSES = Registry("loss", group="nerkit.losses", context=CONTEXT_ARGUMENTS, spec_class=LossSpec,
+                  key="name")
 
 
 def register_loss(name: str, *, applies_to: tuple[str, ...], summary: str = "", decoding: str = ""):

@@ -347,8 +347,8 @@ class PosthocSelection(Handler):
         from nerkit.predict import Tagger
 
         best = Tagger.from_pretrained(self.output, device=self.accelerator.device)
+        # Left configured on the head (``configure_decoding``), which reports it: saved with its settings.
         self.choice = select_posthoc_tau(best, self.dev_examples, self.metric)
-        best.config["head"]["posthoc_tau"] = self.choice.tau  # the saved description rebuilds the head with it
         best.save_pretrained(self.output)
         logger.info("post-hoc tau %g chosen on dev for %s F1: %.2f (%.2f without adjustment)", self.choice.tau,
                     self.metric, 100 * self.choice.scores[self.choice.tau], 100 * (self.choice.baseline or 0.0))
