@@ -215,8 +215,8 @@ def test_a_config_claiming_a_huge_bilstm_is_refused_before_anything_is_allocated
     weights' shapes were compared; the skeleton stops at the weights' budget, on the meta device."""
     crafted = edited_copy(bilstm_crf, tmp_path / "wide", lambda d: d["encoder"].update(hidden_size=5000))
     growth, outcome = peak_growth(bilstm_crf, crafted)
-    assert "does not fit its weights" in outcome, outcome
     assert growth < 100, f"peak memory grew by {growth} MiB refusing it"
+    assert "does not fit its weights" in outcome, outcome
 
 
 def test_a_config_claiming_a_huge_transformer_is_refused_before_anything_is_allocated(tmp_path, bert_dir):
@@ -229,8 +229,8 @@ def test_a_config_claiming_a_huge_transformer_is_refused_before_anything_is_allo
     encoder_config.write_text(json.dumps(claimed), encoding="utf-8")
     reseal(directory)
     crafted_growth, outcome = peak_growth(bert_dir_model(tmp_path, bert_dir), directory)
-    assert "not fit" in outcome, outcome
     assert crafted_growth < 100, f"peak memory grew by {crafted_growth} MiB refusing it"
+    assert "not fit" in outcome, outcome
 
 
 def bert_dir_model(tmp_path: Path, bert_dir: Path) -> Path:
