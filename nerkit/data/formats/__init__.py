@@ -116,5 +116,6 @@ def read_formatted(source: str | Path, *, format: str = "auto", scheme: str = "a
     return to_examples(records, str(source), rule=tokenizer_rule or TOKENIZER_RULE)
 
 
-__all__ = ["AnnotatedText", "CharSpan", "FORMATS", "FORMAT_NAMES", "detect_format", "explain_format", "format_module",
-           "from_example", "read_formatted", "read_records", "to_example", "to_examples"]
+__all__ = ["AnnotatedText", "CharSpan", "FORMATS", "FORMAT_NAMES", "detect_format",
+           "explain_format", "format_module", "from_example", "read_formatted", "read_records", "to_example",
+           "to_examples"]
