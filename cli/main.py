@@ -396,7 +396,7 @@ def convert(
     Between character-offset formats texts and spans pass unchanged. Token formats going to a
     character format get a text of their tokens joined by single spaces; nested spans refuse CoNLL.
     """
-    from nerkit.data.formats import convert as run_conversion
+    from nerkit.data.formats.convert import convert as run_conversion
 
     _setup_logging()
     summary = run_conversion(source, output, to=to, from_format=from_, scheme=scheme, encoding=encoding)

@@ -14,8 +14,7 @@ from nerkit.errors import ConfigError, DataError, NerkitError
 from nerkit.predict import Tagger
 from nerkit.evaluation import evaluate
 from nerkit.training.loop import TrainResult, train
-
-__version__ = "0.1.0"
+from nerkit.version import __version__
 
 __all__ = ["Config", "ConfigError", "DataError", "Example", "NerkitError", "ScoredSpan", "Span", "Tagger",
            "TrainResult", "config_from_options", "evaluate", "load_config", "load_split", "read_examples", "train",

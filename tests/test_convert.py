@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from typer.testing import CliRunner
 
 from nerkit import Tagger, read_examples, train
-from nerkit.data.formats import FORMATS, convert, read_records
+from nerkit.data.formats import FORMATS, read_records
+from nerkit.data.formats.convert import convert
 from nerkit.data.formats.records import AnnotatedText, CharSpan, Where
 from nerkit.data.readers import read_conll
 from nerkit.data.schemes import spans_to_tags

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from nerkit import DataError, NerkitError, Tagger
-from nerkit.data.formats import convert, detect_format, read_records
+from nerkit.data.formats import detect_format, read_records
+from nerkit.data.formats.convert import convert
 from nerkit.data.readers import read_examples
 from nerkit.data.synthetic import synthetic_examples
 from nerkit.predict.documents import read_jsonl_records

@@ -136,6 +136,84 @@ def test_import_arrows_point_down(rule):
     assert not violations, "imports against the arrows of DESIGN.md:\n" + "\n".join(violations)
 
 
+# ----------------------------------------------------------------------------- no circles
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the package by name, subfolders included (a package by its __init__.py)."""
+    return {module_name(path): path for path in files("**/*.py")}
+
+
+def edges_of(statement: Import) -> list[str]:
+    """The project's modules a statement depends on: ``from nerkit.data import readers`` on
+    ``nerkit.data.readers``; ``from nerkit.losses import Loss``, a name the package's
+    __init__.py re-exports, on ``nerkit.losses`` itself (the package face, which imports its
+    submodules). The parent packages Python initializes on the way are left out: a package
+    that imports its submodules, and a submodule that imports a sibling directly
+    (``from nerkit.losses.base import Loss``), is no circle."""
+    reached = [f"{statement.module}.{name}" if is_module(f"{statement.module}.{name}") else statement.module
+               for name in statement.names] or [statement.module]
+    return [target for target in dict.fromkeys(reached) if within(target, PACKAGE.name) and is_module(target)]
+
+
+def import_graph() -> dict[str, dict[str, list[Import]]]:
+    """``{module: {module it imports: [the statements]}}``, lazy imports included."""
+    graph: dict[str, dict[str, list[Import]]] = {}
+    for name, path in modules().items():
+        graph[name] = {}
+        for statement in imports_of(path):
+            for target in edges_of(statement):
+                graph[name].setdefault(target, []).append(statement)
+    return graph
+
+
+def cycles(graph: dict[str, dict[str, list[Import]]]) -> list[list[str]]:
+    """The strongly connected components with more than one module, and the modules that import
+    themselves (Tarjan's algorithm), each sorted."""
+    index: dict[str, int] = {}
+    lowest: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = lowest[module] = len(index)
+        stack.append(module)
+        for target in graph.get(module, {}):
+            if target not in index:
+                visit(target)
+                lowest[module] = min(lowest[module], lowest[target])
+            elif target in stack:
+                lowest[module] = min(lowest[module], index[target])
+        if lowest[module] == index[module]:
+            component = []
+            while (member := stack.pop()) != module:
+                component.append(member)
+            component.append(module)
+            if len(component) > 1 or module in graph.get(module, {}):
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return sorted(found)
+
+
+def describe(component: list[str], graph: dict[str, dict[str, list[Import]]]) -> str:
+    """A circle, with the statements that close it: each import from one member to another."""
+    statements = dict.fromkeys(str(statement) for module in component for target, found in sorted(graph[module].items())
+                               if target in component for statement in found)
+    return " <-> ".join(component) + "\n    " + "\n    ".join(statements)
+
+
+def test_no_import_circles():
+    """No module of nerkit reaches itself through imports, lazy ones included: a lazy import
+    hides a circle from Python until the day the import order changes, not from the design."""
+    graph = import_graph()
+    assert len(graph) > 50, "the graph missed the package's modules: the layout changed, update the test"
+    found = cycles(graph)
+    assert not found, "import circles:\n" + "\n".join(describe(component, graph) for component in found)
+
+
 # ----------------------------------------------------------------------------- the checker itself
 
 
@@ -177,3 +255,36 @@ def test_the_rules_catch_what_they_name(tmp_path, monkeypatch, rule, source, fil
     monkeypatch.setitem(globals(), "PACKAGE", fake_package)
     _, violates = rule()
     assert any(violates(statement) for statement in imports_of(path)) is expected
+
+
+def write_package(tmp_path, monkeypatch, sources: dict[str, str]) -> None:
+    """A package named nerkit in tmp_path holding only ``sources`` (path -> text)."""
+    package = tmp_path / "nerkit"
+    for file, source in sources.items():
+        (package / file).parent.mkdir(parents=True, exist_ok=True)
+        (package / file).write_text(source, encoding="utf-8")
+    monkeypatch.setitem(globals(), "PACKAGE", package)
+
+
+@pytest.mark.parametrize("sources,expected", [
+    # a lazy import inside a function closes the circle as much as one at the top
+    ({"__init__.py": "", "a.py": "from nerkit.b import g\n",
+      "b.py": "def g():\n    from nerkit.a import f\n"}, [["nerkit.a", "nerkit.b"]]),
+    # relative imports, three modules round, one of them under TYPE_CHECKING
+    ({"__init__.py": "", "data/__init__.py": "", "data/x.py": "from .y import Y\n",
+      "data/y.py": "from nerkit.data import z\n",
+      "data/z.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .x import X\n"},
+     [["nerkit.data.x", "nerkit.data.y", "nerkit.data.z"]]),
+    # a submodule taking a name from its own package's face, which imports the submodule
+    ({"__init__.py": "", "losses/__init__.py": "from nerkit.losses.focal import Focal\n",
+      "losses/base.py": "", "losses/focal.py": "from nerkit.losses import Loss\n"},
+     [["nerkit.losses", "nerkit.losses.focal"]]),
+    ({"__init__.py": "", "a.py": "import nerkit.a\n"}, [["nerkit.a"]]),
+    # the harmless shapes: a package importing its submodules, which import siblings directly
+    ({"__init__.py": "from nerkit.losses import focal\n", "losses/__init__.py": "from nerkit.losses.focal import F\n",
+      "losses/base.py": "", "losses/focal.py": "from nerkit.losses.base import Loss\nfrom . import base\n"}, []),
+    ({"__init__.py": "", "a.py": "import os\nfrom nerkit.b import g\n", "b.py": "import json\n"}, []),
+])
+def test_the_circle_check_catches_lazy_circles(tmp_path, monkeypatch, sources, expected):
+    write_package(tmp_path, monkeypatch, sources)
+    assert cycles(import_graph()) == expected

@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 
 from conftest import tiny_config
 from nerkit import Tagger, read_examples, train
-from nerkit.data.formats import convert, doccano, labelstudio, offsets
+from nerkit.data.formats import doccano, labelstudio, offsets
+from nerkit.data.formats.convert import convert
 from nerkit.data.formats.records import AnnotatedText, CharSpan, Where
 from nerkit.data.spans import ScoredSpan
 from nerkit.data.synthetic import synthetic_texts

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nerkit.data.readers import ReadStats
+from nerkit.data.repairs import ReadStats
 from nerkit.data.sources import load_split
 from nerkit.data.spans import Example, Span
 from nerkit.data.untrusted import check_files, load_config, load_tokenizer, read_json
@@ -178,7 +178,7 @@ def debug_data(train: str | list[Example], dev: str | list[Example] | None = Non
 @contextmanager
 def _quiet_readers():
     """Without the readers' warnings: the report lists the same repairs, and where they are."""
-    readers = logging.getLogger("nerkit.data.readers")
+    readers = logging.getLogger("nerkit.data.repairs")  # where every reader says what it repaired
     level = readers.level
     readers.setLevel(logging.ERROR)
     try:

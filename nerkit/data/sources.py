@@ -3,7 +3,8 @@ or the corpus bundled with the package (``synthetic:SPLIT``)."""
 
 from __future__ import annotations
 
-from nerkit.data.readers import ReadStats, read_examples
+from nerkit.data.readers import read_examples
+from nerkit.data.repairs import ReadStats
 from nerkit.data.spans import Example
 from nerkit.data.text import TOKENIZER_RULE
 

@@ -38,6 +38,7 @@ from nerkit.export.manifest import (EXPORT_SUBDIR, GRAPH_FILES, MANIFEST_FILE, r
                                     write_manifest)
 from nerkit.heads import decodes_from_scores
 from nerkit.tagger import WEIGHTS_FILE, TaggerModel
+from nerkit.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +121,6 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, *, opse
                           "needs decoding_scores and decode_scores (see nerkit/heads/base.py) to run in ONNX")
     output = Path(output) if output is not None else model_dir / EXPORT_SUBDIR
     _check_output(output)
-    from nerkit import __version__
-
     # The graphs and export.json are written into a folder beside the output that then takes its
     # place: they appear together or not at all, and a failed export leaves the previous one whole.
     with atomic_directory(output) as staging:

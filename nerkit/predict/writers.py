@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import IO, Iterable
 
-from nerkit.data.readers import iter_conll_rows
+from nerkit.data.formats.conll import iter_conll_rows
 from nerkit.data.schemes import spans_to_tags
 from nerkit.data.spans import Span, keep_outermost
 from nerkit.data.strict_json import dumps

@@ -2,9 +2,10 @@
 ``write(records, path)``. Token formats (conll, jsonl) read and write ``Example`` lists;
 character-offset formats (doccano, labelstudio, offsets, brat) read and write
 ``AnnotatedText`` lists (``records.py``), which ``to_examples`` tokenizes for training.
-``convert`` is read, then write (``convert.py``).
+``convert`` is read, then write (``convert.py``, above this package's face: it uses it).
 
-    from nerkit.data.formats import convert, read_records
+    from nerkit.data.formats import read_records
+    from nerkit.data.formats.convert import convert
     convert("export.json", "train.conll", to="conll")             # Label Studio -> CoNLL
     name, records = read_records("project.jsonl")                 # ("doccano", [AnnotatedText])
 """
@@ -16,8 +17,8 @@ from types import ModuleType
 
 from nerkit.data.encoding import check_encoding
 from nerkit.data.formats import brat, conll, doccano, jsonl, labelstudio, offsets
+from nerkit.data.formats.jsonl import JSONL_SUFFIXES
 from nerkit.data.formats.records import AnnotatedText, CharSpan, from_example, to_example, to_examples
-from nerkit.data.readers import JSONL_SUFFIXES
 from nerkit.data.spans import Example
 from nerkit.data.text import TOKENIZER_RULE
 from nerkit.errors import DataError, NerkitError
@@ -115,8 +116,6 @@ def read_formatted(source: str | Path, *, format: str = "auto", scheme: str = "a
     return to_examples(records, str(source), rule=tokenizer_rule or TOKENIZER_RULE)
 
 
-from nerkit.data.formats.convert import ConvertSummary, convert  # noqa: E402  (convert uses the names above)
-
-__all__ = ["AnnotatedText", "CharSpan", "ConvertSummary", "FORMATS", "FORMAT_NAMES", "convert", "detect_format",
+__all__ = ["AnnotatedText", "CharSpan", "FORMATS", "FORMAT_NAMES", "detect_format",
            "explain_format", "format_module", "from_example", "read_formatted", "read_records", "to_example",
            "to_examples"]
