@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from nerkit.atomic import atomic_write_text
 from nerkit.data.encoding import check_encoding
@@ -111,8 +112,9 @@ class DataConfig(Section):
     dev: str | None = SYNTHETIC + ":dev"
     test: str | None = None
     scheme: str = "auto"  # scheme of CoNLL inputs: auto, IOB1, BIO, BIOES
-    # Format of the data files: auto (detected from the content) or one of nerkit.data.formats.
-    format: Literal["auto", "conll", "jsonl", "doccano", "labelstudio", "offsets", "brat"] = "auto"
+    # Format of the data files: auto (detected from the content) or a registered format
+    # (nerkit.data.formats; `nerkit formats` lists them, plug-ins included).
+    format: str = "auto"
     overlapping: Literal["error", "outermost"] = "error"  # what a flat head does with nested spans
     encoding: str = "utf-8"  # text encoding of data files (a Python codec name: latin-1, cp1252, utf-16, ...)
     # Read consecutive sentences of a document (CoNLL -DOCSTART- blocks) as passages of at most
@@ -131,6 +133,17 @@ class DataConfig(Section):
     def _known_encoding(cls, encoding: str) -> str:
         check_encoding(encoding)  # a codec Python lacks fails here, not after the model is built
         return encoding
+
+    @field_validator("format")
+    @classmethod
+    def _registered_format(cls, name: str) -> str:
+        from nerkit.data.formats import FORMATS
+        from nerkit.data.formats.registry import unknown_format
+
+        if name != "auto" and name not in FORMATS:
+            # Not a ValueError: pydantic would start the message with "Value error,".
+            raise PydanticCustomError("unknown_format", unknown_format(name, FORMATS.names(), option=""))
+        return name
 
     def load(self, split: Literal["train", "dev", "test"], tokenizer_rule: str | None = None):
         """The examples of one split as this section says to read them (None when it is unset);
