@@ -154,6 +154,14 @@ class DataConfig(Section):
         rule = {"tokenizer_rule": tokenizer_rule} if tokenizer_rule else {}
         return None if source is None else load_split(source, **self.read_options(), **rule)
 
+    # The reading options a model saves (config.json "data") and evaluation reads its data with:
+    # how a file is read, not which one (the hub's configuration and revision name a dataset).
+    SAVED_WITH_THE_MODEL: ClassVar[tuple[str, ...]] = ("scheme", "encoding", "format", "tokens_column", "tags_column")
+
+    def reading(self) -> dict[str, str]:
+        """The options of ``SAVED_WITH_THE_MODEL`` with their values."""
+        return {key: getattr(self, key) for key in self.SAVED_WITH_THE_MODEL}
+
     def read_options(self) -> dict[str, Any]:
         """How to read every split: ``load_split``'s keyword arguments."""
         return {"scheme": self.scheme, "encoding": self.encoding, "hf_config": self.hf_config,

@@ -36,9 +36,18 @@ DETECTED_BECAUSE = {
     offsets.NAME: "its first line has 'text' and 'entities' (or 'spans')",
     conll.NAME: f"its name does not end in {', '.join(JSONL_SUFFIXES)} and its first line is no JSON format's record",
 }
+SUMMARIES = {
+    brat.NAME: "brat standoff: a directory of NAME.txt documents with their annotations in NAME.ann",
+    labelstudio.NAME: "Label Studio JSON: a text-labeling project's export, or tasks to import",
+    doccano.NAME: "doccano sequence-labeling JSON lines ({text, label: [[start, end, type]]})",
+    jsonl.NAME: "nerkit's token JSON lines ({tokens, spans: [{start, end, type}]}), GENIA's entity_mentions too",
+    offsets.NAME: "character-offset JSON lines ({text, entities}): nerkit's predictions, spaCy and Prodigy records",
+    conll.NAME: "CoNLL columns: token first, tag last (IOB1, BIO or BIOES), blank line between sentences",
+}
 for _module in (brat, labelstudio, doccano, jsonl, offsets, conll):
     register_format(_module.NAME, kind=_module.KIND, detect=_module.detect, read=_module.read, write=_module.write,
-                    detected_because=DETECTED_BECAUSE[_module.NAME], catch_all=_module is conll)
+                    summary=SUMMARIES[_module.NAME], detected_because=DETECTED_BECAUSE[_module.NAME],
+                    catch_all=_module is conll)
 del _module
 
 
