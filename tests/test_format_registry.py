@@ -173,3 +173,43 @@ def test_evaluate_reads_gold_data_with_the_models_encoding_unless_set(tmp_path):
                   str(gold), "utf-8", "data.encoding")
     assert_exit_2(invoke("evaluate", tmp_path / "run", gold, "--set", "training.epochs=3"),
                   "--set training.epochs=3", "data.encoding", "data.format")
+
+
+def test_a_format_from_an_installed_package_arrives_through_its_entry_point(tmp_path, pipe_format, monkeypatch):
+    from nerkit.plugins import load_code
+
+    class FakeEntryPoint:
+        name, value, dist = "pipe", "pipe_package.format", None
+
+        def load(self):
+            load_code([pipe_format])  # what importing the package's module does: it registers
+
+    monkeypatch.setattr("nerkit.data.formats.registry.metadata.entry_points",
+                        lambda group: [FakeEntryPoint()] if group == "nerkit.formats" else [])
+    monkeypatch.setattr(FORMATS, "_entry_points_loaded", False)
+    data = tmp_path / "train.txt"
+    data.write_text(PIPE_DATA, encoding="utf-8")
+    trained = invoke("train", "--train", data, *TRAIN_ARGS, "--set", "data.format=pipe", "--output", tmp_path / "run",
+                     "--no-progress")
+    assert trained.exit_code == 0, trained.output
+
+    class BrokenEntryPoint(FakeEntryPoint):
+        def load(self):
+            raise RuntimeError("half-installed")
+
+    monkeypatch.setattr("nerkit.data.formats.registry.metadata.entry_points", lambda group: [BrokenEntryPoint()])
+    monkeypatch.setattr(FORMATS, "_entry_points_loaded", False)
+    assert_exit_2(invoke("formats"), "the plug-in 'pipe'", "'pipe_package.format'", "'nerkit.formats'",
+                  "RuntimeError: half-installed")
+
+
+@pytest.mark.parametrize("source,message", [
+    ("register_format('conll', kind='tokens', detect=len, read=len)", "format 'conll' is registered twice"),
+    ("register_format('auto', kind='tokens', detect=len, read=len)", "'auto' cannot name a format"),
+    ("register_format('pipe', kind='spans', detect=len, read=len)", "kind 'spans'; expected tokens or text"),
+    ("register_format('pipe', kind='text', detect=len, read='read')", "read must be a function"),
+])
+def test_a_format_registered_wrongly_is_an_error_naming_the_file(tmp_path, pipe_format, source, message):
+    path = tmp_path / "bad_format.py"
+    path.write_text(f"from nerkit.data.formats import register_format\n{source}\n", encoding="utf-8")
+    assert_exit_2(invoke("formats", "--code", path), f"--code {path}", message)
