@@ -213,3 +213,27 @@ def test_a_format_registered_wrongly_is_an_error_naming_the_file(tmp_path, pipe_
     path = tmp_path / "bad_format.py"
     path.write_text(f"from nerkit.data.formats import register_format\n{source}\n", encoding="utf-8")
     assert_exit_2(invoke("formats", "--code", path), f"--code {path}", message)
+
+
+def test_a_model_saved_without_reading_options_reads_gold_data_as_before(tmp_path):
+    """A model saved before nerkit kept its reading options reads with nerkit's defaults (UTF-8,
+    the format detected); one whose options are not an object is refused, naming them."""
+    from nerkit.modeldir import MANIFEST_FILE
+
+    data = tmp_path / "train.conll"
+    data.write_bytes(CONLL_LATIN1)
+    trained = invoke("train", "--train", data, *TRAIN_ARGS, "--set", "data.encoding=latin-1", "--output",
+                     tmp_path / "run", "--no-progress")
+    assert trained.exit_code == 0, trained.output
+    (tmp_path / "run" / MANIFEST_FILE).unlink()  # an older model has no manifest to say config.json changed
+    config_file = tmp_path / "run" / "config.json"
+    description = json.loads(config_file.read_text(encoding="utf-8"))
+    del description["data"]
+    config_file.write_text(json.dumps(description), encoding="utf-8")
+    utf8_gold = tmp_path / "gold.conll"
+    utf8_gold.write_text(CONLL_LATIN1.decode("latin-1"), encoding="utf-8")
+    assert invoke("evaluate", tmp_path / "run", utf8_gold).exit_code == 0
+    assert_exit_2(invoke("evaluate", tmp_path / "run", data), str(data), "not valid utf-8", "data.encoding")
+    description["data"] = ["latin-1"]
+    config_file.write_text(json.dumps(description), encoding="utf-8")
+    assert_exit_2(invoke("evaluate", tmp_path / "run", utf8_gold), "'data' must be an object of reading options")
