@@ -464,7 +464,8 @@ def test_an_explicit_format_overrides_detection(tmp_path):
     conll = tmp_path / "conll.json"  # a CoNLL file with a JSON suffix, read as CoNLL on request
     conll.write_text("Oslo B-LOC\n", encoding="utf-8")
     assert read_examples(conll, format="conll")[0].spans == [Span(0, 1, "LOC")]
-    with pytest.raises(NerkitError, match="data.format 'xml': not a registered format; expected auto .* or one of brat, conll, doccano, jsonl, labelstudio, offsets"):
+    with pytest.raises(NerkitError, match="data.format 'xml': not a registered format; expected auto .* or one of "
+                                          "brat, conll, doccano, jsonl, labelstudio, offsets"):
         read_examples(conll, format="xml")
 
 

@@ -1,9 +1,10 @@
 """Outside formats, the one way data files are read and written: one module each, with
 ``detect(path)`` from the content, ``read(path)`` and ``write(records, path)``, registered by
 name with ``register_format`` (``registry.py``) like a plug-in's (``--code FILE``, entry-point
-group ``nerkit.formats``). Detection happens once per file. Token formats (conll, jsonl) read and write ``Example`` lists;
-character-offset formats (doccano, labelstudio, offsets, brat) read and write
-``AnnotatedText`` lists (``records.py``), which ``to_examples`` tokenizes for training.
+group ``nerkit.formats``). Detection happens once per file. Token formats (conll, jsonl) read
+and write ``Example`` lists; character-offset formats (doccano, labelstudio, offsets, brat)
+read and write ``AnnotatedText`` lists (``records.py``), which ``to_examples`` tokenizes for
+training.
 ``convert`` is read, then write (``convert.py``).
 
     from nerkit.data.formats import convert, read_records

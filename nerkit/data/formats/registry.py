@@ -122,8 +122,9 @@ def unknown_format(name: Any, names: list[str], option: str = "data.format") -> 
     hint = f" Did you mean {closest[0]}?" if closest else ""
     auto = "" if option == "--to" else "auto (detected from the content) or "
     named = f"{option} {name!r:.80}" if option else f"{name!r:.80}"
-    return (f"{named}: not a registered format; expected {auto}one of {', '.join(names)} (`nerkit formats` lists them). A plug-in format is loaded with --code FILE or "
-            f"installed with an entry point in group {GROUP!r}.{hint}")
+    return (f"{named}: not a registered format; expected {auto}one of {', '.join(names)} (`nerkit formats` lists "
+            f"them). A plug-in format is loaded with --code FILE or installed with an entry point in group "
+            f"{GROUP!r}.{hint}")
 
 
 FORMATS = FormatRegistry()
