@@ -23,7 +23,7 @@ app = typer.Typer(help="Named-entity recognition in PyTorch: train, evaluate and
 DEFAULT_MODEL = "runs/default"
 
 CodeOption = Annotated[Optional[list[Path]], typer.Option(
-    "--code", help="A Python file to import first, registering your own losses, heads or encoders "
+    "--code", help="A Python file to import first, registering your own losses, heads, encoders or formats "
     "(repeatable); give it again to evaluate or predict with a model trained with them.")]
 
 
@@ -265,7 +265,12 @@ def evaluate(
     data: Annotated[str, typer.Argument(help="Gold data: CoNLL file, JSON lines, saved dataset DIR[:split], "
                                         "hf:NAME[:split] or synthetic:SPLIT.")],
     output: Annotated[Optional[Path], typer.Option(help="Write the scores as JSON here.")] = None,
-    scheme: Annotated[str, typer.Option(help="Tag scheme of CoNLL data: auto, IOB1, BIO, BIOES.")] = "auto",
+    scheme: Annotated[Optional[str], typer.Option(help="Tag scheme of CoNLL data: auto, IOB1, BIO, BIOES "
+                                                  "(default: the model's training data's, as data.scheme).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="How to read the gold data, where it differs "
+                                                      "from the model's training data (saved with the model): "
+                                                      "data.format ({formats}), data.encoding, data.scheme, "
+                                                      "data.tokens_column, ... (repeatable).")] = None,
     posthoc_tau: Annotated[Optional[float], typer.Option(help=POSTHOC_HELP)] = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "fp32",
@@ -286,7 +291,7 @@ def evaluate(
 
     report = evaluate_model(model, data, scheme=scheme, decoding=_decoding(posthoc_tau), device=device,
                             precision=precision, runtime=runtime, export_dir=export_dir, bootstrap=bootstrap,
-                            seed=seed)
+                            seed=seed, overrides=set_ or [])
     typer.echo(report.table())
     if output is not None:
         from nerkit.atomic import atomic_write_text
@@ -522,6 +527,18 @@ def encoders(code: CodeOption = None):
 
     Set a setting with --set encoder.NAME=VALUE."""
     _list("encoders", code)
+
+
+@app.command()
+@friendly_errors
+def formats(code: CodeOption = None):
+    """List the registered data formats: for each its kind (tokens or text with character
+    offsets), whether nerkit can write it, and when detection chooses it.
+
+    Name one with --set data.format=NAME (train, evaluate, debug data) or --from/--to (convert)."""
+    from nerkit.data.formats import describe_formats
+
+    typer.echo("\n".join(describe_formats()))
 
 
 debug_app = typer.Typer(help="Look at data (and, later, models) before training.", no_args_is_help=True)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from nerkit.atomic import atomic_write_text
 from nerkit.data.encoding import check_encoding
@@ -111,8 +112,9 @@ class DataConfig(Section):
     dev: str | None = SYNTHETIC + ":dev"
     test: str | None = None
     scheme: str = "auto"  # scheme of CoNLL inputs: auto, IOB1, BIO, BIOES
-    # Format of the data files: auto (detected from the content) or one of nerkit.data.formats.
-    format: Literal["auto", "conll", "jsonl", "doccano", "labelstudio", "offsets", "brat"] = "auto"
+    # Format of the data files: auto (detected from the content) or a registered format
+    # (nerkit.data.formats; `nerkit formats` lists them, plug-ins included).
+    format: str = "auto"
     overlapping: Literal["error", "outermost"] = "error"  # what a flat head does with nested spans
     encoding: str = "utf-8"  # text encoding of data files (a Python codec name: latin-1, cp1252, utf-16, ...)
     # Read consecutive sentences of a document (CoNLL -DOCSTART- blocks) as passages of at most
@@ -132,6 +134,17 @@ class DataConfig(Section):
         check_encoding(encoding)  # a codec Python lacks fails here, not after the model is built
         return encoding
 
+    @field_validator("format")
+    @classmethod
+    def _registered_format(cls, name: str) -> str:
+        from nerkit.data.formats import FORMATS
+        from nerkit.data.formats.registry import unknown_format
+
+        if name != "auto" and name not in FORMATS:
+            # Not a ValueError: pydantic would start the message with "Value error,".
+            raise PydanticCustomError("unknown_format", unknown_format(name, FORMATS.names(), option=""))
+        return name
+
     def load(self, split: Literal["train", "dev", "test"], tokenizer_rule: str | None = None):
         """The examples of one split as this section says to read them (None when it is unset);
         ``tokenizer_rule``: of the model they are for, when not the rule new models record."""
@@ -140,6 +153,14 @@ class DataConfig(Section):
         source = getattr(self, split)
         rule = {"tokenizer_rule": tokenizer_rule} if tokenizer_rule else {}
         return None if source is None else load_split(source, **self.read_options(), **rule)
+
+    # The reading options a model saves (config.json "data") and evaluation reads its data with:
+    # how a file is read, not which one (the hub's configuration and revision name a dataset).
+    SAVED_WITH_THE_MODEL: ClassVar[tuple[str, ...]] = ("scheme", "encoding", "format", "tokens_column", "tags_column")
+
+    def reading(self) -> dict[str, str]:
+        """The options of ``SAVED_WITH_THE_MODEL`` with their values."""
+        return {key: getattr(self, key) for key in self.SAVED_WITH_THE_MODEL}
 
     def read_options(self) -> dict[str, Any]:
         """How to read every split: ``load_split``'s keyword arguments."""

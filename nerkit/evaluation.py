@@ -14,9 +14,11 @@ from typing import Any, Callable, Literal, Sequence
 
 import torch
 
+from nerkit.config import DataConfig, load_config, parse_override
+from nerkit.data.formats import FORMATS
 from nerkit.data.sources import load_split
 from nerkit.data.spans import Example, ScoredSpan
-from nerkit.errors import NerkitError
+from nerkit.errors import ConfigError, NerkitError
 from nerkit.heads.base import decodes_from_scores
 from nerkit.metrics.bootstrap import UnitCounts, bootstrap_intervals, count_matches, group_units
 from nerkit.metrics.entity_f1 import Report, entity_report
@@ -149,20 +151,46 @@ class _ReplayedScores:
         return scores
 
 
-def evaluate_model(model: str | Path, data: str, *, scheme: str = "auto", decoding: dict[str, Any] | None = None,
-                   device: str = "auto", precision: str = "fp32", runtime: str = "torch",
-                   export_dir: str | Path | None = None, bootstrap: int = 0, seed: int = 0) -> Report:
+def evaluate_model(model: str | Path, data: str, *, scheme: str | None = None,
+                   decoding: dict[str, Any] | None = None, device: str = "auto", precision: str = "fp32",
+                   runtime: str = "torch", export_dir: str | Path | None = None, bootstrap: int = 0, seed: int = 0,
+                   overrides: Sequence[str] = ()) -> Report:
     """``nerkit evaluate``: the model directory ``model`` scored on the data source ``data`` (a file,
     a saved dataset, ``hf:NAME``, ``synthetic:SPLIT``), with optional decoding options, on
     ``device`` in ``precision`` with ``runtime`` (see ``Tagger.from_pretrained``), and
-    ``bootstrap`` resamples for intervals (seeded by ``seed``)."""
+    ``bootstrap`` resamples for intervals (seeded by ``seed``). The data is read as the model's
+    training data was (``reading_options``), ``scheme`` and ``overrides`` (``--set data.KEY=VALUE``)
+    changing that."""
     check_resamples(bootstrap)
     tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir)
     tagger.configure_decoding(**(decoding or {}))
-    examples = load_split(data, scheme, tokenizer_rule=tagger.tokenizer_rule)
+    options = reading_options(tagger, model, [*overrides, *([f"data.scheme={scheme}"] if scheme else [])])
+    examples = load_split(data, **options, tokenizer_rule=tagger.tokenizer_rule)
     for warning in entity_type_warnings(tagger.entity_types, examples, data):
         logger.warning("%s", warning)
     return evaluate(tagger, examples, bootstrap=bootstrap, seed=seed)
+
+
+def reading_options(tagger: Tagger, model: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """``load_split``'s options for gold data scored with ``tagger``: the reading options saved
+    with the model (``data.scheme``, ``encoding``, ``format`` and the dataset columns; nerkit's
+    defaults for a model saved before they were), then ``overrides``, ``--set data.KEY=VALUE``."""
+    saved = {key: value for key, value in tagger.reading_options.items() if key in DataConfig.SAVED_WITH_THE_MODEL}
+    readable = list(DataConfig().read_options())
+    given = {}
+    for override in overrides:
+        key, value = parse_override(override)
+        section, _, name = key.partition(".")
+        if section != "data" or name not in readable:
+            raise ConfigError(f"--set {override}: evaluate takes only how to read the gold data: "
+                              f"{', '.join('data.' + name for name in readable)}")
+        given[name] = value
+    if "format" not in given and saved.get("format", "auto") not in ("auto", *FORMATS):
+        raise ConfigError(f"{model}: the model's training data was read as the format {saved['format']!r}, which is "
+                          f"not registered now (registered: {', '.join(FORMATS)}); pass --code FILE with the plug-in "
+                          "that registers it, or name the gold data's format with --set data.format=NAME")
+    values = {f"data.{key}": value for key, value in {**saved, **given}.items()}
+    return load_config(values=values).data.read_options()
 
 
 def entity_type_warnings(model_types: Sequence[str], examples: list[Example], data: str) -> list[str]:
@@ -186,5 +214,5 @@ def entity_type_warnings(model_types: Sequence[str], examples: list[Example], da
     return warnings
 
 
-__all__ = ["evaluate", "evaluate_model", "entity_type_warnings", "score_predictions", "unit_counts", "add_intervals",
-           "select_posthoc_tau", "TauChoice", "TAU_GRID"]
+__all__ = ["evaluate", "evaluate_model", "entity_type_warnings", "reading_options", "score_predictions", "unit_counts",
+           "add_intervals", "select_posthoc_tau", "TauChoice", "TAU_GRID"]

@@ -1,9 +1,10 @@
 """Plug-ins from outside nerkit: ``--code FILE`` imports a Python file before anything else
-(like spaCy's ``--code``), so the losses, heads and encoders it registers can be named in a
+(like spaCy's ``--code``), so the losses, heads, encoders and data formats it registers can be named in a
 configuration, and a model trained with them loads again with the same flag.
 
-Installed packages register through the entry-point groups ``nerkit.losses``, ``nerkit.heads``
-and ``nerkit.encoders`` instead; each registry loads its group lazily (``nerkit.registry``).
+Installed packages register through the entry-point groups ``nerkit.losses``, ``nerkit.heads``,
+``nerkit.encoders`` and ``nerkit.formats`` instead; each registry loads its group lazily
+(``nerkit.registry``; data formats: ``nerkit.data.formats.registry``).
 
 A model's ``config.json`` lists where its plug-in components came from (``plugin_sources``), so
 that loading it without them names the ``--code`` file or the package to give

@@ -1,7 +1,9 @@
 """One shape for every registry: a name -> factory with keyword-only, typed settings.
 
 Losses, heads and encoders each have a ``Registry`` (``nerkit.losses``, ``nerkit.heads``,
-``nerkit.encoders``). A factory's keyword-only arguments are its settings: their annotations
+``nerkit.encoders``); data formats, which have functions rather than settings and live in the
+data layer below this module, have their own of the same shape (``nerkit.data.formats.registry``).
+A factory's keyword-only arguments are its settings: their annotations
 (``Annotated[int, Field(ge=1)]`` for a range) and defaults are what the configuration is
 validated against and what ``nerkit losses|heads|encoders`` print. Its positional arguments,
 and the keyword-only names a registry lists as ``context``, are supplied by nerkit itself

@@ -115,6 +115,10 @@ def description_problems(description: dict[str, Any]) -> list[str]:
     context = description.get("document_context")
     if context is not None and (type(context) is not int or context < 1):
         problems.append(f"'document_context' must be a number of words (1 or more) or null, not {context!r:.80}")
+    reading = description.get("data", {})
+    if not isinstance(reading, dict) or not all(isinstance(value, str) for value in reading.values()):
+        problems.append(f"'data' must be an object of reading options (scheme, encoding, format, ...), not "
+                        f"{reading!r:.80}")
     return problems
 
 
@@ -339,7 +343,8 @@ class TaggerModel(nn.Module):
             raise DataError("the training data holds no entities", path=config.data.train)
         label_names, label_counts = count_labels(labelled, config.head, entity_types)
         encoder = build_encoder(config.encoder, EncoderContext(examples=train_examples))
-        model_config = {"document_context": config.data.document_context, "tokenizer": TOKENIZER_RULE}
+        model_config = {"document_context": config.data.document_context, "tokenizer": TOKENIZER_RULE,
+                        "data": config.data.reading()}
         longest_entity = max(span.end - span.start for example in labelled for span in example.spans)  # words
         return cls._assemble(config.head, config.loss, model_config, encoder, entity_types, label_names,
                              label_counts, longest_entity=longest_entity)
@@ -424,6 +429,8 @@ class TaggerModel(nn.Module):
         encoder = build_encoder(EncoderConfig.model_validate(description["encoder"]), EncoderContext(directory=folder))
         model_config = {"document_context": description.get("document_context"),  # absent before it existed
                         "tokenizer": check_tokenizer(description, directory)}
+        if "data" in description:  # how the training data was read; absent before it was saved
+            model_config["data"] = description["data"]
         return cls._assemble(HeadConfig.model_validate(description["head"]),
                              LossConfig.model_validate(description["loss"]), model_config, encoder,
                              description["entity_types"], description["label_names"], description["label_counts"])
@@ -456,6 +463,13 @@ class TaggerModel(nn.Module):
     def tokenizer_rule(self) -> str:
         """How the model splits raw text into words (``nerkit.data.text``): its training data's rule."""
         return self.config.get("tokenizer", TOKENIZER_V1)
+
+    @property
+    def reading_options(self) -> dict[str, str]:
+        """How the training data was read (``data.scheme``, ``encoding``, ``format`` and the
+        dataset columns), so that evaluation reads its data the same way; empty for a model saved
+        before nerkit kept them."""
+        return dict(self.config.get("data") or {})
 
     @property
     def document_context(self) -> int | None:

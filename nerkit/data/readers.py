@@ -42,7 +42,7 @@ def read_examples(source: str | Path, *, scheme: str = "auto", tag_column: int =
                   stats: ReadStats | None = None, format: str = "auto",
                   tokenizer_rule: str | None = None) -> list[Example]:
     """Read any supported source, choosing the reader from its form (see module docstring), or
-    the one ``format`` names (``nerkit.data.formats.FORMAT_NAMES``).
+    the one ``format`` names (``nerkit.data.formats.FORMATS``, the registry of formats).
 
     ``hf_config``, ``hf_revision``: the configuration and revision of a hub dataset (``hf:``);
     ``tokens_column``, ``tags_column``: the columns of any Hugging Face dataset. Other sources

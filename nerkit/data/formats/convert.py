@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from nerkit.data.formats import FORMATS, conll, format_module, read_records
+from nerkit.data.formats import FORMATS, format_module, read_records
 from nerkit.data.formats.records import from_example, to_examples
 from nerkit.data.text import tokenize
 from nerkit.errors import NerkitError
@@ -38,23 +38,24 @@ def convert(source: str | Path, output: str | Path, *, to: str, from_format: str
     target = format_module(to, "--to")
     if from_format != "auto":
         format_module(from_format, "--from")
-    if scheme is not None and target is not conll:
+    if target.write is None:
+        writable = ", ".join(entry.name for entry in FORMATS.formats() if entry.write is not None)
+        raise NerkitError(f"--to {to}: the {to} format can be read, not written; write one of {writable}")
+    if scheme is not None and "scheme" not in target.takes(target.write, {"scheme": scheme}):
         raise NerkitError(f"--scheme {scheme!r} applies to CoNLL output only (--to conll), not --to {to}")
     name, records = read_records(source, from_format, encoding=encoding)
-    if FORMATS[name].KIND == "text" and target.KIND == "tokens":
+    if FORMATS[name].kind == "text" and target.kind == "tokens":
         records = to_examples(records, str(source))
-    elif FORMATS[name].KIND == "tokens" and target.KIND == "text":
+    elif FORMATS[name].kind == "tokens" and target.kind == "text":
         records = [from_example(example) for example in records]
-        if target.NAME == "brat":
+        if target.name == "brat":
             _warn_retokenized(records, output)
-    options = {"scheme": scheme or "BIO"} if target is conll else {}
-    if target.NAME == "brat":
-        options["name"] = Path(source).stem or "doc"
+    options = target.takes(target.write, {"scheme": scheme or "BIO", "name": Path(source).stem or "doc"})
     try:
         count = target.write(records, Path(output), **options)
     except OSError as error:  # a missing folder, a directory where a file should go, no permission
         raise NerkitError(f"{output}: cannot write ({error.strerror or error})") from None
-    return ConvertSummary(name, target.NAME, count, sum(len(record.spans) for record in records), Path(output))
+    return ConvertSummary(name, target.name, count, sum(len(record.spans) for record in records), Path(output))
 
 
 def _warn_retokenized(records, output) -> None:
