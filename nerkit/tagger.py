@@ -397,9 +397,11 @@ class TaggerModel(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu",
                         precision: str = "fp32") -> Self:
-        """Load a model directory, checked before anything is built: its files against their
-        manifest, then ``config.json`` (format version, labels, entity types and scheme) and the
-        weights' shapes against each other. Whatever is wrong ends in one ``NerkitError`` that
+        """Load a model directory, checked before anything is allocated: its entries (regular files
+        and folders, no link leading out) and their manifest, then ``config.json`` (format version,
+        labels, entity types and scheme), then a skeleton of the model on the meta device against
+        the weights' header (``skeleton_budget``, ``check_shapes``). The directory's code never
+        runs (``nerkit.data.untrusted``). Whatever is wrong ends in one ``NerkitError`` that
         names the directory. The model comes on ``device`` (auto, cpu, cuda, cuda:N) in
         ``precision`` (fp32, bf16, int8: see ``nerkit.devices``), ready to predict."""
         directory = Path(directory)
