@@ -77,16 +77,27 @@ async def _read_body(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _Refused(413, f"the body is {int(declared)} bytes, more than the limit of {limit} (--max-request-bytes)",
                        max_request_bytes=limit, request_bytes=int(declared))
-    body = bytearray()
+    body, received, ended = bytearray(), 0, True
     try:
         async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise _Refused(413, f"the body is more than the limit of {limit} bytes (--max-request-bytes)",
-                               max_request_bytes=limit)  # its size is not known: the rest is not read
+            received += len(chunk)
+            if received <= limit:
+                body += chunk
+            elif received > limit + DRAIN_BYTES:
+                ended = False  # its size is not known: the rest is not read
+                break
     except ClientDisconnect:
         raise _Refused(400, "the client went away before sending the whole body") from None
+    if received > limit:
+        sizes = {"request_bytes": received} if ended else {}
+        raise _Refused(413, f"the body is {f'{received} bytes, ' if ended else ''}more than the limit of {limit} "
+                            "bytes (--max-request-bytes)", max_request_bytes=limit, **sizes)
     return bytes(body)
+
+
+# A streamed body over the limit is still read, and dropped, up to this much more before the 413:
+# closing a connection with unread data resets it, and the client can lose the 413 itself.
+DRAIN_BYTES = 1 << 20
 
 
 def parse_texts(body: bytes, *, max_texts: int, max_chars: int) -> list[str]:
