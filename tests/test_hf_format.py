@@ -134,6 +134,9 @@ def test_convert_writes_a_dataset_that_reads_back_with_class_labels(tmp_path):
         ["B-PER", "E-PER", "O", "S-CITY"], ["S-CITY"]]
     back = read_examples(tmp_path / "ds")
     assert [e.spans for e in back] == [[Span(0, 2, "PER"), Span(3, 4, "CITY")], [Span(0, 1, "CITY")]]
+    again = invoke("convert", tmp_path / "ds", tmp_path / "again.conll", "--to", "conll")  # the dataset, detected
+    assert again.exit_code == 0 and "(hf -> conll)" in again.stdout, again.output
+    assert (tmp_path / "again.conll").read_text(encoding="utf-8") == conll.read_text(encoding="utf-8") + "\n"
 
     # An existing directory is never overwritten, nor are nested spans flattened.
     assert_exit_2(invoke("convert", conll, tmp_path / "ds", "--to", "hf"), str(tmp_path / "ds"),
