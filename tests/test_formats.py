@@ -465,7 +465,7 @@ def test_an_explicit_format_overrides_detection(tmp_path):
     conll.write_text("Oslo B-LOC\n", encoding="utf-8")
     assert read_examples(conll, format="conll")[0].spans == [Span(0, 1, "LOC")]
     with pytest.raises(NerkitError, match="data.format 'xml': not a registered format; expected auto .* or one of "
-                                          "brat, conll, doccano, jsonl, labelstudio, offsets"):
+                                          "brat, conll, doccano, hf, jsonl, labelstudio, offsets"):
         read_examples(conll, format="xml")
 
 
@@ -478,7 +478,7 @@ def test_files_that_are_not_utf8_or_not_files(tmp_path):
     assert read_examples(path, encoding="latin-1")[1].text == "Tromsø"  # data.encoding, detected as doccano
     with pytest.raises(DataError) as caught:
         read_examples(tmp_path, format="doccano")
-    assert_error(caught.value, tmp_path, "is a directory", "only brat reads a directory")
+    assert_error(caught.value, tmp_path, "is a directory", "only brat and hf read a directory")
 
 
 def test_token_formats_keep_their_readers(tmp_path):

@@ -1,37 +1,31 @@
 """The way in: ``read_examples`` reads any supported source into an ``Example`` list,
-validated as it goes.
+validated as it goes, through the formats of ``nerkit.data.formats``, the one place that
+reads and writes data files.
 
-A bad line is an error that names the file, the line and what was expected; nothing is
-skipped silently. Supported inputs:
+The format is the one ``data.format`` names, or detected once from the source by the format
+registry: CoNLL columns, nerkit's token JSON lines, the character-offset formats (Label
+Studio, doccano, brat, spaCy/Prodigy-style and nerkit's prediction JSON lines) and Hugging
+Face ``datasets`` (``formats/hf.py``: ``DIR`` or ``DIR:split`` written by ``save_to_disk``,
+or ``hf:NAME[:CONFIG]:SPLIT``). A bad line is an error that names the file, the line and
+what was expected; nothing is skipped silently. What the readers forgive, and the
+``ReadStats`` that records it, are in ``nerkit.data.repairs``.
 
-* Files, and brat directories, in any format of ``nerkit.data.formats``, detected from the
-  content or named: CoNLL columns (``formats/conll.py``), nerkit's token JSON lines
-  (``formats/jsonl.py``) and the character-offset formats (Label Studio, doccano, brat,
-  spaCy/Prodigy-style and nerkit's prediction JSON lines).
-* Hugging Face ``datasets``: a dataset saved with ``save_to_disk`` (``DIR`` or ``DIR:split``)
-  or a hub name (``hf:NAME[:CONFIG]:SPLIT``, online only; see ``parse_hf_source``), with the
-  token and tag columns named by ``tokens_column`` and ``tags_column``.
-
-Files are decoded with ``encoding`` (``data.encoding``, UTF-8 by default; see
-``nerkit.data.encoding``). What the readers forgive, and the ``ReadStats`` that records it, are
-in ``nerkit.data.repairs``.
+This door stays, thin, because ``nerkit.read_examples`` and ``load_split`` are the public way
+in and its keywords (``hf_config``, ``tokens_column``, ...) are the ``data.`` settings; the
+readers' names stay importable from here for code written against it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from nerkit.data.formats import read_formatted
 from nerkit.data.formats.conll import iter_conll_rows, read_conll
+from nerkit.data.formats.hf import HF_SOURCE_FORM, parse_hf_source, read_hf_dataset
 from nerkit.data.formats.jsonl import JSONL_SUFFIXES, read_jsonl, write_jsonl_example
-from nerkit.data.repairs import ReadStats, Repair, continuation_starts, forced_scheme
-from nerkit.data.schemes import detect_scheme, split_tag, tags_to_spans
+from nerkit.data.repairs import ReadStats, Repair
 from nerkit.data.spans import Example
-from nerkit.errors import DataError
 
-# The token readers live with their formats and the repairs in nerkit.data.repairs; their
-# names stay importable from here, the way in.
 __all__ = ["HF_SOURCE_FORM", "JSONL_SUFFIXES", "ReadStats", "Repair", "iter_conll_rows", "parse_hf_source",
            "read_conll", "read_examples", "read_hf_dataset", "read_jsonl", "write_jsonl_example"]
 
@@ -41,196 +35,14 @@ def read_examples(source: str | Path, *, scheme: str = "auto", tag_column: int =
                   tokens_column: str = "tokens", tags_column: str = "ner_tags",
                   stats: ReadStats | None = None, format: str = "auto",
                   tokenizer_rule: str | None = None) -> list[Example]:
-    """Read any supported source, choosing the reader from its form (see module docstring), or
-    the one ``format`` names (``nerkit.data.formats.FORMATS``, the registry of formats).
+    """Read any supported source in the format ``format`` names (``nerkit.data.formats.FORMATS``,
+    the registry of formats), or the one detected from it, once.
 
     ``hf_config``, ``hf_revision``: the configuration and revision of a hub dataset (``hf:``);
-    ``tokens_column``, ``tags_column``: the columns of any Hugging Face dataset. Other sources
-    ignore them. ``stats``: filled with what the reader repaired (see ``ReadStats``).
-    ``tokenizer_rule``: how the texts of character-offset files are split into tokens
-    (``nerkit.data.text``; by default the rule new models record)."""
-    formatted = read_formatted(source, format=format, scheme=scheme, tag_column=tag_column, encoding=encoding,
-                               stats=stats, tokenizer_rule=tokenizer_rule)
-    if formatted is not None:  # every file, and brat directories
-        return formatted
-    text = str(source)
-    path = Path(text)
-    dataset_options = {"tokens_column": tokens_column, "tags_column": tags_column, "scheme": scheme, "stats": stats}
-    if text.startswith("hf:"):
-        name, config, split = parse_hf_source(text)
-        if config is not None and hf_config is not None and config != hf_config:
-            raise DataError(f"the source names the configuration {config!r} but data.hf_config is "
-                            f"{hf_config!r}; give it in one place", path=text)
-        return read_hf_dataset(name, split=split, config=config or hf_config, revision=hf_revision, **dataset_options)
-    if path.is_dir():
-        return read_hf_dataset(path, **dataset_options)
-    head, _, split = text.rpartition(":")
-    if head and not path.exists() and Path(head).is_dir():
-        return read_hf_dataset(Path(head), split=split, **dataset_options)
-    raise DataError("not a regular file (a device or a pipe)" if path.exists() else "no such file or directory",
-                    path=text)
-
-
-# --------------------------------------------------------------------------- Hugging Face datasets
-
-HF_SOURCE_FORM = "hf:NAME[:CONFIG]:SPLIT"
-
-
-def parse_hf_source(source: str) -> tuple[str, str | None, str]:
-    """``hf:NAME`` -> ``(NAME, None, 'train')``; ``hf:NAME:SPLIT`` -> ``(NAME, None, SPLIT)``;
-    ``hf:NAME:CONFIG:SPLIT`` -> ``(NAME, CONFIG, SPLIT)``.
-
-    Two parts always mean NAME:SPLIT, as before configurations could be named: split names are
-    free (``train``, ``validation``, but also ``train_full`` or ``en``), so guessing from the
-    name would misread some. A configuration takes all three parts, or ``data.hf_config``. A
-    split may carry the slicing of ``datasets`` (``train[:10%]``): colons inside brackets do not
-    separate parts."""
-    parts, current, depth = [], [], 0
-    for character in source[len("hf:"):]:
-        depth += {"[": 1, "]": -1}.get(character, 0)
-        if character == ":" and depth <= 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(character)
-    parts.append("".join(current))
-    if len(parts) > 3 or not all(part.strip() for part in parts):
-        raise DataError(f"expected {HF_SOURCE_FORM} (hf:NAME alone reads the train split; a configuration "
-                        "needs all three parts, or data.hf_config)", path=source)
-    if len(parts) == 1:
-        return parts[0], None, "train"
-    if len(parts) == 2:
-        return parts[0], None, parts[1]
-    return parts[0], parts[1], parts[2]
-
-
-def read_hf_dataset(name_or_path: str | Path, *, split: str | None = None, config: str | None = None,
-                    revision: str | None = None, scheme: str = "auto", tokens_column: str = "tokens",
-                    tags_column: str = "ner_tags", stats: ReadStats | None = None) -> list[Example]:
-    """Read a token-classification dataset saved with ``save_to_disk`` (a ``Path``; ``split``
-    picks one of a ``DatasetDict``, train by default), or a hub dataset by name, online only,
-    with its configuration ``config`` and ``revision`` (a branch, tag or commit).
-
-    The tag names come from the features: ``tags_column`` holds a sequence of ``ClassLabel``
-    (ids, named in the features) or of strings (the tags themselves)."""
-    import datasets
-
-    where = _hf_where(name_or_path, split, config, revision)
-    dataset = _load_hf(name_or_path, split, config, revision, where)
-    if isinstance(dataset, datasets.DatasetDict):
-        if split is None:
-            split = "train" if "train" in dataset else None
-        if split not in dataset:
-            raise DataError(f"no split {split!r}; expected one of {', '.join(dataset)} (write DIR:split)", path=where)
-        dataset = dataset[split]
-        where = _hf_where(name_or_path, split, config, revision)
-    tag_names = _hf_tag_names(dataset, tokens_column, tags_column, where)
-    rows = []
-    for index, row in enumerate(dataset):
-        tokens, tags = row[tokens_column], _hf_tags(row[tags_column], tag_names, tags_column, f"{where} row {index}")
-        if tokens is None or len(tags) != len(tokens):
-            raise DataError(f"{0 if tokens is None else len(tokens)} tokens but {len(tags)} tags",
-                            path=f"{where} row {index}")
-        rows.append((index, tokens, tags))
-    if not rows:
-        raise DataError("the dataset is empty", path=where)
-    scheme = detect_scheme(tags for _, _, tags in rows) if scheme == "auto" else forced_scheme(scheme, where)
-    examples = []
-    repaired_at: list[tuple[str, int]] = []
-    for index, tokens, tags in rows:
-        source = f"{where} row {index}"
-        try:
-            spans, repaired = tags_to_spans(tags, scheme)
-        except DataError as error:  # a tag the scheme does not allow (E-/S- read as BIO)
-            raise DataError(str(error), path=source) from None
-        examples.append(Example(tokens=list(tokens), spans=spans, source=source))
-        if repaired:
-            repaired_at.append((source, repaired))
-    continuation_starts(where, scheme, repaired_at, stats)
-    return examples
-
-
-def _hf_where(name_or_path: str | Path, split: str | None, config: str | None, revision: str | None) -> str:
-    """How messages name a dataset: ``DIR[:split]``, or ``hf:NAME[:CONFIG]:SPLIT`` and its revision."""
-    if isinstance(name_or_path, Path):
-        return f"{name_or_path}:{split}" if split else str(name_or_path)
-    where = ":".join(["hf", str(name_or_path)] + ([config] if config else []) + [split or "train"])
-    return f"{where} (revision {revision})" if revision else where
-
-
-def _load_hf(name_or_path: str | Path, split: str | None, config: str | None, revision: str | None, where: str):
-    import datasets
-
-    try:
-        if isinstance(name_or_path, Path):
-            return datasets.load_from_disk(str(name_or_path))
-        return datasets.load_dataset(str(name_or_path), name=config, split=split or "train", revision=revision)
-    except (ConnectionError, OSError, ValueError, datasets.exceptions.DatasetsError) as error:
-        reason = " ".join(str(error).split())  # one paragraph: datasets' messages span lines
-        hint = ""
-        if not isinstance(name_or_path, Path):
-            hint = (f" Name a configuration with {HF_SOURCE_FORM} or data.hf_config."
-                    if "Config name is missing" in reason or "BuilderConfig" in reason else
-                    " The hub cannot be reached offline: save the dataset with `save_to_disk` on a machine "
-                    "that is online and pass its directory instead.")
-        raise DataError(f"cannot load the dataset ({reason}).{hint}", path=where) from None
-
-
-def _element_feature(feature: Any) -> Any:
-    """The feature of one element of a sequence column (``List``, ``LargeList``, ``Sequence``,
-    a one-item list), or None when the column is not a sequence."""
-    import datasets
-
-    if isinstance(feature, list) and len(feature) == 1:
-        return feature[0]
-    sequences = tuple(getattr(datasets, name) for name in ("List", "LargeList", "Sequence") if hasattr(datasets, name))
-    return feature.feature if isinstance(feature, sequences) else None
-
-
-def _is_string(feature: Any) -> bool:
-    import datasets
-
-    return isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
-
-
-def _hf_tag_names(dataset, tokens_column: str, tags_column: str, where: str) -> list[str] | None:
-    """Check both columns against the features; return the tag names of a ``ClassLabel`` tag
-    column, or None when it holds the tags as strings."""
-    import datasets
-
-    for column, setting in ((tokens_column, "data.tokens_column"), (tags_column, "data.tags_column")):
-        if column not in dataset.column_names:
-            raise DataError(f"no column {column!r} ({setting}); the dataset has the columns "
-                            f"{', '.join(dataset.column_names)}", path=where)
-    if not _is_string(_element_feature(dataset.features[tokens_column])):
-        raise DataError(f"column {tokens_column!r} holds {dataset.features[tokens_column]}; expected a sequence of "
-                        "strings, the tokens (data.tokens_column)", path=where)
-    tags = _element_feature(dataset.features[tags_column])
-    if isinstance(tags, datasets.ClassLabel):
-        return list(tags.names)
-    if _is_string(tags):
-        return None
-    raise DataError(f"column {tags_column!r} holds {dataset.features[tags_column]}; expected a sequence of "
-                    "ClassLabel (tag ids whose names the features hold) or of strings (the tags themselves); "
-                    "integers without names cannot be read as tags (data.tags_column)", path=where)
-
-
-def _hf_tags(values: list | None, names: list[str] | None, column: str, where: str) -> list[str]:
-    """One row's tags as strings, each checked to be O or PREFIX-TYPE."""
-    if values is None:
-        raise DataError(f"column {column!r} is empty (None)", path=where)
-    tags = []
-    for value in values:
-        if names is not None and not 0 <= value < len(names):
-            raise DataError(f"tag id {value} in column {column!r} has no name; the ClassLabel feature names "
-                            f"ids 0 to {len(names) - 1}", path=where)
-        tag = names[value] if names is not None else value
-        try:
-            if not isinstance(tag, str):
-                raise ValueError(tag)
-            split_tag(tag)
-        except ValueError:
-            raise DataError(f"tag {tag!r} in column {column!r} is not O or PREFIX-TYPE with PREFIX one of "
-                            "B, I, E, S", path=where) from None
-        tags.append(tag)
-    return tags
+    ``tokens_column``, ``tags_column``: the columns of any Hugging Face dataset. Formats that do
+    not take an option ignore it. ``stats``: filled with what the reader repaired (see
+    ``ReadStats``). ``tokenizer_rule``: how the texts of character-offset files are split into
+    tokens (``nerkit.data.text``; by default the rule new models record)."""
+    return read_formatted(source, format=format, encoding=encoding, tokenizer_rule=tokenizer_rule, scheme=scheme,
+                          tag_column=tag_column, stats=stats, hf_config=hf_config, hf_revision=hf_revision,
+                          tokens_column=tokens_column, tags_column=tags_column)
