@@ -122,7 +122,8 @@ def read_formatted(source: str | Path, *, format: str = "auto", scheme: str = "a
                    encoding: str = "utf-8", stats=None, tokenizer_rule: str | None = None) -> list[Example] | None:
     """Examples of ``source`` for ``read_examples``: every file and brat directory; None for
     what ``read_examples`` reads itself (saved and hub datasets, missing paths) when no format
-    is named. ``stats``: filled by the token readers (``ReadStats``). Texts are split by
+    is named. ``stats`` (``ReadStats``): filled with what every reader repaired or left out,
+    the character formats' span repairs too (``to_examples``). Texts are split by
     ``tokenizer_rule`` (by default the rule new models record)."""
     path = Path(source)
     if format != "auto":
@@ -138,7 +139,7 @@ def read_formatted(source: str | Path, *, format: str = "auto", scheme: str = "a
     records = _read(path, name, why, encoding=encoding, scheme=scheme, tag_column=tag_column, stats=stats)
     if FORMATS[name].kind != "text":
         return records
-    return to_examples(records, str(source), rule=tokenizer_rule or TOKENIZER_RULE)
+    return to_examples(records, str(source), rule=tokenizer_rule or TOKENIZER_RULE, stats=stats)
 
 
 __all__ = ["AnnotatedText", "CharSpan", "FORMATS", "Format", "describe_formats", "detect_format", "explain_format",
