@@ -99,7 +99,7 @@ def test_debug_data_does_not_log_what_its_report_lists(tmp_path, caplog):
      "offsets.jsonl line 2"),
     ("offsets.jsonl", '{"text": "Alice went home .", "entities": [{"start": 0, "end": 6, "type": "PER"}]}\n',
      "span-edge-whitespace", "offsets.jsonl line 1: span 0-6 'Alice ' ('PER')"),
-])
+], ids=["doccano-relations", "doccano-empty-text", "prodigy-rejected", "offsets-edge-whitespace"])
 def test_every_annotation_format_reports_through_the_channel(tmp_path, name, content, kind, where):
     source = tmp_path / name
     source.write_text(content, encoding="utf-8")

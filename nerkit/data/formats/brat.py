@@ -65,7 +65,8 @@ def _text_bound(line: str, where: Where, checker: SpanChecker) -> tuple[CharSpan
     return checker.span(identifier, start, end, entity_type), (surface if tab else None)
 
 
-def _read_document(ann: Path, number: int, name: str, other: list[tuple[str, str]], encoding: str) -> list[AnnotatedText]:
+def _read_document(ann: Path, number: int, name: str, other: list[tuple[str, str]],
+                   encoding: str) -> list[AnnotatedText]:
     txt = ann.with_suffix(".txt")
     if not txt.is_file():
         raise DataError(f"no document {txt.name} for these annotations (brat pairs NAME.ann with NAME.txt)",
