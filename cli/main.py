@@ -590,8 +590,9 @@ def debug_data(
     typer.echo(report.text())
     if output is not None:
         from nerkit.atomic import atomic_write_text
+        from nerkit.data.strict_json import escape_line_breaks
 
-        atomic_write_text(output, json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+        atomic_write_text(output, escape_line_breaks(json.dumps(report.as_dict(), indent=2, ensure_ascii=False)))
         typer.echo(f"report written to {output}")
     raise typer.Exit(0 if report.usable else 1)
 

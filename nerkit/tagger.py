@@ -35,6 +35,7 @@ from nerkit.data.schemes import scheme_tags, spans_to_tags
 from nerkit.data.text import TOKENIZER_RULE, TOKENIZER_RULES, TOKENIZER_V1
 from nerkit.data.untrusted import read_json
 from nerkit.data.spans import Example, ScoredSpan, is_flat, keep_outermost
+from nerkit.data.strict_json import escape_line_breaks
 from nerkit.devices import check_precision, quantize_linear_layers, resolve_device
 from nerkit.encoders import EncoderContext
 from nerkit.errors import ConfigError, DataError, NerkitError
@@ -389,7 +390,8 @@ class TaggerModel(nn.Module):
         sources = plugins.plugin_sources(description)  # where a plug-in came from, for loading without it
         if sources:
             description["plugins"] = sources
-        (folder / CONFIG_FILE).write_text(json.dumps(description, indent=2, ensure_ascii=False), encoding="utf-8")
+        (folder / CONFIG_FILE).write_text(escape_line_breaks(json.dumps(description, indent=2, ensure_ascii=False)),
+                                          encoding="utf-8")
         state = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
         save_file(state, str(folder / WEIGHTS_FILE))
         self.encoder.save_files(folder)

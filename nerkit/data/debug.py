@@ -15,8 +15,10 @@ a list of ``Problem``s:
 Problem kinds: no-entities, overlapping, word-over-window (errors, or warnings where training
 still runs: no entity in dev, overlaps kept outermost or in dev), imbalance, duplicate,
 conflict, edge-whitespace, word-cut, train-dev-overlap, dev-types-missing, long-sentence, and
-each kind of reader repair recorded in ``ReadStats`` (continuation-start, invisible-line,
-byte-order-mark, or a kind a newer reader adds). A source that does not read at all is a
+each kind of reader repair recorded in ``ReadStats``, the one channel every reader reports
+through (continuation-start, invisible-line, byte-order-mark; of the character-offset formats
+span-edge-whitespace, duplicate-span, empty-text, task-left-out, not-accepted, not-read; or a
+kind a newer reader adds). A source that does not read at all is a
 ``DataError`` from the reader, as in training.
 """
 
@@ -49,6 +51,12 @@ REPAIR_MESSAGES = {  # what each kind of reader repair means, for the report
                           "(--set data.scheme=IOB1 if the file is IOB1)",
     "invisible-line": "lines holding only invisible characters ({detail}), read as blank lines: {count}",
     "byte-order-mark": "byte-order marks (U+FEFF) starting a line, dropped: {count}",
+    "span-edge-whitespace": "spans starting or ending with whitespace, each read as the tokens inside it: {count}",
+    "duplicate-span": "spans given twice in the same record (same offsets and type), each kept once: {count}",
+    "empty-text": "records with an empty or blank text, left out: {count}",
+    "task-left-out": "tasks with {detail}, left out: {count}",
+    "not-accepted": "records whose Prodigy answer is not 'accept', left out: {count}",
+    "not-read": "annotations nerkit does not read ({detail}), left out: {count}",
 }
 
 

@@ -1,11 +1,13 @@
-"""What the token readers forgive, and the record of it.
+"""What the readers forgive, and the one channel that says it: the log and ``nerkit debug data``.
 
 What is harmless is forgiven, and said in one warning per file: a line holding only whitespace
 and invisible characters (a stray byte-order mark, a zero-width space) is a blank line, and a
-byte-order mark starting a line is dropped. Tokens are never altered otherwise. A ``ReadStats``
-passed to a reader as ``stats`` is filled with the same repairs, with where they happened, for
-callers that report them (``nerkit debug data``). Entities that begin with a continuation tag
-are read as new entities, and said the same way (``continuation_starts``).
+byte-order mark starting a line is dropped. Tokens are never altered otherwise. Entities that
+begin with a continuation tag are read as new entities (``continuation_starts``); the
+character-offset formats repair spans and leave records out (``formats/records.py``). Every
+reader, token or character format, says its repairs through ``ReadStats.report``, which logs
+the file's one warning and keeps each repair, with where it happened, for callers that pass a
+``ReadStats`` as ``stats`` and report it (``nerkit debug data``).
 """
 
 from __future__ import annotations
@@ -33,17 +35,28 @@ class Repair:
     count: int
     locations: list[str]  # "FILE line N" (or "DATASET row N"), one per repaired line or sentence
     detail: str = ""  # which characters, or which tag scheme
+    said: str = ""  # what the log says of it, after "SOURCE: "
 
 
 @dataclass
 class ReadStats:
-    """What the readers forgave, for callers that report it (``nerkit debug data``); readers
-    fill one when it is passed as ``stats`` and still log their one warning per file."""
+    """The one repair channel: what the readers forgave, logged and kept. A reader given none
+    makes its own, so the warning is logged all the same; a caller that passes one as ``stats``
+    (``nerkit debug data``) reads every repair back from ``repairs``."""
 
     repairs: list[Repair] = field(default_factory=list)
 
     def count(self, kind: str) -> int:
         return sum(repair.count for repair in self.repairs if repair.kind == kind)
+
+    def report(self, *repairs: Repair) -> None:
+        """Keep the repairs a reader made in one file (those with a count) and log them in one
+        warning, through this module's logger (the one ``debug data`` quiets: it lists them)."""
+        made = [repair for repair in repairs if repair.count]
+        if not made:
+            return
+        self.repairs.extend(made)
+        logger.warning("%s: %s", made[0].source, "; ".join(repair.said or repair.kind for repair in made))
 
 
 BOM = "\ufeff"
@@ -82,27 +95,16 @@ class LineRepairs:
         return line
 
     def warn(self) -> None:
-        """Log the one warning for the file, and record the repairs in ``stats`` when given."""
+        """Report the file's repairs (``ReadStats.report``): one warning, kept in ``stats`` when given."""
         names = ", ".join(f"U+{ord(c):04X}" for c in sorted(self.invisible_characters))
-        if self.stats is not None:
-            for kind, lines, detail in (("invisible-line", self.invisible_lines, names),
-                                        ("byte-order-mark", self.boms, "U+FEFF")):
-                if lines:
-                    self.stats.repairs.append(Repair(self.name, kind, len(lines),
-                                                     [f"{self.name} line {n}" for n in lines], detail))
-        self._log(names)
-
-    def _log(self, names: str) -> None:
-        repairs = []
-        if self.invisible_lines:
-            count = len(self.invisible_lines)
-            lines = "1 line holding" if count == 1 else f"{count} lines holding"
-            repairs.append(f"{lines} only invisible characters ({names}) read as {self.blank_means}")
-        if self.boms:
-            marks = "1 byte-order mark" if len(self.boms) == 1 else f"{len(self.boms)} byte-order marks"
-            repairs.append(f"{marks} (U+FEFF) starting a line dropped")
-        if repairs:
-            logger.warning("%s: %s", self.name, "; ".join(repairs))
+        invisible, boms = len(self.invisible_lines), len(self.boms)
+        lines = "1 line holding" if invisible == 1 else f"{invisible} lines holding"
+        marks = "1 byte-order mark" if boms == 1 else f"{boms} byte-order marks"
+        (self.stats if self.stats is not None else ReadStats()).report(
+            Repair(self.name, "invisible-line", invisible, [f"{self.name} line {n}" for n in self.invisible_lines],
+                   names, f"{lines} only invisible characters ({names}) read as {self.blank_means}"),
+            Repair(self.name, "byte-order-mark", boms, [f"{self.name} line {n}" for n in self.boms], "U+FEFF",
+                   f"{marks} (U+FEFF) starting a line dropped"))
 
 
 def text_lines(path: Path, encoding: str) -> Iterator[str]:
@@ -125,9 +127,7 @@ def continuation_starts(name: str, scheme: str, repaired_at: list[tuple[str, int
     """Warn (and record in ``stats``) that entities began with a continuation tag, which
     ``tags_to_spans`` read as starts of new entities."""
     total = sum(count for _, count in repaired_at)
-    if not total:
-        return
-    logger.warning("%s: %d entities start with a continuation tag (I-/E-) that the %s scheme does not "
-                   "allow there; each was read as the start of a new entity", name, total, scheme)
-    if stats is not None:
-        stats.repairs.append(Repair(name, "continuation-start", total, [where for where, _ in repaired_at], scheme))
+    said = (f"{total} entities start with a continuation tag (I-/E-) that the {scheme} scheme does not allow "
+            "there; each was read as the start of a new entity")
+    (stats if stats is not None else ReadStats()).report(
+        Repair(name, "continuation-start", total, [where for where, _ in repaired_at], scheme, said))

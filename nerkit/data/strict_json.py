@@ -36,8 +36,10 @@ SURROGATES = re.compile("[\ud800-\udfff]")
 # lenient decoder. Texts without either (nearly all) skip the walk over the value.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # Line breaks that JSON leaves unescaped but str.splitlines() and JavaScript split on; escaped,
-# every record stays on one line for any reader.
-_UNESCAPED_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+# every record stays on one line for any reader. The one table: every JSON nerkit writes with
+# its text kept readable (ensure_ascii=False) goes through it (``dumps``, ``escape_line_breaks``).
+LINE_BREAK_ESCAPES = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_UNESCAPED_BREAKS = str.maketrans(LINE_BREAK_ESCAPES)
 
 
 class _Refused(Exception):
@@ -174,10 +176,17 @@ def _place(where: str) -> str:
     return f"field {where}" if where else "the object"
 
 
+def escape_line_breaks(json_text: str) -> str:
+    """JSON text written with ``ensure_ascii=False`` with the line breaks JSON leaves raw
+    (``LINE_BREAK_ESCAPES``) escaped: for the JSON files nerkit writes other than records
+    (``config.json``, vocabularies, reports), whose other settings ``dumps`` would change."""
+    return json_text.translate(_UNESCAPED_BREAKS)
+
+
 def dumps(value: Any) -> str:
     """One line of JSON: UTF-8 text kept readable, every line break inside strings escaped, and
     never ``NaN`` or ``Infinity`` (not JSON)."""
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False).translate(_UNESCAPED_BREAKS)
+        return escape_line_breaks(json.dumps(value, ensure_ascii=False, allow_nan=False))
     except ValueError as error:  # a float NaN or infinity given through the Python API
         raise NerkitError(f"cannot write a record as JSON ({error}): NaN and infinity are not JSON numbers") from None

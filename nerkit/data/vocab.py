@@ -7,6 +7,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
+from nerkit.data.strict_json import escape_line_breaks
+
 PAD, UNK = "<pad>", "<unk>"
 
 
@@ -42,7 +44,8 @@ class Vocabulary:
         return cls(kept[:max_size] if max_size else kept)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.entries[2:], ensure_ascii=False, indent=0), encoding="utf-8")
+        entries = escape_line_breaks(json.dumps(self.entries[2:], ensure_ascii=False, indent=0))
+        Path(path).write_text(entries, encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":

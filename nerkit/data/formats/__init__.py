@@ -156,13 +156,15 @@ def read_formatted(source: str | Path, *, format: str = "auto", encoding: str = 
     """The examples of ``source`` in the format ``format`` names, or the one detected, once
     (``choose_format``): ``read_examples`` is this. ``options`` (``scheme``, ``tag_column``,
     ``stats``, ``hf_config``, ``hf_revision``, ``tokens_column``, ``tags_column``) go to the
-    format's reader where it takes them. The texts of character-offset formats are split by
+    format's reader where it takes them; ``stats`` (``ReadStats``) is filled with what every
+    reader repaired or left out, the character formats' span repairs too (``to_examples``).
+    The texts of character-offset formats are split by
     ``tokenizer_rule`` (by default the rule new models record)."""
     name, why = choose_format(source, format, encoding)
     records = _read(Path(source), name, why, encoding=encoding, **options)
     if FORMATS[name].kind != "text":
         return records
-    return to_examples(records, str(source), rule=tokenizer_rule or TOKENIZER_RULE)
+    return to_examples(records, str(source), rule=tokenizer_rule or TOKENIZER_RULE, stats=options.get("stats"))
 
 
 __all__ = ["AnnotatedText", "CharSpan", "FORMATS", "Format", "choose_format", "describe_formats", "detect_format",

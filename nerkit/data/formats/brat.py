@@ -25,7 +25,6 @@ Rules of the reader:
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
@@ -33,6 +32,7 @@ from nerkit.atomic import atomic_directory
 from nerkit.data.encoding import read_text
 from nerkit.data.formats.jsonio import text_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
+from nerkit.data.repairs import ReadStats
 from nerkit.errors import DataError
 
 NAME = "brat"
@@ -65,7 +65,8 @@ def _text_bound(line: str, where: Where, checker: SpanChecker) -> tuple[CharSpan
     return checker.span(identifier, start, end, entity_type), (surface if tab else None)
 
 
-def _read_document(ann: Path, number: int, name: str, other: Counter, encoding: str) -> list[AnnotatedText]:
+def _read_document(ann: Path, number: int, name: str, other: list[tuple[str, str]],
+                   encoding: str) -> list[AnnotatedText]:
     txt = ann.with_suffix(".txt")
     if not txt.is_file():
         raise DataError(f"no document {txt.name} for these annotations (brat pairs NAME.ann with NAME.txt)",
@@ -87,7 +88,7 @@ def _read_document(ann: Path, number: int, name: str, other: Counter, encoding: 
         where = checker.where = Where(str(ann), line_number)
         kind = line[0]
         if kind in OTHER_KINDS:
-            other[OTHER_KINDS[kind]] += 1
+            other.append((OTHER_KINDS[kind], str(where)))
             continue
         if kind != "T":
             raise where.error(f"expected an annotation id starting with T, {', '.join(OTHER_KINDS)}; got {line!r}")
@@ -108,18 +109,18 @@ def _read_document(ann: Path, number: int, name: str, other: Counter, encoding: 
     return records
 
 
-def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
+def read(path: Path, *, encoding: str = "utf-8", stats: ReadStats | None = None) -> list[AnnotatedText]:
     annotation_files = sorted(path.rglob("*.ann")) if path.is_dir() else [path]
     if not annotation_files:
         raise DataError("no .ann files: expected a brat directory of NAME.txt and NAME.ann", path=str(path))
-    other: Counter = Counter()
+    other: list[tuple[str, str]] = []  # (kind, where) of annotations that are not text-bound
     # A document is named by its path under the directory without the suffix ("news/doc"), so
     # doc.txt in two subfolders stays two documents, written back to two subfolders.
     root = path if path.is_dir() else path.parent
     records = [record for number, ann in enumerate(annotation_files)
                for record in _read_document(ann, number, ann.relative_to(root).with_suffix("").as_posix(), other,
                                             encoding)]
-    count_by_kind(other, str(path), "annotations of other kinds", "text-bound annotations (T) only")
+    count_by_kind(other, str(path), "annotations of other kinds", "text-bound annotations (T) only", stats)
     if not records:
         raise DataError("the documents hold no text", path=str(path))
     return records

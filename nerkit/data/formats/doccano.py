@@ -16,12 +16,12 @@ records of token data also carry their ``tokens``, so they read back token for t
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from nerkit.data.formats.jsonio import head_records, json_lines, write_json_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
+from nerkit.data.repairs import ReadStats
 from nerkit.errors import DataError
 
 NAME = "doccano"
@@ -82,9 +82,9 @@ def _spans(record: dict[str, Any], checker: SpanChecker) -> list[CharSpan]:
     return spans
 
 
-def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
+def read(path: Path, *, encoding: str = "utf-8", stats: ReadStats | None = None) -> list[AnnotatedText]:
     records = []
-    relations: Counter = Counter()
+    relations: list[tuple[str, str]] = []  # (kind, where)
     for line, record in json_lines(path, encoding):
         where = Where(str(path), line)
         text = record.get("text")
@@ -93,12 +93,12 @@ def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
         if not any(key in record for key in (*SPAN_KEYS, "entities")):
             raise where.error("no 'label' (nor 'labels' or 'entities'): expected 'label': [[start, end, label], ...]")
         if record.get("relations"):
-            relations["relation"] += len(record["relations"])
+            relations += [("relation", str(where))] * len(record["relations"])
         tokens = record.get("tokens") if isinstance(record.get("tokens"), list) else None
         records.append(AnnotatedText(text, _spans(record, SpanChecker(text, where)), where, tokens=tokens))
     if not records:
         raise DataError("the file holds no records; expected doccano JSON lines", path=str(path))
-    count_by_kind(relations, str(path), "annotations of other kinds", "entity spans only")
+    count_by_kind(relations, str(path), "annotations of other kinds", "entity spans only", stats)
     return records
 
 

@@ -31,8 +31,6 @@ of the Named Entity Recognition template. Records of token data also carry ``dat
 from __future__ import annotations
 
 import json
-import logging
-from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -40,10 +38,9 @@ from nerkit.atomic import atomic_write
 from nerkit.data.encoding import read_text
 from nerkit.data.formats.jsonio import HEAD_BYTES, JsonArrayWriter, first_record, head, json_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
+from nerkit.data.repairs import ReadStats, Repair
 from nerkit.data.strict_json import JsonParser
 from nerkit.errors import DataError
-
-logger = logging.getLogger(__name__)
 
 NAME = "labelstudio"
 KIND = "text"
@@ -124,12 +121,14 @@ def _chosen(task: dict[str, Any], use: str) -> list[Any] | None:
     return candidates[0].get("result", []) if candidates and isinstance(candidates[0], dict) else None
 
 
-def read(path: Path, *, use: str = "annotations", encoding: str = "utf-8") -> list[AnnotatedText]:
+def read(path: Path, *, use: str = "annotations", encoding: str = "utf-8",
+         stats: ReadStats | None = None) -> list[AnnotatedText]:
     if use not in ("annotations", "predictions"):
         raise ValueError(f"use={use!r}: expected 'annotations' or 'predictions'")
     records = []
-    other_types: Counter = Counter()
-    left_out = with_predictions = 0
+    other_types: list[tuple[str, str]] = []  # (type, where)
+    left_out: list[str] = []
+    with_predictions = 0
     for number, task in enumerate(_load(path, encoding), start=1):
         item = f"task {number}" + (f" (id {task['id']})" if isinstance(task, dict) and "id" in task else "")
         where = Where(str(path), item=item)
@@ -138,7 +137,7 @@ def read(path: Path, *, use: str = "annotations", encoding: str = "utf-8") -> li
         text = _text(task["data"], where)
         results = _chosen(task, use)
         if results is None:
-            left_out += 1
+            left_out.append(str(where))
             with_predictions += bool(task.get("predictions"))
             continue
         if not isinstance(results, list):
@@ -149,7 +148,7 @@ def read(path: Path, *, use: str = "annotations", encoding: str = "utf-8") -> li
             if not isinstance(result, dict):
                 raise where.error(f"result {index} {result!r}: expected an object")
             if result.get("type") != "labels":
-                other_types[str(result.get("type"))] += 1
+                other_types.append((str(result.get("type")), f"{where} result {result.get('id', index)!r}"))
                 continue
             what = f"result {result.get('id', index)!r}"
             value = result.get("value")
@@ -162,11 +161,12 @@ def read(path: Path, *, use: str = "annotations", encoding: str = "utf-8") -> li
                 spans.append(span)
         tokens = task["data"].get("tokens") if isinstance(task["data"].get("tokens"), list) else None
         records.append(AnnotatedText(text, spans, where, tokens=tokens))
-    if left_out:
-        reason = "no annotation that is not cancelled" if use == "annotations" else "no prediction"
-        note = f" ({with_predictions} of them only predictions)" if use == "annotations" and with_predictions else ""
-        logger.warning("%s: %d tasks have %s%s; they were left out", path, left_out, reason, note)
-    count_by_kind(other_types, str(path), "results of other types", "span labels (type 'labels')")
+    stats = stats if stats is not None else ReadStats()
+    reason = "no annotation that is not cancelled" if use == "annotations" else "no prediction"
+    note = f" ({with_predictions} of them only predictions)" if use == "annotations" and with_predictions else ""
+    stats.report(Repair(str(path), "task-left-out", len(left_out), left_out, reason,
+                        f"{len(left_out)} tasks have {reason}{note}; they were left out"))
+    count_by_kind(other_types, str(path), "results of other types", "span labels (type 'labels')", stats)
     if not records:
         raise DataError(f"no task has {'an annotation that is not cancelled' if use == 'annotations' else 'a prediction'}"
                         "; nothing to read", path=str(path))

@@ -16,15 +16,13 @@ data also carry their ``tokens``, so they read back token for token.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Iterable
 
 from nerkit.data.formats.jsonio import first_record, json_lines, write_json_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where
+from nerkit.data.repairs import ReadStats, Repair
 from nerkit.errors import DataError
-
-logger = logging.getLogger(__name__)
 
 NAME = "offsets"
 KIND = "text"
@@ -55,9 +53,9 @@ def _span(item: Any, index: int, checker: SpanChecker) -> CharSpan:
     return span
 
 
-def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
+def read(path: Path, *, encoding: str = "utf-8", stats: ReadStats | None = None) -> list[AnnotatedText]:
     records = []
-    not_accepted = 0
+    not_accepted: list[str] = []
     for line, record in json_lines(path, encoding):
         where = Where(str(path), line)
         text = record.get("text")
@@ -66,7 +64,7 @@ def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
             raise where.error("expected an object with a string 'text' and 'entities' (or 'spans'): "
                               "[{start, end, type}, ...]")
         if record.get("answer", "accept") != "accept":  # Prodigy: rejected or ignored examples
-            not_accepted += 1
+            not_accepted.append(str(where))
             continue
         if not isinstance(record[key], list):
             raise where.error(f"'{key}' must be a list of spans")
@@ -74,8 +72,9 @@ def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
         spans = [_span(item, index, checker) for index, item in enumerate(record[key])]
         tokens = record.get("tokens") if isinstance(record.get("tokens"), list) else None
         records.append(AnnotatedText(text, spans, where, tokens=tokens))
-    if not_accepted:
-        logger.warning("%s: %d records whose Prodigy answer is not 'accept' were left out", path, not_accepted)
+    (stats if stats is not None else ReadStats()).report(
+        Repair(str(path), "not-accepted", len(not_accepted), not_accepted, "",
+               f"{len(not_accepted)} records whose Prodigy answer is not 'accept' were left out"))
     if not records:
         raise DataError("the file holds no records; expected JSON lines with 'text' and 'entities'", path=str(path))
     return records

@@ -12,18 +12,15 @@ Conversions between character formats never tokenize, so their texts and spans s
 
 from __future__ import annotations
 
-import logging
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, NamedTuple
 
+from nerkit.data.repairs import ReadStats, Repair
 from nerkit.data.spans import Example, Span
 from nerkit.data.text import TOKENIZER_RULE, clusters, split_at, tokenize
 from nerkit.errors import DataError
-
-logger = logging.getLogger(__name__)
-
 
 class CharSpan(NamedTuple):
     start: int  # first character, inclusive
@@ -176,18 +173,20 @@ def align_tokens(text: str, tokens: list[Any], where: Where) -> list[tuple[int, 
 
 @dataclass
 class Repairs:
-    """What ``to_example`` did that a user should hear about, counted over a file."""
+    """What ``to_example`` repaired in the records of one file, with where (``str(record.where)``),
+    until ``to_examples`` reports it through the one repair channel (``ReadStats.report``)."""
 
-    whitespace_edges: int = 0  # spans with whitespace at an edge: their tokens are those inside
-    duplicates: int = 0  # the same span (offsets and type) given twice in one record: kept once
+    whitespace_edges: list[str] = field(default_factory=list)  # spans with whitespace at an edge
+    duplicates: list[str] = field(default_factory=list)  # the same span given twice in one record
 
-    def report(self, source: str) -> None:
-        if self.whitespace_edges:
-            logger.warning("%s: %d spans start or end with whitespace; each covers the tokens inside it (the "
-                           "whitespace is in no token)", source, self.whitespace_edges)
-        if self.duplicates:
-            logger.warning("%s: %d spans were given twice in the same record (same offsets and type); each is "
-                           "kept once", source, self.duplicates)
+    def repairs(self, source: str) -> list[Repair]:
+        edges, duplicates = len(self.whitespace_edges), len(self.duplicates)
+        return [Repair(source, "span-edge-whitespace", edges, self.whitespace_edges, "",
+                       f"{edges} spans start or end with whitespace; each covers the tokens inside it (the "
+                       "whitespace is in no token)"),
+                Repair(source, "duplicate-span", duplicates, self.duplicates, "",
+                       f"{duplicates} spans were given twice in the same record (same offsets and type); each "
+                       "is kept once")]
 
 
 def to_example(record: AnnotatedText, repairs: Repairs | None = None, *, rule: str = TOKENIZER_RULE) -> Example:
@@ -211,29 +210,32 @@ def to_example(record: AnnotatedText, repairs: Repairs | None = None, *, rule: s
             raise record.where.error(f"{checker.describe('span', *char_span)} holds only whitespace or invisible "
                                      "characters: no token to label")
         if starts[first] != char_span.start or ends[last - 1] != char_span.end:
-            repairs.whitespace_edges += 1
+            repairs.whitespace_edges.append(f"{record.where}: {checker.describe('span', *char_span)}")
         span = Span(first, last, char_span.type)
-        repairs.duplicates += span in spans
+        if span in spans:
+            repairs.duplicates.append(f"{record.where}: {checker.describe('span', *char_span)}")
         spans.add(span)
     return Example(tokens=[record.text[start:end] for start, end in offsets], spans=sorted(spans),
                    text=record.text, offsets=offsets, source=str(record.where), document=record.document)
 
 
-def to_examples(records: Iterable[AnnotatedText], source: str, *, rule: str = TOKENIZER_RULE) -> list[Example]:
+def to_examples(records: Iterable[AnnotatedText], source: str, *, rule: str = TOKENIZER_RULE,
+                stats: ReadStats | None = None) -> list[Example]:
     """``to_example`` for every record that has a token; a record with none (an empty or blank
-    text, which can hold no span either) is left out and counted in a warning."""
+    text, which can hold no span either) is left out. What was repaired or left out is said in
+    one warning and kept in ``stats`` (``ReadStats``) when given."""
     repairs = Repairs()
-    examples, empty = [], 0
+    examples, empty = [], []
     for record in records:
         example = to_example(record, repairs, rule=rule)
         if example.tokens:
             examples.append(example)
         else:
-            empty += 1
-    repairs.report(source)
-    if empty:
-        logger.warning("%s: %d records have an empty or blank text, no token to learn from; they were left "
-                       "out", source, empty)
+            empty.append(str(record.where))
+    (stats if stats is not None else ReadStats()).report(
+        *repairs.repairs(source),
+        Repair(source, "empty-text", len(empty), empty, "",
+               f"{len(empty)} records have an empty or blank text, no token to learn from; they were left out"))
     if not examples:
         raise DataError("no record has a text with tokens", path=source)
     return examples
@@ -256,9 +258,12 @@ def from_example(example: Example) -> AnnotatedText:
     return AnnotatedText(text, spans, Where(example.source or "<input>"), tokens=tokens, document=example.document)
 
 
-def count_by_kind(counts: Counter, source: str, what: str, reads: str) -> None:
-    """One warning for everything of a file that nerkit does not read (``counts``: kind -> count)."""
-    if counts:
-        kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(counts.items()))
-        logger.warning("%s: %d %s were not read (%s); nerkit reads %s", source, sum(counts.values()), what, kinds,
-                       reads)
+def count_by_kind(found: list[tuple[str, str]], source: str, what: str, reads: str,
+                  stats: ReadStats | None = None) -> None:
+    """Everything of a file that nerkit does not read (``found``: (kind, where) of each), said in
+    one warning and kept in ``stats`` when given (kind ``not-read``)."""
+    counts = Counter(kind for kind, _ in found)
+    kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(counts.items()))
+    (stats if stats is not None else ReadStats()).report(
+        Repair(source, "not-read", len(found), [f"{where}: {kind}" for kind, where in found], kinds,
+               f"{len(found)} {what} were not read ({kinds}); nerkit reads {reads}"))
