@@ -216,3 +216,42 @@ WRITERS = {
 def test_every_json_writer_escapes_the_same_line_breaks(tmp_path, writer):
     text = check_escaped(WRITERS[writer](tmp_path))
     assert TYPE in json.dumps(json.loads(text), ensure_ascii=False)  # the type reads back whole
+
+
+# ----------------------------------------------------------------------------- one JSON-lines loop
+
+BOM, ZERO_WIDTH_SPACE = "\ufeff", "\u200b"
+
+
+def lines_with_a_bom_and_an_invisible_line(first: dict, second: dict) -> str:
+    return json.dumps(first) + "\n" + ZERO_WIDTH_SPACE + "\n" + BOM + json.dumps(second) + "\n"
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "doccano", "offsets"])
+def test_every_json_lines_reader_repairs_and_reports_the_same_lines(tmp_path, layout):
+    """Token data, annotation exports and prediction input go through one loop
+    (``jsonio.json_values``): a byte-order mark starting a line and a line of only invisible
+    characters are read past the same way everywhere, and reported."""
+    records = {"jsonl": ({"tokens": ["Alice", "went"], "spans": [{"start": 0, "end": 1, "type": "PER"}]},
+                         {"tokens": ["Paris", "."], "spans": [{"start": 0, "end": 1, "type": "LOC"}]}),
+               "doccano": ({"text": "Alice went", "label": [[0, 5, "PER"]]},
+                           {"text": "Paris .", "label": [[0, 5, "LOC"]]}),
+               "offsets": ({"text": "Alice went", "spans": [{"start": 0, "end": 5, "type": "PER"}]},
+                           {"text": "Paris .", "spans": [{"start": 0, "end": 5, "type": "LOC"}]})}[layout]
+    source = tmp_path / "data.jsonl"
+    source.write_text(lines_with_a_bom_and_an_invisible_line(*records), encoding="utf-8")
+    stats = ReadStats()
+    examples = read_examples(source, format=layout, stats=stats)
+    assert [example.tokens[0] for example in examples] == ["Alice", "Paris"]
+    kinds = {repair.kind: repair.count for repair in stats.repairs}
+    assert kinds.get("byte-order-mark") == 1 and kinds.get("invisible-line") == 1, kinds
+
+
+def test_prediction_input_reads_past_the_same_lines_and_says_so(caplog):
+    from nerkit.predict.documents import read_jsonl_records
+
+    text = lines_with_a_bom_and_an_invisible_line({"id": 1, "text": "Alice went"}, {"id": 2, "text": "Paris ."})
+    with caplog.at_level(logging.WARNING):
+        records = list(read_jsonl_records(text.splitlines(keepends=True), name="input.jsonl"))
+    assert [record["id"] for record in records] == [1, 2]
+    assert "byte-order mark" in caplog.text and "U+200B" in caplog.text

@@ -28,6 +28,8 @@ import logging
 from typing import Any, Iterable, Iterator, Mapping
 
 from nerkit.data.batching import iterate_chunks
+from nerkit.data.formats.jsonio import json_values
+from nerkit.data.repairs import LineRepairs
 from nerkit.data.strict_json import JsonParser
 from nerkit.data.text import clusters, example_from_text
 from nerkit.errors import DataError, NerkitError
@@ -88,12 +90,9 @@ def read_jsonl_records(lines: Iterable[str], *, name: str, errors: str = "strict
     and counted in one warning."""
     parser = JsonParser(name, expected='one object per line (--input-format jsonl), such as {"id": 1, "text": "..."}',
                         errors=errors, replace_option="--errors replace")
-    blank = 0
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            blank += 1
-            continue
-        record = parser.loads(line, number)
+    blank: list[int] = []
+    repairs = LineRepairs(name, "blank lines")
+    for number, record in json_values(lines, parser, repairs, on_blank=blank.append):
         if not isinstance(record, dict):
             raise DataError(f"a JSON {_json_type(record)}, expected an object with a \"text\" field, such as "
                             '{"id": 1, "text": "..."}', path=name, line=number)
@@ -105,8 +104,10 @@ def read_jsonl_records(lines: Iterable[str], *, name: str, errors: str = "strict
                             line=number)
         yield record
     parser.report()
+    repairs.warn()
     if blank:
-        logger.warning("%s: %d blank line%s skipped (they hold no JSON record)", name, blank, "s"[:blank != 1])
+        logger.warning("%s: %d blank line%s skipped (they hold no JSON record)", name, len(blank),
+                       "s"[:len(blank) != 1])
 
 
 def _json_type(value: Any) -> str:

@@ -85,7 +85,7 @@ def _spans(record: dict[str, Any], checker: SpanChecker) -> list[CharSpan]:
 def read(path: Path, *, encoding: str = "utf-8", stats: ReadStats | None = None) -> list[AnnotatedText]:
     records = []
     relations: list[tuple[str, str]] = []  # (kind, where)
-    for line, record in json_lines(path, encoding):
+    for line, record in json_lines(path, encoding, stats):
         where = Where(str(path), line)
         text = record.get("text")
         if not isinstance(text, str):

@@ -13,6 +13,8 @@ from typing import IO, Any, Callable, Iterable, Iterator
 
 from nerkit.atomic import atomic_write
 from nerkit.data.encoding import read_text
+from nerkit.data.repairs import LineRepairs, ReadStats
+from nerkit.data.repairs import text_lines as repair_lines
 from nerkit.data.strict_json import JsonParser, dumps
 from nerkit.errors import DataError
 
@@ -24,16 +26,32 @@ def text_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]
     yield from enumerate(io.StringIO(read_text(path, encoding), newline=None), start=1)
 
 
-def json_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, object)`` for every non-blank line; anything but a JSON object is an error."""
-    parser = JsonParser(str(path), expected="one object per line")
-    for number, line in text_lines(path, encoding):
+def json_values(lines: Iterable[str], parser: JsonParser, repairs: LineRepairs,
+                on_blank: Callable[[int], None] | None = None) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` of every JSON line: the one loop of every JSON-lines reader
+    (token training data, annotation exports, prediction input). ``parser`` reads each line
+    strictly (``nerkit.data.strict_json``); ``repairs`` takes the byte-order marks and the lines
+    of only invisible characters (one warning per file, and ``debug data``'s report, once
+    ``repairs.warn()`` is called); a blank line holds no value and goes to ``on_blank``."""
+    for number, line in enumerate(lines, start=1):
+        line = repairs.clean(line)
         if not line.strip():
+            if on_blank is not None:
+                on_blank(number)
             continue
-        record = parser.loads(line, number)
+        yield number, parser.loads(line, number)
+
+
+def json_lines(path: Path, encoding: str = "utf-8", stats: ReadStats | None = None) \
+        -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line; anything but a JSON object is an error."""
+    repairs = LineRepairs(str(path), "blank lines", stats)
+    for number, record in json_values(repair_lines(path, encoding), JsonParser(str(path), expected="one object "
+                                                                                "per line"), repairs):
         if not isinstance(record, dict):
             raise DataError(f"expected a JSON object, got {type(record).__name__}", path=str(path), line=number)
         yield number, record
+    repairs.warn()
 
 
 def head(path: Path, encoding: str = "utf-8") -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from nerkit.atomic import atomic_write
-from nerkit.data.formats.jsonio import first_record
+from nerkit.data.formats.jsonio import first_record, json_values
 from nerkit.data.repairs import LineRepairs, ReadStats, text_lines
 from nerkit.data.spans import Example, Span
 from nerkit.data.strict_json import JsonParser, dumps
@@ -35,11 +35,7 @@ def read_jsonl(path: str | Path, *, encoding: str = "utf-8", stats: ReadStats | 
     examples = []
     repairs = LineRepairs(str(path), "blank lines", stats)
     parser = JsonParser(str(path), expected="one object per line")
-    for line_number, line in enumerate(text_lines(path, encoding), start=1):
-        line = repairs.clean(line)
-        if not line.strip():
-            continue
-        record = parser.loads(line, line_number)
+    for line_number, record in json_values(text_lines(path, encoding), parser, repairs):
         tokens = record.get("tokens") if isinstance(record, dict) else None
         if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t for t in tokens):
             raise DataError("expected an object with 'tokens', a non-empty list of non-empty strings",

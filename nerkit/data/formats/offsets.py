@@ -56,7 +56,7 @@ def _span(item: Any, index: int, checker: SpanChecker) -> CharSpan:
 def read(path: Path, *, encoding: str = "utf-8", stats: ReadStats | None = None) -> list[AnnotatedText]:
     records = []
     not_accepted: list[str] = []
-    for line, record in json_lines(path, encoding):
+    for line, record in json_lines(path, encoding, stats):
         where = Where(str(path), line)
         text = record.get("text")
         key = next((key for key in SPAN_KEYS if key in record), None)
