@@ -27,13 +27,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable, Iterator, Mapping
 
-from nerkit.data.batching import iterate_chunks
 from nerkit.data.formats.jsonio import json_values
 from nerkit.data.repairs import LineRepairs
 from nerkit.data.strict_json import JsonParser
-from nerkit.data.text import clusters, example_from_text
+from nerkit.data.text import clusters
 from nerkit.errors import DataError, NerkitError
-from nerkit.predict.predictor import CHUNK, Entity, entities_with_offsets, predict_spans, predict_texts
+from nerkit.predict.predictor import CHUNK, check_stream, predict_records, predict_texts, whole_text
 from nerkit.tagger import TaggerModel
 
 logger = logging.getLogger(__name__)
@@ -121,38 +120,11 @@ def predict_documents(model: TaggerModel, items: Iterable[str | Mapping[str, Any
     """Stream one output record per input item (a text or a record with a ``"text"`` str), in
     input order and lazily, ``batch_size`` items at a time. Arguments are checked now, items
     as they come."""
-    if isinstance(items, (str, Mapping)):
-        advice = "for one text use tagger.predict(text) or pass [text]" if isinstance(items, str) else "pass [record]"
-        raise NerkitError(f"expected a stream of texts or records and got one {type(items).__name__}; {advice}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise NerkitError(f"batch_size {batch_size!r}: expected a whole number of texts >= 1")
+    check_stream(items, batch_size, what="texts or records")
     if split_sentences:
         _segtok_split_multi()  # a missing extra is reported before anything is read
-    split = sentence_spans if split_sentences else _whole_text
-    return _predict_chunks(model, items, batch_size, split, token_budget=token_budget, max_sentences=max_sentences)
-
-
-def _whole_text(text: str) -> list[tuple[int, int]]:
-    return [(0, len(text))]
-
-
-def _predict_chunks(model, items, batch_size, split, **options) -> Iterator[dict[str, Any]]:
-    for chunk in iterate_chunks(_checked_items(items), batch_size):
-        # Every piece (a sentence, or a whole text) is one example, at its offset in its text.
-        pieces = [[(start, text[start:end]) for start, end in split(text)] for _, text in chunk]
-        examples = [example_from_text(piece, rule=model.tokenizer_rule) for item_pieces in pieces
-                    for _, piece in item_pieces]
-        spans = iter(predict_spans(model, examples, **options))
-        examples_in_order = iter(examples)
-        for (item, text), item_pieces in zip(chunk, pieces):
-            entities: list[Entity] = []
-            for start, _ in item_pieces:
-                for entity in entities_with_offsets(next(examples_in_order), next(spans), model.tokenizer_rule):
-                    entities.append({**entity, "start": entity["start"] + start, "end": entity["end"] + start})
-            if isinstance(item, str):
-                yield {"text": text, "entities": entities}
-            else:
-                yield {**item, "entities": entities}
+    return predict_records(model, _checked_items(items), batch_size, sentence_spans if split_sentences else whole_text,
+                           token_budget=token_budget, max_sentences=max_sentences)
 
 
 def _checked_items(items: Iterable[str | Mapping[str, Any]]) -> Iterator[tuple[str | Mapping[str, Any], str]]:

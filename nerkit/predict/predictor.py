@@ -12,7 +12,7 @@ only its batch interface (``encode``/``decode``), so the model never calls back 
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, TypedDict
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypedDict
 
 from nerkit.data.batching import budget_batches, iterate_chunks
 from nerkit.data.documents import join_documents, split_spans
@@ -114,26 +114,55 @@ def predict_texts(model: TaggerModel, texts: Iterable[str], *, batch_size: int =
     """Stream ``{"text", "entities"}`` records for a stream of raw texts, in input order.
     ``batch_size`` texts are read ahead and sorted by length together; nothing is read
     before the first record is asked for. Arguments are checked now, texts as they come."""
-    if isinstance(texts, str):
-        raise NerkitError("expected a stream of texts and got one str; for one text use tagger.predict(text) "
-                          "or pass [text]")
+    check_stream(texts, batch_size, what="texts")
+    return predict_records(model, _checked_texts(texts), batch_size, whole_text, token_budget=token_budget,
+                           max_sentences=max_sentences)
+
+
+def check_stream(items: Any, batch_size: Any, *, what: str) -> None:
+    """The arguments of a prediction stream, checked before anything is read: one text (or
+    one record) where a stream was expected is a mistake that would tag each character."""
+    if isinstance(items, (str, Mapping)):
+        advice = "for one text use tagger.predict(text) or pass [text]" if isinstance(items, str) else "pass [record]"
+        raise NerkitError(f"expected a stream of {what} and got one {type(items).__name__}; {advice}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise NerkitError(f"batch_size {batch_size!r}: expected a whole number of texts >= 1")
-    return _predict_chunks(model, texts, batch_size, token_budget=token_budget, max_sentences=max_sentences)
 
 
-def _predict_chunks(model: TaggerModel, texts: Iterable[str], batch_size: int, **options) -> Iterator[Prediction]:
-    for chunk in iterate_chunks(_checked_texts(texts), batch_size):
-        examples = [example_from_text(text, rule=model.tokenizer_rule) for text in chunk]
-        for text, example, spans in zip(chunk, examples, predict_spans(model, examples, **options)):
-            yield {"text": text, "entities": entities_with_offsets(example, spans, model.tokenizer_rule)}
+def whole_text(text: str) -> list[tuple[int, int]]:
+    """A text as one piece: the ``split`` of ``predict_records`` without sentence splitting."""
+    return [(0, len(text))]
 
 
-def _checked_texts(texts: Iterable[str]) -> Iterator[str]:
+def predict_records(model: TaggerModel, items: Iterable[tuple[Any, str]], batch_size: int,
+                    split: Callable[[str], list[tuple[int, int]]], **options) -> Iterator[dict[str, Any]]:
+    """The prediction pipeline, for every way in (``nerkit predict``, ``Tagger.predict`` and
+    ``pipe``, ``serve``): ``(item, text)`` pairs -> pieces of each text (``split``: sentences, or
+    the whole text) -> examples split into words by the model's tokenizer rule -> batches sorted
+    by length under a token budget (``predict_spans``, the one step that runs the model) ->
+    entities with character offsets in the text -> one record per item, in input order:
+    ``{"text", "entities"}`` for a text, the record with ``"entities"`` added for a record.
+    ``batch_size`` items are read ahead at a time, so memory stays flat on any stream."""
+    for chunk in iterate_chunks(items, batch_size):
+        # Every piece (a sentence, or a whole text) is one example, at its offset in its text.
+        pieces = [[(start, text[start:end]) for start, end in split(text)] for _, text in chunk]
+        examples = [example_from_text(piece, rule=model.tokenizer_rule) for item_pieces in pieces
+                    for _, piece in item_pieces]
+        spans = iter(predict_spans(model, examples, **options))
+        examples_in_order = iter(examples)
+        for (item, text), item_pieces in zip(chunk, pieces):
+            entities: list[Entity] = []
+            for start, _ in item_pieces:
+                for entity in entities_with_offsets(next(examples_in_order), next(spans), model.tokenizer_rule):
+                    entities.append({**entity, "start": entity["start"] + start, "end": entity["end"] + start})
+            yield {"text": text, "entities": entities} if isinstance(item, str) else {**item, "entities": entities}
+
+
+def _checked_texts(texts: Iterable[str]) -> Iterator[tuple[str, str]]:
     for number, text in enumerate(texts, 1):
         if not isinstance(text, str):
             raise NerkitError(f"text {number} of the input is of type {type(text).__name__}, expected str")
-        yield text
+        yield text, text
 
 
 def predict_conll(model: TaggerModel, examples: Iterable[Example],
