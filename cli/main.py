@@ -538,7 +538,8 @@ def formats(code: CodeOption = None):
     """List the registered data formats: for each its kind (tokens or text with character
     offsets), whether nerkit can write it, and when detection chooses it.
 
-    Name one with --set data.format=NAME (train, evaluate, debug data) or --from/--to (convert)."""
+    Name one with --set data.format=NAME (train, evaluate, debug data), --from/--to (convert) or
+    --format (predict, one that can be written)."""
     from nerkit.data.formats import describe_formats
 
     typer.echo("\n".join(describe_formats()))

@@ -65,7 +65,8 @@ def model(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("output-formats-model")
-    Tagger.build(tiny_config(directory, head__type="softmax"), synthetic_examples("train")[:60]).save_pretrained(directory)
+    tagger = Tagger.build(tiny_config(directory, head__type="softmax"), synthetic_examples("train")[:60])
+    tagger.save_pretrained(directory)
     return directory
 
 
@@ -182,7 +183,8 @@ def test_formats_predict_cannot_write_are_refused_with_the_ones_it_can(model, in
     assert result.exit_code == 2 and "the readonly format can be read, not written" in result.stderr, result.output
     assert "glance" in result.stderr and "offsets" in result.stderr and "Traceback" not in result.output
     result = predict(inputs["text"], "--model", model, "--format", "ofsets")
-    assert result.exit_code == 2 and "not a registered format" in result.stderr and "Did you mean offsets" in result.stderr
+    assert result.exit_code == 2 and "not a registered format" in result.stderr, result.output
+    assert "Did you mean offsets" in result.stderr
     # brat is a directory, written whole: it needs --output, and standard output is refused.
     result = predict(inputs["text"], "--model", model, "--format", "brat")
     assert result.exit_code == 2 and "name it with --output" in result.stderr, result.output
@@ -223,3 +225,14 @@ def test_predictions_stream_out_before_the_input_ends(model, plugin, name):
     written = stream_predictions(Tagger.from_pretrained(model), lines(), sink, format=name)
     assert written == count and consumed[0] == count
     assert sink.read_at_first_write is not None and sink.read_at_first_write < count
+
+
+def test_a_streaming_writer_that_is_not_a_function_is_refused(monkeypatch):
+    from nerkit.data.formats import register_format
+    from nerkit.errors import ConfigError
+
+    monkeypatch.setattr(FORMATS, "_formats", dict(FORMATS._formats))
+    with pytest.raises(ConfigError, match="register_format 'broken': stream must be a function, not 'stream'"):
+        register_format("broken", kind="text", detect=lambda path, encoding="utf-8": False,
+                        read=lambda path, *, encoding="utf-8": [], stream="stream")
+    assert "broken" not in FORMATS

@@ -156,10 +156,12 @@ def register_format(name: str, *, kind: str, detect: Callable[..., bool], read: 
     records and ``write(records, path, ...)`` (where the format can be written) writes them and
     returns how many; ``stream(records, sink, ...)``, where it can, writes them one by one onto an
     open text stream (``nerkit predict`` streams through it; a format with ``write`` only gets
-    its predictions written to the --output path). ``kind``: "tokens" (``Example`` records) or "text" (``AnnotatedText``).
+    its predictions written to the --output path). ``kind``: "tokens" (``Example`` records) or
+    "text" (``AnnotatedText``).
     ``summary``: one line for ``nerkit formats`` (default: the first line of the docstring of
-    ``read``'s module). Once registered, ``data.format``, ``--from`` and ``--to`` take the name and
-    detection tries ``detect`` after the formats registered before it."""
+    ``read``'s module). Once registered, ``data.format``, ``--from`` and ``--to`` take the name (and
+    ``nerkit predict --format``, where it can be written) and detection tries ``detect`` after the
+    formats registered before it."""
     if not isinstance(name, str) or not name or name == "auto" or any(c.isspace() for c in name):
         raise ConfigError(f"register_format: {name!r} cannot name a format (a word without spaces, not 'auto')")
     if kind not in KINDS:
