@@ -310,7 +310,8 @@ def predict(
                                         "{writable_formats} (`nerkit formats`; plug-ins with --code). Character "
                                         "formats read raw text (offsets: JSON lines with entities and scores; "
                                         "labelstudio, doccano: pre-annotations as the tool imports them); token "
-                                        "formats read CoNLL (conll: a predicted-tag column appended). jsonl: the "
+                                        "formats read CoNLL (conll: a predicted-tag column appended); brat: a new "
+                                        "directory named by --output, written whole rather than streamed. jsonl: the "
                                         "old name of offsets here, deprecated (for convert jsonl is token JSON "
                                         "lines).")] = "offsets",
     output: Annotated[Optional[Path], typer.Option(help="Write here instead of standard output.")] = None,
