@@ -27,7 +27,7 @@ CodeOption = Annotated[Optional[list[Path]], typer.Option(
     "(repeatable); give it again to evaluate or predict with a model trained with them.")]
 
 
-REGISTERED = ("{heads}", "{losses}", "{encoders}", "{formats}", "{posthoc_heads}")
+REGISTERED = ("{heads}", "{losses}", "{encoders}", "{formats}", "{writable_formats}", "{posthoc_heads}")
 
 
 def _registered() -> dict[str, str]:
@@ -39,6 +39,7 @@ def _registered() -> dict[str, str]:
 
     return {"{heads}": ", ".join(HEADS.names()), "{losses}": ", ".join(LOSSES.names()),
             "{encoders}": ", ".join(ENCODERS.names()), "{formats}": ", ".join(FORMATS),
+            "{writable_formats}": ", ".join(entry.name for entry in FORMATS.formats() if entry.writable),
             "{posthoc_heads}": ", ".join(spec.name for spec in HEADS.specs()
                                          if any(setting.name == "posthoc_tau" for setting in spec.settings))}
 
@@ -305,11 +306,14 @@ def evaluate(
 def predict(
     file: Annotated[str, typer.Argument(help="Input file, or '-' for standard input.")],
     model: Annotated[Path, typer.Option(help="Model directory.")] = Path(DEFAULT_MODEL),
-    format: Annotated[str, typer.Option(help="jsonl: raw text in (one document per line), JSON lines out; "
-                                        "conll: CoNLL in, CoNLL out with a predicted-tag column; "
-                                        "labelstudio, doccano: raw text in, pre-annotations out as the tool "
-                                        "imports them (Label Studio tasks with predictions and scores; doccano "
-                                        "JSON lines); offsets: the same as jsonl.")] = "jsonl",
+    format: Annotated[str, typer.Option(help="Output format, a registered format that can be written: "
+                                        "{writable_formats} (`nerkit formats`; plug-ins with --code). Character "
+                                        "formats read raw text (offsets: JSON lines with entities and scores; "
+                                        "labelstudio, doccano: pre-annotations as the tool imports them); token "
+                                        "formats read CoNLL (conll: a predicted-tag column appended); brat: a new "
+                                        "directory named by --output, written whole rather than streamed. jsonl: the "
+                                        "old name of offsets here, deprecated (for convert jsonl is token JSON "
+                                        "lines).")] = "offsets",
     output: Annotated[Optional[Path], typer.Option(help="Write here instead of standard output.")] = None,
     batch_words: Annotated[int, typer.Option(help="Words per inference batch.")] = 4000,
     posthoc_tau: Annotated[Optional[float], typer.Option(help=POSTHOC_HELP)] = None,
@@ -535,7 +539,8 @@ def formats(code: CodeOption = None):
     """List the registered data formats: for each its kind (tokens or text with character
     offsets), whether nerkit can write it, and when detection chooses it.
 
-    Name one with --set data.format=NAME (train, evaluate, debug data) or --from/--to (convert)."""
+    Name one with --set data.format=NAME (train, evaluate, debug data), --from/--to (convert) or
+    --format (predict, one that can be written)."""
     from nerkit.data.formats import describe_formats
 
     typer.echo("\n".join(describe_formats()))

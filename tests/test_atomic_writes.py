@@ -307,7 +307,7 @@ def test_predict_stopped_by_ctrl_c_leaves_the_output(tmp_path, outputs, model_di
         sink.write('{"text": "half a record')
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(files.WRITERS, "jsonl", interrupted)
+    monkeypatch.setattr(files, "stream_predictions", interrupted)
     source = existing(tmp_path / "input.txt", "Angela Merkel visited Paris.\n")
     target = existing(outputs / "predictions.jsonl")
     before = contents(outputs)

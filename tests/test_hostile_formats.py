@@ -23,10 +23,10 @@ from nerkit import DataError, NerkitError, Tagger
 from nerkit.data.formats import detect_format, read_records
 from nerkit.data.formats.convert import convert
 from nerkit.data.readers import read_examples
+from nerkit.data.strict_json import dumps
 from nerkit.data.synthetic import synthetic_examples
 from nerkit.predict.documents import read_jsonl_records
 from nerkit.predict.files import predict_file
-from nerkit.predict.writers import json_record
 from nerkit_cli.main import app
 
 from conftest import TINY_SET_ARGS, tiny_config
@@ -163,7 +163,7 @@ def test_an_id_of_1e999_never_comes_out_as_infinity(model, tmp_path):
 
 def test_json_writers_refuse_nan_from_the_python_api():
     with pytest.raises(NerkitError, match="NaN and infinity are not JSON"):
-        json_record({"text": "Paris", "score": float("nan")})
+        dumps({"text": "Paris", "score": float("nan")})
 
 
 # ----------------------------------------------------------------------------- fields in every output format

@@ -31,7 +31,7 @@ from nerkit.data.synthetic import synthetic_texts
 from nerkit.data.text import (TOKENIZER_RULE, TOKENIZER_V1, clusters, example_from_text, is_blank, plain, tokenize,
                               whole_characters)
 from nerkit.errors import DataError
-from nerkit.predict.formats import FORMAT_WRITERS
+from nerkit.predict.formats import stream_predictions
 from nerkit.predict.predictor import entities_with_offsets
 
 CHARACTER_FORMATS = {"doccano": doccano, "labelstudio": labelstudio, "offsets": offsets}
@@ -233,7 +233,7 @@ def predictions_file(tagger, lines, fmt: str, path: Path, **options) -> Path:
     """What ``nerkit predict --format fmt`` writes; Label Studio's pre-annotations accepted as
     annotations, as a person does before the tasks are exported for training."""
     sink = io.StringIO()
-    FORMAT_WRITERS[fmt](tagger, lines, sink, name="input.txt", **options)
+    stream_predictions(tagger, lines, sink, format=fmt, name="input.txt", **options)
     written = sink.getvalue()
     if fmt == "labelstudio":
         tasks = json.loads(written)

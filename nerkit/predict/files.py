@@ -1,5 +1,7 @@
 """``nerkit predict``: a model directory applied to a file or standard input, streamed to a file or
-standard output, in JSON lines (raw text in) or CoNLL (CoNLL in, a predicted column out).
+standard output, in any format of the format registry that can be written (``formats.py``): raw
+text in for character-offset formats (offsets, doccano, labelstudio, ...), CoNLL in for token
+formats (CoNLL out: a predicted column appended).
 
 Input and output are UTF-8 whatever the locale says. Input lines are split on ``\\n`` only (see
 ``nerkit.data.encoding.iter_utf8_lines``), so every input line gives exactly one JSON record."""
@@ -17,11 +19,9 @@ from nerkit.atomic import atomic_write
 from nerkit.data.encoding import iter_utf8_lines
 from nerkit.errors import NerkitError
 from nerkit.predict.documents import INPUT_FORMATS
-from nerkit.predict.formats import FORMAT_WRITERS
+from nerkit.predict.formats import output_format, stream_predictions, write_predictions
 from nerkit.predict.tagger import Tagger
-from nerkit.predict.writers import write_conll_predictions, write_jsonl_predictions
 
-WRITERS = {"jsonl": write_jsonl_predictions, "conll": write_conll_predictions, **FORMAT_WRITERS}
 DECODING_ERRORS = ("strict", "replace")
 
 
@@ -70,7 +70,7 @@ def _output_sink(output: str | Path | None) -> Iterator[Any]:
         yield sys.stdout
 
 
-def predict_file(model: str | Path, source: str, output: str | Path | None = None, *, format: str = "jsonl",
+def predict_file(model: str | Path, source: str, output: str | Path | None = None, *, format: str = "offsets",
                  token_budget: int = 4000, decoding: dict[str, Any] | None = None,
                  errors: str = "strict", input_format: str = "text", split_sentences: bool = False,
                  device: str = "auto", precision: str = "fp32", runtime: str = "torch",
@@ -87,8 +87,7 @@ def predict_file(model: str | Path, source: str, output: str | Path | None = Non
     ``{"id": ..., "text": ...}``, its other fields passed through); ``split_sentences`` tags each
     sentence as if it were alone (see ``nerkit.predict.documents``). Both read raw text.
     ``device``, ``precision``, ``runtime``, ``export_dir``: see ``Tagger.from_pretrained``."""
-    if format not in WRITERS:
-        raise NerkitError(f"--format {format!r}: expected {' or '.join(WRITERS)}")
+    target = output_format(format)  # a registered format that can be written; jsonl: offsets, its old name
     if input_format not in INPUT_FORMATS:
         raise NerkitError(f"--input-format {input_format!r}: expected {' or '.join(INPUT_FORMATS)}")
     # Only the options that differ from plain text reach the writer: a writer that reads no raw
@@ -99,9 +98,12 @@ def predict_file(model: str | Path, source: str, output: str | Path | None = Non
         documents["errors"] = errors  # also what lone surrogate escapes in the JSON do
     if split_sentences:
         documents["split_sentences"] = True
-    if documents and format == "conll":
-        raise NerkitError("--input-format and --split-sentences apply to raw text; --format conll reads and writes "
-                          "CoNLL columns, one token per line")
+    if documents and target.kind == "tokens":
+        raise NerkitError(f"--input-format and --split-sentences apply to raw text; --format {format} (a token format) "
+                          "reads CoNLL columns, one token per line")
+    if target.stream is None and not output:
+        raise NerkitError(f"--format {format}: the {target.name} format is written whole to a path (a directory for "
+                          "brat), not streamed to standard output; name it with --output")
     if errors not in DECODING_ERRORS:
         raise NerkitError(f"--errors {errors!r}: expected {' or '.join(DECODING_ERRORS)}")
     tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir)
@@ -109,9 +111,19 @@ def predict_file(model: str | Path, source: str, output: str | Path | None = Non
     if source != "-" and not Path(source).is_file():
         raise NerkitError(f"{source}: no such file")
     name = "<stdin>" if source == "-" else source
+    if target.stream is None:
+        with _input_bytes(source) as stream:
+            lines = iter_utf8_lines(stream, name=name, errors=errors)
+            try:
+                count = write_predictions(tagger, lines, Path(output), format=format, name=name,
+                                          token_budget=token_budget, **documents)
+            except OSError as error:  # a missing folder, no permission
+                raise NerkitError(f"{output}: cannot write ({error.strerror or error})") from None
+        return PredictSummary(count, tagger.encoder.report())
     with _input_bytes(source) as stream, _output_sink(output) as sink:
         lines = iter_utf8_lines(stream, name=name, errors=errors)
-        count = WRITERS[format](tagger, lines, sink, name=name, token_budget=token_budget, **documents)
+        count = stream_predictions(tagger, lines, sink, format=format, name=name, token_budget=token_budget,
+                                   **documents)
     return PredictSummary(count, tagger.encoder.report())
 
 

@@ -52,7 +52,7 @@ SUMMARIES = {
 for _module in (hf, brat, labelstudio, doccano, jsonl, offsets, conll):
     register_format(_module.NAME, kind=_module.KIND, detect=_module.detect, read=_module.read, write=_module.write,
                     summary=SUMMARIES[_module.NAME], detected_because=DETECTED_BECAUSE[_module.NAME],
-                    catch_all=_module is conll)
+                    catch_all=_module is conll, stream=getattr(_module, "stream", None))
 del _module
 
 

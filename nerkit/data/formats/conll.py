@@ -8,7 +8,7 @@ a new document begins. Harmless oddities are forgiven and said (``nerkit.data.re
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import IO, Callable, Iterable, Iterator
 
 from nerkit.atomic import atomic_write
 from nerkit.data.formats.jsonl import JSONL_SUFFIXES
@@ -128,26 +128,45 @@ def iter_conll_rows(lines: Iterable[str], *,
                                document=document), starts
 
 
-def write(examples: Iterable[Example], path: Path, *, scheme: str = "BIO") -> int:
+def stream(examples: Iterable[Example], sink: IO[str], *, scheme: str = "BIO",
+           columns: Callable[[Example], tuple[list[list[str]], list[list[str]]]] | None = None) -> int:
+    """One sentence a block, ``token tag`` a line, ``-DOCSTART- O`` where a document starts.
+    ``columns(example)``: its input rows and the ``-DOCSTART-`` rows before it, as columns
+    (``nerkit predict`` on CoNLL input): every column is echoed and the tag appended."""
     scheme = normalize_scheme(scheme)
     count = 0
     document = None
-    with atomic_write(path, encoding="utf-8", newline="\n") as sink:
-        for example in examples:
-            where = example.source or f"sentence {count + 1}"
-            if not is_flat(example.spans):
-                raise DataError(f"{where}: overlapping entities {sorted(example.spans)} cannot be written as CoNLL, "
-                                "one tag per token; write jsonl, doccano, labelstudio, offsets or brat, which keep "
-                                "nested spans")
-            bad = next((t for t in example.tokens + [s.type for s in example.spans]
-                        if not t or any(c.isspace() for c in t)), None)
-            if bad is not None:
-                raise DataError(f"{where}: {bad!r} is empty or holds whitespace, which CoNLL columns cannot hold")
-            if example.document is not None and example.document != document:
-                sink.write("-DOCSTART- O\n\n")
-                document = example.document
-            for token, tag in zip(example.tokens, spans_to_tags(example.spans, len(example), scheme)):
-                sink.write(f"{token} {tag}\n")
+    for example in examples:
+        where = example.source or f"sentence {count + 1}"
+        if not is_flat(example.spans):
+            raise DataError(f"{where}: overlapping entities {sorted(example.spans)} cannot be written as CoNLL, "
+                            "one tag per token; write jsonl, doccano, labelstudio, offsets or brat, which keep "
+                            "nested spans")
+        tags = spans_to_tags(example.spans, len(example), scheme)
+        if columns is not None:
+            rows, starts = columns(example)
+            for start in starts:
+                sink.write(" ".join(start + ["O"]) + "\n\n")
+            for row, tag in zip(rows, tags):
+                sink.write(" ".join(row + [tag]) + "\n")
             sink.write("\n")
             count += 1
+            continue
+        bad = next((t for t in example.tokens + [s.type for s in example.spans]
+                    if not t or any(c.isspace() for c in t)), None)
+        if bad is not None:
+            raise DataError(f"{where}: {bad!r} is empty or holds whitespace, which CoNLL columns cannot hold")
+        if example.document is not None and example.document != document:
+            sink.write("-DOCSTART- O\n\n")
+            document = example.document
+        for token, tag in zip(example.tokens, tags):
+            sink.write(f"{token} {tag}\n")
+        sink.write("\n")
+        count += 1
     return count
+
+
+def write(examples: Iterable[Example], path: Path, *, scheme: str = "BIO") -> int:
+    scheme = normalize_scheme(scheme)  # an unknown scheme is refused before the file is touched
+    with atomic_write(path, encoding="utf-8", newline="\n") as sink:
+        return stream(examples, sink, scheme=scheme)

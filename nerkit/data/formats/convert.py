@@ -38,10 +38,10 @@ def convert(source: str | Path, output: str | Path, *, to: str, from_format: str
     target = format_module(to, "--to")
     if from_format != "auto":
         format_module(from_format, "--from")
-    if target.write is None:
-        writable = ", ".join(entry.name for entry in FORMATS.formats() if entry.write is not None)
+    if not target.writable:
+        writable = ", ".join(entry.name for entry in FORMATS.formats() if entry.writable)
         raise NerkitError(f"--to {to}: the {to} format can be read, not written; write one of {writable}")
-    if scheme is not None and "scheme" not in target.takes(target.write, {"scheme": scheme}):
+    if scheme is not None and "scheme" not in target.takes(target.write or target.stream, {"scheme": scheme}):
         raise NerkitError(f"--scheme {scheme!r} applies to CoNLL output only (--to conll), not --to {to}")
     name, records = read_records(source, from_format, encoding=encoding)
     if FORMATS[name].kind == "text" and target.kind == "tokens":
@@ -50,9 +50,8 @@ def convert(source: str | Path, output: str | Path, *, to: str, from_format: str
         records = [from_example(example) for example in records]
         if target.name == "brat":
             _warn_retokenized(records, output)
-    options = target.takes(target.write, {"scheme": scheme or "BIO", "name": Path(source).stem or "doc"})
     try:
-        count = target.write(records, Path(output), **options)
+        count = target.write_records(records, Path(output), scheme=scheme or "BIO", name=Path(source).stem or "doc")
     except OSError as error:  # a missing folder, a directory where a file should go, no permission
         raise NerkitError(f"{output}: cannot write ({error.strerror or error})") from None
     return ConvertSummary(name, target.name, count, sum(len(record.spans) for record in records), Path(output))

@@ -17,9 +17,10 @@ records of token data also carry their ``tokens``, so they read back token for t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import IO, Any, Iterable, Mapping
 
-from nerkit.data.formats.jsonio import head_records, json_lines, write_json_lines
+from nerkit.atomic import atomic_write
+from nerkit.data.formats.jsonio import dumps, head_records, json_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
 from nerkit.data.repairs import ReadStats
 from nerkit.errors import DataError
@@ -118,5 +119,23 @@ def record_json(text: str, spans: Iterable[CharSpan], tokens: list[str] | None =
     return record
 
 
-def write(records: list[AnnotatedText], path: Path) -> int:
-    return write_json_lines(records, path, record_json)
+def stream(records: Iterable[AnnotatedText], sink: IO[str]) -> int:
+    """One line a record; the fields of predictions' input records first (doccano has no place
+    for scores)."""
+    count = 0
+    for record in records:
+        fields = {key: value for key, value in (record.fields or {}).items() if key not in ("text", "entities")}
+        try:
+            line = record_json(record.text, record.spans, record.tokens, fields=fields)
+        except DataError as error:
+            identifier = f" (id {fields['id']!r})" if "id" in fields else ""
+            raise DataError(f"record {count + 1}{identifier}: {error} (--format doccano)",
+                            path=record.where.path) from None
+        sink.write(dumps(line) + "\n")
+        count += 1
+    return count
+
+
+def write(records: Iterable[AnnotatedText], path: Path) -> int:
+    with atomic_write(path, encoding="utf-8", newline="\n") as sink:
+        return stream(records, sink)

@@ -5,7 +5,7 @@ written by ``write_jsonl_example``. Nested spans are kept."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import IO, Any, Iterable
 
 from nerkit.atomic import atomic_write
 from nerkit.data.formats.jsonio import first_record, json_values
@@ -79,10 +79,14 @@ def write_jsonl_example(example: Example) -> str:
                   "spans": [{"start": s.start, "end": s.end, "type": s.type} for s in example.spans]})
 
 
-def write(examples: Iterable[Example], path: Path) -> int:
+def stream(examples: Iterable[Example], sink: IO[str]) -> int:
     count = 0
-    with atomic_write(path, encoding="utf-8", newline="\n") as sink:
-        for example in examples:
-            sink.write(write_jsonl_example(example) + "\n")
-            count += 1
+    for example in examples:
+        sink.write(write_jsonl_example(example) + "\n")
+        count += 1
     return count
+
+
+def write(examples: Iterable[Example], path: Path) -> int:
+    with atomic_write(path, encoding="utf-8", newline="\n") as sink:
+        return stream(examples, sink)

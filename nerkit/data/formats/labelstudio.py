@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import IO, Any, Iterable, Mapping, Sequence
 
 from nerkit.atomic import atomic_write
 from nerkit.data.encoding import read_text
@@ -212,12 +212,20 @@ def task_json(text: str, spans: Sequence[CharSpan], *, scores: Sequence[float] |
     return {**task, "predictions": [prediction]}
 
 
+def stream(records: Iterable[AnnotatedText], sink: IO[str], *, from_name: str = FROM_NAME, to_name: str = TO_NAME,
+           model_version: str = "nerkit") -> int:
+    """A JSON array of tasks, written task by task: annotations, or predictions where the
+    records have scores (``nerkit predict``), the fields of their input records in ``data``."""
+    tasks = JsonArrayWriter(sink)
+    for record in records:
+        fields = {key: value for key, value in (record.fields or {}).items() if key not in ("text", "entities")}
+        tasks.add(task_json(record.text, record.spans, scores=record.scores, tokens=record.tokens,
+                            from_name=from_name, to_name=to_name, model_version=model_version, fields=fields))
+    tasks.close()
+    return tasks.count
+
+
 def write(records: Iterable[AnnotatedText], path: Path, *, from_name: str = FROM_NAME,
           to_name: str = TO_NAME) -> int:
     with atomic_write(path, encoding="utf-8", newline="\n") as sink:
-        tasks = JsonArrayWriter(sink)
-        for record in records:
-            tasks.add(task_json(record.text, record.spans, tokens=record.tokens, from_name=from_name,
-                                to_name=to_name))
-        tasks.close()
-    return tasks.count
+        return stream(records, sink, from_name=from_name, to_name=to_name)

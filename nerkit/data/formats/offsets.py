@@ -11,15 +11,17 @@ used as the tokens; Prodigy records whose ``answer`` is not ``accept`` are left 
 counted in a warning, as ``prodigy data-to-spacy`` leaves them out.
 
 ``write`` gives ``{"text", "entities": [{"start", "end", "type", "text"}]}``; records of token
-data also carry their ``tokens``, so they read back token for token.
+data also carry their ``tokens``, so they read back token for token, and predictions their
+scores and the fields of their input records (``record_json``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import IO, Any, Iterable, Mapping, Sequence
 
-from nerkit.data.formats.jsonio import first_record, json_lines, write_json_lines
+from nerkit.atomic import atomic_write
+from nerkit.data.formats.jsonio import dumps, first_record, json_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where
 from nerkit.data.repairs import ReadStats, Repair
 from nerkit.errors import DataError
@@ -80,14 +82,37 @@ def read(path: Path, *, encoding: str = "utf-8", stats: ReadStats | None = None)
     return records
 
 
-def record_json(text: str, spans: Iterable[CharSpan], tokens: list[str] | None = None) -> dict[str, Any]:
-    record: dict[str, Any] = {"text": text, "entities": [
-        {"start": span.start, "end": span.end, "type": span.type, "text": text[span.start:span.end]}
-        for span in spans]}
+def record_json(text: str, spans: Iterable[CharSpan], tokens: list[str] | None = None, *,
+                scores: Sequence[float] | None = None, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One line: ``{"text", "entities": [{"start", "end", "type", "text"}]}``, each entity with
+    its ``score`` where ``scores`` are given (predictions). ``fields``: the record's fields in
+    their order, the text and the entities where its keys "text" and "entities" stood (at the
+    end where it had none), as ``nerkit predict --input-format jsonl`` passes them through."""
+    entities = []
+    for index, span in enumerate(spans):
+        entity: dict[str, Any] = {"start": span.start, "end": span.end, "type": span.type,
+                                  "text": text[span.start:span.end]}
+        if scores is not None:
+            entity["score"] = scores[index]
+        entities.append(entity)
+    placed = {"text": text, "entities": entities}
+    record: dict[str, Any] = {key: placed.get(key, value) for key, value in (fields or placed).items()}
+    record.setdefault("text", text)
+    record.setdefault("entities", entities)
     if tokens is not None:
         record["tokens"] = tokens
     return record
 
 
-def write(records: list[AnnotatedText], path: Path) -> int:
-    return write_json_lines(records, path, record_json)
+def stream(records: Iterable[AnnotatedText], sink: IO[str]) -> int:
+    count = 0
+    for record in records:
+        sink.write(dumps(record_json(record.text, record.spans, record.tokens, scores=record.scores,
+                                     fields=record.fields)) + "\n")
+        count += 1
+    return count
+
+
+def write(records: Iterable[AnnotatedText], path: Path) -> int:
+    with atomic_write(path, encoding="utf-8", newline="\n") as sink:
+        return stream(records, sink)

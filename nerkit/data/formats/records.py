@@ -55,6 +55,12 @@ class AnnotatedText:
     tokens: list[str] | None = None
     document: int | None = None  # which document of the input (brat file, CoNLL -DOCSTART- block)
     document_name: str | None = None  # its name, where the input names documents (brat)
+    # What a prediction adds (``nerkit predict`` writes through the formats): one score per span,
+    # and the fields of an input record (an id, metadata) in their order, where the keys "text"
+    # and "entities" mark where the text and the spans stood. Writers that have no place for
+    # them leave them out.
+    scores: list[float] | None = None
+    fields: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------- checking spans

@@ -19,8 +19,10 @@ import difflib
 import inspect
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from nerkit.atomic import atomic_write
 from nerkit.errors import ConfigError, NerkitError
 
 GROUP = "nerkit.formats"
@@ -41,6 +43,14 @@ class Format:
     # A format that claims whatever no other format claims (conll): detected last.
     catch_all: bool = False
     source: str | None = field(default=None, compare=False)  # the module of its reader, for messages
+    # stream(records, sink, ...) -> count: the records written one by one onto an open text
+    # stream, so ``nerkit predict`` keeps memory flat; a format without one is written whole by
+    # ``write`` to a path.
+    stream: Callable[..., int] | None = None
+
+    @property
+    def writable(self) -> bool:
+        return self.write is not None or self.stream is not None
 
     def takes(self, function: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
         """The ``options`` that ``function`` (this format's read or write) names."""
@@ -48,6 +58,14 @@ class Format:
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
             return dict(options)
         return {name: value for name, value in options.items() if name in parameters}
+
+    def write_records(self, records, path: Path, **options: Any) -> int:
+        """``records`` written to ``path`` by ``write``, or by ``stream`` onto a file that
+        appears whole; ``options``: those the writer names are passed."""
+        if self.write is not None:
+            return self.write(records, path, **self.takes(self.write, options))
+        with atomic_write(path, encoding="utf-8", newline="\n") as sink:
+            return self.stream(records, sink, **self.takes(self.stream, options))
 
 
 class FormatRegistry:
@@ -132,20 +150,24 @@ FORMATS = FormatRegistry()
 
 def register_format(name: str, *, kind: str, detect: Callable[..., bool], read: Callable[..., list],
                     write: Callable[..., int] | None = None, summary: str = "", detected_because: str = "",
-                    catch_all: bool = False) -> Format:
+                    catch_all: bool = False, stream: Callable[..., int] | None = None) -> Format:
     """Register a data format under ``name``: its ``detect(path, encoding="utf-8")`` says from the
     content whether a file (or directory) is in it, ``read(path, *, encoding, ...)`` gives its
     records and ``write(records, path, ...)`` (where the format can be written) writes them and
-    returns how many. ``kind``: "tokens" (``Example`` records) or "text" (``AnnotatedText``).
+    returns how many; ``stream(records, sink, ...)``, where it can, writes them one by one onto an
+    open text stream (``nerkit predict`` streams through it; a format with ``write`` only gets
+    its predictions written to the --output path). ``kind``: "tokens" (``Example`` records) or
+    "text" (``AnnotatedText``).
     ``summary``: one line for ``nerkit formats`` (default: the first line of the docstring of
-    ``read``'s module). Once registered, ``data.format``, ``--from`` and ``--to`` take the name and
-    detection tries ``detect`` after the formats registered before it."""
+    ``read``'s module). Once registered, ``data.format``, ``--from`` and ``--to`` take the name (and
+    ``nerkit predict --format``, where it can be written) and detection tries ``detect`` after the
+    formats registered before it."""
     if not isinstance(name, str) or not name or name == "auto" or any(c.isspace() for c in name):
         raise ConfigError(f"register_format: {name!r} cannot name a format (a word without spaces, not 'auto')")
     if kind not in KINDS:
         raise ConfigError(f"register_format {name!r}: kind {kind!r}; expected {' or '.join(KINDS)}")
-    for role, function in (("detect", detect), ("read", read), ("write", write)):
-        if (function is not None or role != "write") and not callable(function):
+    for role, function in (("detect", detect), ("read", read), ("write", write), ("stream", stream)):
+        if (function is not None or role not in ("write", "stream")) and not callable(function):
             raise ConfigError(f"register_format {name!r}: {role} must be a function, not {function!r:.80}")
     module = inspect.getmodule(read)
     if not summary and module is not None:
@@ -153,14 +175,14 @@ def register_format(name: str, *, kind: str, detect: Callable[..., bool], read: 
     source = getattr(module, "__file__", None) or getattr(read, "__module__", None)
     return FORMATS.add(Format(name, kind, detect, read, write, summary.strip(),
                               detected_because or f"the {name} format's detect() claimed it", catch_all,
-                              str(source) if source else None))
+                              str(source) if source else None, stream))
 
 
 def describe_formats() -> list[str]:
     """``nerkit formats``: one line per registered format and one saying when it is detected."""
     lines = []
     for entry in FORMATS.formats():
-        can = "read, write" if entry.write is not None else "read only"
+        can = "read, write" if entry.writable else "read only"
         lines.append(f"{entry.name}  [{entry.kind}; {can}]  {entry.summary}")
         lines.append(f"    detected when {entry.detected_because}")
     return lines
