@@ -288,3 +288,31 @@ def write_package(tmp_path, monkeypatch, sources: dict[str, str]) -> None:
 def test_the_circle_check_catches_lazy_circles(tmp_path, monkeypatch, sources, expected):
     write_package(tmp_path, monkeypatch, sources)
     assert cycles(import_graph()) == expected
+
+
+# ----------------------------------------------------------------------------- the prediction pipeline
+
+PIPELINE = ["predict/predictor.py", "predict/documents.py", "predict/formats.py"]
+
+
+def runtime_imports(path: Path) -> list[str]:
+    """The modules a file imports when it runs: every import but those under ``if TYPE_CHECKING:``
+    (annotations only). Lazy imports inside functions count: they run."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            skipped.update(id(inner) for statement in node.body for inner in ast.walk(statement))
+    return [target for statement in imports_of(path) for target in targets(statement)
+            if not any(id(node) in skipped and getattr(node, "lineno", None) == statement.line
+                       for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom)))]
+
+
+@pytest.mark.parametrize("file", PIPELINE)
+def test_the_prediction_pipeline_runs_the_model_without_importing_torch(file):
+    """Records -> pieces -> examples -> batches -> entities -> records: torch enters only through
+    the model's own batch interface (``encode``/``decode``), so an exported model can one day
+    predict through this pipeline with no torch installed."""
+    imported = runtime_imports(PACKAGE / file)
+    assert not [name for name in imported if within(name, "torch", "nerkit.tagger", "nerkit.encoders", "nerkit.heads",
+                                                     "nerkit.losses", "nerkit.export", "nerkit.predict.tagger")], imported

@@ -25,7 +25,7 @@ are exact when found from the end of the previous sentence (what segtok's own
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from nerkit.data.formats.jsonio import json_values
 from nerkit.data.repairs import LineRepairs
@@ -33,7 +33,9 @@ from nerkit.data.strict_json import JsonParser
 from nerkit.data.text import clusters
 from nerkit.errors import DataError, NerkitError
 from nerkit.predict.predictor import CHUNK, check_stream, predict_records, predict_texts, whole_text
-from nerkit.tagger import TaggerModel
+
+if TYPE_CHECKING:  # the pipeline runs the model through its batch interface and never imports torch itself
+    from nerkit.tagger import TaggerModel
 
 logger = logging.getLogger(__name__)
 

@@ -12,14 +12,16 @@ only its batch interface (``encode``/``decode``), so the model never calls back 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypedDict
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, TypedDict
 
 from nerkit.data.batching import budget_batches, iterate_chunks
 from nerkit.data.documents import join_documents, split_spans
 from nerkit.data.spans import Example, ScoredSpan
 from nerkit.data.text import TOKENIZER_V1, example_from_text, plain, whole_characters
 from nerkit.errors import NerkitError
-from nerkit.tagger import TaggerModel
+
+if TYPE_CHECKING:  # the pipeline runs the model through its batch interface and never imports torch itself
+    from nerkit.tagger import TaggerModel
 
 CHUNK = 2048  # inputs read ahead and sorted together
 

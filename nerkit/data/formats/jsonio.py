@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
-from nerkit.atomic import atomic_write
 from nerkit.data.encoding import read_text
 from nerkit.data.repairs import LineRepairs, ReadStats
 from nerkit.data.repairs import text_lines as repair_lines
@@ -103,13 +102,3 @@ class JsonArrayWriter:
 
     def close(self) -> None:
         self.sink.write("\n]\n")
-
-
-def write_json_lines(records: Iterable[Any], path: Path, record_json: Callable[..., dict[str, Any]]) -> int:
-    """One JSON object a line, ``record_json(text, spans, tokens)`` of each record; returns the count."""
-    count = 0
-    with atomic_write(path, encoding="utf-8", newline="\n") as sink:
-        for record in records:
-            sink.write(dumps(record_json(record.text, record.spans, record.tokens)) + "\n")
-            count += 1
-    return count
