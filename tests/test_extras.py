@@ -104,3 +104,33 @@ def test_a_missing_extra_on_the_command_line_is_one_paragraph_and_exit_code_2(tm
     assert len(lines) == 1 and lines[0].startswith("error: --code ")  # the plug-in's file is named first
     assert lines[0].endswith("Exporting to ONNX needs the optional package nerkit_absent_package: "
                              "pip install 'nerkit[onnx]'")
+
+
+def test_every_optional_package_is_asked_for_through_nerkit_extras():
+    """One helper says what to install (``require``) or what was skipped (``optional``): no other
+    module catches an ImportError of its own, where messages and behaviour drifted apart."""
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent.parent / "nerkit"
+    own = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "extras.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ExceptHandler) and node.type is not None:
+                names = [getattr(kind, "id", "") for kind in (node.type.elts if isinstance(node.type, ast.Tuple)
+                                                               else [node.type])]
+                if {"ImportError", "ModuleNotFoundError"} & set(names):
+                    own.append(f"{path.relative_to(package.parent)}:{node.lineno}")
+    assert own == [], own
+
+
+def test_sentence_splitting_without_its_extra_says_how_to_install_it(trained_models, monkeypatch):
+    from nerkit import Tagger
+
+    monkeypatch.setitem(sys.modules, "segtok", None)
+    monkeypatch.setitem(sys.modules, "segtok.segmenter", None)
+    with pytest.raises(NerkitError, match=r"Sentence splitting \(--split-sentences\) needs the optional package "
+                                          r"segtok: pip install 'nerkit\[sentences\]'"):
+        Tagger.from_pretrained(trained_models["crf"]).predict(["Paris."], split_sentences=True)

@@ -17,13 +17,13 @@ reads it.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from pathlib import Path
 from typing import Any
 
 from nerkit.atomic import atomic_write_text
 from nerkit.data.untrusted import read_json
+from nerkit import extras
 from nerkit.errors import NerkitError
 from nerkit.tagger import WEIGHTS_FILE
 
@@ -32,21 +32,12 @@ MANIFEST_FILE = "export.json"
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 # 2: the BiLSTM graph reads characters once per distinct token (char_ids, token_index); 3: graph_sha256
 FORMAT_VERSION = 3
-EXTRA = 'pip install "nerkit[onnx]"'
 
 
 def require(purpose: str, *modules: str) -> None:
     """Import the optional packages of the ``onnx`` extra, or say how to install them."""
-    missing = []
     for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            missing.append(module)
-    if missing:
-        packages = " and ".join(modules)
-        raise NerkitError(f"{purpose} needs the optional package{'s' if len(modules) > 1 else ''} {packages} "
-                          f"({', '.join(missing)} missing): {EXTRA}")
+        extras.require(module, "onnx", purpose)
 
 
 def default_export_dir(model_dir: str | Path) -> Path:

@@ -32,6 +32,7 @@ from nerkit.data.repairs import LineRepairs
 from nerkit.data.strict_json import JsonParser
 from nerkit.data.text import clusters
 from nerkit.errors import DataError, NerkitError
+from nerkit.extras import require
 from nerkit.predict.predictor import CHUNK, check_stream, predict_records, predict_texts, whole_text
 
 if TYPE_CHECKING:  # the pipeline runs the model through its batch interface and never imports torch itself
@@ -43,12 +44,7 @@ INPUT_FORMATS = ("text", "jsonl")
 
 
 def _segtok_split_multi():
-    try:
-        from segtok.segmenter import split_multi
-    except ImportError:
-        raise NerkitError("sentence splitting needs the segtok package: pip install 'nerkit[sentences]' "
-                          "(or pip install segtok)") from None
-    return split_multi
+    return require("segtok.segmenter", "sentences", "Sentence splitting (--split-sentences)").split_multi
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

@@ -12,14 +12,10 @@ models and generated docs would add a dependency and nothing used. An optional e
 
 from __future__ import annotations
 
-from nerkit.errors import NerkitError
+from nerkit.extras import require
 
-try:
-    import starlette  # noqa: F401
-    import uvicorn  # noqa: F401
-except ImportError as error:
-    raise NerkitError(f"nerkit serve needs Starlette and uvicorn ({error.name} is not installed): "
-                      "pip install 'nerkit[serve]'") from None
+for _module in ("starlette", "uvicorn"):  # the serve extra, asked for before the app imports them
+    require(_module, "serve", "nerkit serve")
 
 from nerkit.serve.app import ServeSettings, create_app  # noqa: E402
 from nerkit.serve.batcher import MicroBatcher  # noqa: E402
