@@ -169,10 +169,13 @@ def write_format(name: str, tmp_path: Path) -> Path:
 
 
 def write_prediction_record(tmp_path: Path) -> Path:
-    from nerkit.predict.writers import json_record
+    from nerkit.predict.formats import annotated_text, output_format
 
     output = tmp_path / "out.jsonl"
-    output.write_text(json_record({"text": f"Alice{BREAKS}", "entities": [{"type": TYPE}]}), encoding="utf-8")
+    record = {"text": f"Alice{BREAKS}", "entities": [{"start": 0, "end": 5, "type": TYPE, "text": "Alice",
+                                                     "score": 0.5}]}
+    with open(output, "w", encoding="utf-8") as sink:
+        output_format("offsets").stream([annotated_text(record, ("input", 1))], sink)
     return output
 
 
