@@ -142,7 +142,7 @@ def test_character_formats_round_trip_exactly(first, second, data):
     with tempfile.TemporaryDirectory() as directory:
         directory = Path(directory)
         start = output_path(directory, "start", first)
-        FORMATS[first].write(original, start)
+        FORMATS[first].write_records(original, start)
         convert(start, output_path(directory, "middle", second), to=second)
         convert(output_path(directory, "middle", second), output_path(directory, "end", first), to=first)
         _, back = read_records(output_path(directory, "end", first))

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from conftest import tiny_config
 from nerkit import Tagger, read_examples, train
-from nerkit.data.formats import doccano, labelstudio, offsets
+from nerkit.data.formats import FORMATS, doccano, labelstudio, offsets
 from nerkit.data.formats.convert import convert
 from nerkit.data.formats.records import AnnotatedText, CharSpan, Where
 from nerkit.data.spans import ScoredSpan
@@ -159,7 +159,7 @@ def surfaces(example) -> list[tuple[str, str]]:
 def test_token_spans_read_back_exactly_as_training_data(fmt, records):
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / f"data{SUFFIXES[fmt]}"
-        CHARACTER_FORMATS[fmt].write(records, path)
+        FORMATS[fmt].write_records(records, path)
         examples = read_examples(path, format=fmt)
         assert [example.text for example in examples] == [record.text for record in records]
         for record, example in zip(records, examples):

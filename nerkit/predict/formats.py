@@ -118,7 +118,7 @@ def write_predictions(tagger, lines: Iterable[str], output: Path, *, format: str
     target = output_format(format)
     records, writer_options = prediction_records(target, tagger, lines, name=name, **options)
     writer_options["name"] = Path(name).stem if name != "<stdin>" else "doc"
-    return target.write(records, output, **target.takes(target.write, writer_options))
+    return target.write_records(records, output, **writer_options)
 
 
 __all__ = ["PREDICT_ALIASES", "output_format", "stream_predictions", "write_predictions", "writable_formats"]

@@ -49,10 +49,14 @@ SUMMARIES = {
     offsets.NAME: "character-offset JSON lines ({text, entities}): nerkit's predictions, spaCy and Prodigy records",
     conll.NAME: "CoNLL columns: token first, tag last (IOB1, BIO or BIOES), blank line between sentences",
 }
+# A format that streams records needs no write(): the registry writes its stream onto a file that
+# appears whole (Format.write_records). conll keeps one to refuse an unknown scheme first, brat
+# and hf because they write folders.
 for _module in (hf, brat, labelstudio, doccano, jsonl, offsets, conll):
-    register_format(_module.NAME, kind=_module.KIND, detect=_module.detect, read=_module.read, write=_module.write,
+    register_format(_module.NAME, kind=_module.KIND, detect=_module.detect, read=_module.read,
+                    write=getattr(_module, "write", None), stream=getattr(_module, "stream", None),
                     summary=SUMMARIES[_module.NAME], detected_because=DETECTED_BECAUSE[_module.NAME],
-                    catch_all=_module is conll, stream=getattr(_module, "stream", None))
+                    catch_all=_module is conll)
 del _module
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO, Any, Iterable, Mapping
 
-from nerkit.atomic import atomic_write
 from nerkit.data.formats.jsonio import dumps, head_records, json_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
 from nerkit.data.repairs import ReadStats
@@ -135,7 +134,3 @@ def stream(records: Iterable[AnnotatedText], sink: IO[str]) -> int:
         count += 1
     return count
 
-
-def write(records: Iterable[AnnotatedText], path: Path) -> int:
-    with atomic_write(path, encoding="utf-8", newline="\n") as sink:
-        return stream(records, sink)

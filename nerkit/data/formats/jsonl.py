@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO, Any, Iterable
 
-from nerkit.atomic import atomic_write
 from nerkit.data.formats.jsonio import first_record, json_values
 from nerkit.data.repairs import LineRepairs, ReadStats, text_lines
 from nerkit.data.spans import Example, Span
@@ -86,7 +85,3 @@ def stream(examples: Iterable[Example], sink: IO[str]) -> int:
         count += 1
     return count
 
-
-def write(examples: Iterable[Example], path: Path) -> int:
-    with atomic_write(path, encoding="utf-8", newline="\n") as sink:
-        return stream(examples, sink)

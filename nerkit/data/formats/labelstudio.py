@@ -34,7 +34,6 @@ import json
 from pathlib import Path
 from typing import IO, Any, Iterable, Mapping, Sequence
 
-from nerkit.atomic import atomic_write
 from nerkit.data.encoding import read_text
 from nerkit.data.formats.jsonio import HEAD_BYTES, JsonArrayWriter, first_record, head, json_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
@@ -224,8 +223,3 @@ def stream(records: Iterable[AnnotatedText], sink: IO[str], *, from_name: str = 
     tasks.close()
     return tasks.count
 
-
-def write(records: Iterable[AnnotatedText], path: Path, *, from_name: str = FROM_NAME,
-          to_name: str = TO_NAME) -> int:
-    with atomic_write(path, encoding="utf-8", newline="\n") as sink:
-        return stream(records, sink, from_name=from_name, to_name=to_name)

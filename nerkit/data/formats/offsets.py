@@ -20,7 +20,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO, Any, Iterable, Mapping, Sequence
 
-from nerkit.atomic import atomic_write
 from nerkit.data.formats.jsonio import dumps, first_record, json_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where
 from nerkit.data.repairs import ReadStats, Repair
@@ -112,7 +111,3 @@ def stream(records: Iterable[AnnotatedText], sink: IO[str]) -> int:
         count += 1
     return count
 
-
-def write(records: Iterable[AnnotatedText], path: Path) -> int:
-    with atomic_write(path, encoding="utf-8", newline="\n") as sink:
-        return stream(records, sink)
