@@ -18,10 +18,11 @@ from torch import nn
 from nerkit import Tagger, load_config
 from nerkit.data.schemes import scheme_tags
 from nerkit.data.synthetic import synthetic_examples
-from nerkit.heads import HEADS, HeadContext, TaggingHead, register_head
+from nerkit.heads import HEADS, HeadContext, register_head
 from nerkit.losses import LOSSES, loss_config, register_loss
 
 from conftest import TINY_ENCODER
+from test_model_roundtrip import HiddenLayerTagger
 
 ENCODER_NAMES = ["bilstm", "transformer"]
 # Each built-in head with losses of its kinds: plain, from label counts, with settings, wrapped.
@@ -143,30 +144,13 @@ def test_every_built_in_head_reports_every_setting_of_its_factory_itself(head):
 # ----------------------------------------------------------------------------- plug-ins
 
 
-class TwoLayerTagger(TaggingHead):
-    """A plug-in tagging head that reports only what ``TaggingHead`` knows (its scheme), not its
-    own setting ``hidden``."""
-
-    kind = "test-config-two-layer"
-
-    def __init__(self, input_size: int, entity_types: list[str], *, scheme: str, hidden: int, loss: nn.Module):
-        super().__init__(entity_types, scheme)
-        self.scores = nn.Sequential(nn.Linear(input_size, hidden), nn.Tanh(), nn.Linear(hidden, len(self.tags)))
-        self.loss_function = loss
-
-    def loss(self, word_vectors, batch):
-        return self.loss_function(self.scores(word_vectors), batch["tag_ids"], batch["mask"])
-
-    def decode(self, word_vectors, batch):
-        probabilities = torch.softmax(self.scores(word_vectors).float(), dim=-1)  # shape: (batch, words, tags)
-        scores, tag_ids = probabilities.max(dim=-1)
-        return self.spans_from_batch(tag_ids, scores, batch["mask"])
-
-
 @register_head("test-config-two-layer", losses=("token",), default_loss="ce", labels="tags")
 def two_layer_tagger(context: HeadContext, *, scheme: Literal["BIO", "BIOES"] = "BIO",
-                     hidden: int = 4) -> TwoLayerTagger:
-    return TwoLayerTagger(context.input_size, context.entity_types, scheme=scheme, hidden=hidden, loss=context.loss)
+                     hidden: int = 4) -> HiddenLayerTagger:
+    """A plug-in tagging head that reports only what ``TaggingHead`` knows (its scheme), not its
+    own setting ``hidden``."""
+    return HiddenLayerTagger(context.input_size, context.entity_types, scheme=scheme, hidden=hidden,
+                             loss=context.loss)
 
 
 class PlainScaledCE(nn.Module):
