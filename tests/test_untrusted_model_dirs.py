@@ -327,6 +327,22 @@ def test_a_link_leading_outside_the_directory_is_refused(bilstm_crf, tmp_path, t
         Tagger.from_pretrained(crafted)
 
 
+def test_a_device_in_the_directory_is_refused_instead_of_read(bilstm_crf, tmp_path):
+    """A character device named like a model file (here /dev/zero's numbers) would be read forever."""
+    import stat
+
+    crafted = tmp_path / "device"
+    shutil.copytree(bilstm_crf, crafted)
+    (crafted / "words.json").unlink()
+    try:
+        os.mknod(crafted / "words.json", stat.S_IFCHR | 0o600, os.makedev(1, 5))
+    except PermissionError:
+        pytest.skip("creating a device node needs root (CI runs as root)")
+    completed = load_in_subprocess(crafted)
+    assert completed.returncode != 0 and "words.json is a character device" in completed.stderr, \
+        completed.stderr[-2000:]
+
+
 def test_a_link_inside_the_directory_still_loads(bilstm_crf, tmp_path):
     copy = tmp_path / "inner-link"
     shutil.copytree(bilstm_crf, copy)
