@@ -103,11 +103,14 @@ class BiLSTMEncoder(Encoder):
 
     @classmethod
     def from_examples(cls, examples: list[Example], *, min_count: int = 1, word_vectors: str | Path | None = None,
-                      word_vectors_extra: int = 0, **settings: Any) -> "BiLSTMEncoder":
+                      word_vectors_extra: int = 0, word_vectors_vocab: str | Path | None = None,
+                      word_vectors_vocab_column: str | None = None, **settings: Any) -> "BiLSTMEncoder":
         """Build the vocabularies from training data; words seen fewer than ``min_count``
         times map to the unknown entry (their characters still reach the CNN).
 
-        ``word_vectors``: a word2vec/GloVe/fastText text file (gzipped or not) whose vectors
+        ``word_vectors``: a word2vec/GloVe/fastText text file or a word2vec binary file (gzipped
+        or not), or a ``.npy`` matrix with its word list ``word_vectors_vocab`` (a text file, one
+        word a line, or the ``word_vectors_vocab_column`` of a Parquet/Arrow file), whose vectors
         initialise the embedding of the vocabulary words it has; the coverage is logged and
         kept in ``vector_coverage``. ``word_vectors_extra``: also add up to this many words of
         the file that training did not see (its first ones: the files are most frequent
@@ -117,6 +120,12 @@ class BiLSTMEncoder(Encoder):
         if word_vectors is None and (word_vectors_extra or settings.get("freeze_word_vectors")):
             option = "word_vectors_extra" if word_vectors_extra else "freeze_word_vectors"
             raise ConfigError(f"encoder.{option} needs encoder.word_vectors (a word vectors file)")
+        if word_vectors_vocab is not None and word_vectors is None:
+            raise ConfigError("encoder.word_vectors_vocab is the word list of a .npy matrix; it needs "
+                              "encoder.word_vectors (the matrix)")
+        if word_vectors_vocab_column is not None and word_vectors_vocab is None:
+            raise ConfigError("encoder.word_vectors_vocab_column names the column of a Parquet/Arrow word list; "
+                              "it needs encoder.word_vectors_vocab (that file)")
         if word_vectors_extra < 0:
             raise ConfigError(f"encoder.word_vectors_extra must be 0 or more, got {word_vectors_extra}")
         word_counts = Counter(normalize_word(token) for example in examples for token in example.tokens)
@@ -127,14 +136,15 @@ class BiLSTMEncoder(Encoder):
             return cls(words, chars, **settings)
         # Read before building: the words of the file that are kept change the embedding's size.
         matched = match_word_vectors(word_vectors, words, word_dim=settings.get("word_dim", DEFAULT_WORD_DIM),
-                                     normalize=normalize_word, extra_words=word_vectors_extra)
+                                     normalize=normalize_word, extra_words=word_vectors_extra,
+                                     words_file=word_vectors_vocab, words_column=word_vectors_vocab_column)
         encoder = cls(words, chars, **settings)
         initialise_embedding(encoder.word_embedding, matched)
         encoder.vector_coverage = matched.coverage(words, word_counts)
         logger.info("word vectors %s", encoder.vector_coverage)
         if not matched.rows:
             logger.warning("%s: no word of the training data has a vector in this file (another language, "
-                           "or a binary file?)", word_vectors)
+                           "or another normalisation?)", word_vectors)
         return encoder
 
     @classmethod
@@ -253,12 +263,16 @@ def bilstm_encoder(context: EncoderContext, *, word_dim: PositiveInt = 100, char
                    char_filters: PositiveInt = 50, char_kernel: PositiveInt = 3, case_dim: PositiveInt = 8,
                    hidden_size: PositiveInt = 200, num_layers: PositiveInt = 1, dropout: Probability = 0.5,
                    word_dropout: Probability = 0.05, min_count: PositiveInt = 1, word_vectors: str | None = None,
-                   word_vectors_extra: Annotated[int, Field(ge=0)] = 0, freeze_word_vectors: bool = False,
+                   word_vectors_extra: Annotated[int, Field(ge=0)] = 0, word_vectors_vocab: str | None = None,
+                   word_vectors_vocab_column: str | None = None, freeze_word_vectors: bool = False,
                    max_token_chars: Annotated[int, Field(ge=3)] = DEFAULT_MAX_TOKEN_CHARS) -> BiLSTMEncoder:
     """``hidden_size``: per direction. ``word_dropout``: probability of replacing a word by <unk> in
     training. ``min_count``: words seen fewer times in training become <unk>. ``word_vectors``: a
-    word2vec/GloVe/fastText text file (gzipped or not) initialising the word embedding (read when
-    training starts; the model keeps the rows it uses). ``word_vectors_extra``: also keep up to this
+    word2vec/GloVe/fastText text file, a word2vec binary file (gzipped or not) or a ``.npy`` matrix
+    initialising the word embedding (read when training starts; the model keeps the rows it uses).
+    ``word_vectors_vocab``: the word list of a ``.npy`` matrix, row i for word i (a text file, one
+    word a line, or a Parquet/Arrow file: ``word_vectors_vocab_column`` names its column when it
+    has several; pyarrow needed). ``word_vectors_extra``: also keep up to this
     many words of the file unseen in training. ``freeze_word_vectors``: do not fine-tune them.
     ``max_token_chars``: characters of a token the character CNN reads, its first and last ones when
     it is longer (the word embedding still reads the whole token); bounds the memory of a batch."""
@@ -269,4 +283,5 @@ def bilstm_encoder(context: EncoderContext, *, word_dim: PositiveInt = 100, char
     if context.directory is not None:
         return BiLSTMEncoder.from_directory(context.directory, settings)
     return BiLSTMEncoder.from_examples(context.examples, min_count=min_count, word_vectors=word_vectors,
-                                       word_vectors_extra=word_vectors_extra, **settings)
+                                       word_vectors_extra=word_vectors_extra, word_vectors_vocab=word_vectors_vocab,
+                                       word_vectors_vocab_column=word_vectors_vocab_column, **settings)
