@@ -357,3 +357,25 @@ def test_a_damaged_table_word_list(tmp_path):
     with pytest.raises(DataError, match=r"w.parquet: not a readable Parquet/Arrow file"):
         BiLSTMEncoder.from_examples(TRAIN, word_vectors=write_matrix(tmp_path / "v.npy"), word_vectors_vocab=words,
                                     **TINY)
+
+
+@pytest.mark.parametrize("case", ["npy-without-word-list", "binary-cut-short"])
+def test_the_command_line_exits_2_naming_the_file(tmp_path, case):
+    from typer.testing import CliRunner
+
+    from nerkit_cli.main import app
+
+    from conftest import TINY_SET_ARGS
+
+    if case == "npy-without-word-list":
+        path, expected = write_matrix(tmp_path / "v.npy"), "encoder.word_vectors_vocab=PATH"
+    else:
+        path, expected = tmp_path / "cut.bin", "the file ends after 4"
+        path.write_bytes(binary_bytes(WORDS, newline=True)[:-7])
+    overrides = [*TINY_SET_ARGS, f"encoder.word_dim={DIM}", f"encoder.word_vectors={path}", "training.max_steps=1"]
+    arguments = ["train", *[item for override in overrides for item in ("--set", override)],
+                 "--output", str(tmp_path / "run"), "--no-progress"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2, result.output
+    assert path.name in result.output and expected in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run" / "config.json").exists()
