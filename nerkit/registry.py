@@ -29,12 +29,12 @@ import inspect
 import types
 import typing
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any, Callable
 
 from pydantic import ConfigDict, ValidationError, create_model
 
-from nerkit.errors import ConfigError, NerkitError
+from nerkit.entry_points import load_group
+from nerkit.errors import ConfigError
 
 # The source of what registers now (``registering_from``); None: the factory's own module says.
 _current_source: dict[str, str] | None = None
@@ -204,18 +204,12 @@ class Registry:
         if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
-        for entry_point in metadata.entry_points(group=self.group):
-            source = ({"package": entry_point.dist.name, "group": self.group} if entry_point.dist is not None
-                      else {"entry_point": entry_point.value, "group": self.group})
-            try:
-                with registering_from(source):
-                    entry_point.load()
-            except Exception as error:
-                package = entry_point.dist.name if entry_point.dist is not None else "an installed package"
-                raise NerkitError(
-                    f"the plug-in {entry_point.name!r} of {package} (entry point {entry_point.value!r} in group "
-                    f"{self.group!r}) failed to import: {type(error).__name__}: {error}. Fix or uninstall that "
-                    "package") from None
+
+        def recorded(entry_point):  # where each registration came from, for config.json's "plugins"
+            return registering_from({"package": entry_point.dist.name, "group": self.group} if entry_point.dist
+                                    is not None else {"entry_point": entry_point.value, "group": self.group})
+
+        load_group(self.group, recorded)
 
     def get(self, name: str) -> Spec:
         if name not in self._specs:

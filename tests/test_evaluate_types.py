@@ -244,7 +244,7 @@ def test_the_registry_records_where_each_entry_came_from(monkeypatch):
             registry.register("from-package")(lambda: None)
 
     registry = Registry("gadget", group="nerkit.gadgets")
-    monkeypatch.setattr("nerkit.registry.metadata.entry_points", lambda group: [FakeEntryPoint()])
+    monkeypatch.setattr("nerkit.entry_points.metadata.entry_points", lambda group: [FakeEntryPoint()])
     registry.register("here")(lambda: None)  # this test module: neither nerkit's own nor a --code file
     assert registry.get("here").source == {"module": __name__}
     assert registry.get("from-package").source == {"package": "nerkit-gadgets", "group": "nerkit.gadgets"}

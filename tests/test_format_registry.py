@@ -184,7 +184,7 @@ def test_a_format_from_an_installed_package_arrives_through_its_entry_point(tmp_
         def load(self):
             load_code([pipe_format])  # what importing the package's module does: it registers
 
-    monkeypatch.setattr("nerkit.data.formats.registry.metadata.entry_points",
+    monkeypatch.setattr("nerkit.entry_points.metadata.entry_points",
                         lambda group: [FakeEntryPoint()] if group == "nerkit.formats" else [])
     monkeypatch.setattr(FORMATS, "_entry_points_loaded", False)
     data = tmp_path / "train.txt"
@@ -197,7 +197,7 @@ def test_a_format_from_an_installed_package_arrives_through_its_entry_point(tmp_
         def load(self):
             raise RuntimeError("half-installed")
 
-    monkeypatch.setattr("nerkit.data.formats.registry.metadata.entry_points", lambda group: [BrokenEntryPoint()])
+    monkeypatch.setattr("nerkit.entry_points.metadata.entry_points", lambda group: [BrokenEntryPoint()])
     monkeypatch.setattr(FORMATS, "_entry_points_loaded", False)
     assert_exit_2(invoke("formats"), "the plug-in 'pipe'", "'pipe_package.format'", "'nerkit.formats'",
                   "RuntimeError: half-installed")

@@ -212,7 +212,7 @@ def test_entry_points_are_loaded_lazily_and_once(monkeypatch):
             loaded.append(self.name)
 
     registry = Registry("gadget", group="nerkit.gadgets")
-    monkeypatch.setattr("nerkit.registry.metadata.entry_points", lambda group: [FakeEntryPoint()])
+    monkeypatch.setattr("nerkit.entry_points.metadata.entry_points", lambda group: [FakeEntryPoint()])
     registry.register("builtin")(lambda *, size=1: size)
     assert loaded == []  # registering looks nothing up
     assert registry.get("builtin").build() == 1  # a known name does not need the entry points either

@@ -18,12 +18,12 @@ from __future__ import annotations
 import difflib
 import inspect
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from nerkit.atomic import atomic_write
-from nerkit.errors import ConfigError, NerkitError
+from nerkit.entry_points import load_group
+from nerkit.errors import ConfigError
 
 GROUP = "nerkit.formats"
 KINDS = ("tokens", "text")
@@ -91,15 +91,7 @@ class FormatRegistry:
         if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
-        for entry_point in metadata.entry_points(group=GROUP):
-            try:
-                entry_point.load()
-            except Exception as error:
-                package = entry_point.dist.name if entry_point.dist is not None else "an installed package"
-                raise NerkitError(
-                    f"the plug-in {entry_point.name!r} of {package} (entry point {entry_point.value!r} in group "
-                    f"{GROUP!r}) failed to import: {type(error).__name__}: {error}. Fix or uninstall that "
-                    "package") from None
+        load_group(GROUP)
 
     def names(self) -> list[str]:
         self.load_entry_points()
