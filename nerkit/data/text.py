@@ -69,6 +69,11 @@ def clusters(text: str) -> list[tuple[int, int]]:
     return [match.span() for match in _CLUSTER.finditer(text)]
 
 
+def grapheme_starts(text: str) -> set[int]:
+    """Positions where a user-perceived character (a grapheme cluster) starts, and the end."""
+    return {start for start, _ in clusters(text)} | {len(text)}
+
+
 def is_blank(cluster: str) -> bool:
     """Whether a cluster separates tokens: it holds whitespace, or only invisible characters
     (Unicode categories Cc and Cf: NUL, zero-width space, byte-order mark, direction marks)."""
@@ -141,11 +146,20 @@ def example_from_text(text: str, boundaries: Iterable[int] = (), *, rule: str = 
     return Example(tokens=tokens, text=text, offsets=offsets)
 
 
-def whole_characters(text: str, start: int, end: int) -> tuple[int, int] | None:
+def whole_characters(text: str, start: int, end: int,
+                     pieces: list[tuple[int, int]] | None = None) -> tuple[int, int] | None:
     """``[start, end)`` widened to the clusters it cuts and stripped of blank clusters at its
     edges, so that a span of a model whose tokens may cut clusters (``nerkit-words-v1``) reads
-    back; None when nothing but blank clusters is left."""
+    back; None when nothing but blank clusters is left. ``pieces``: ``clusters(text)``, computed
+    once by a caller widening many spans of one text (each span then costs its own length)."""
     if plain(text):
         return (start, end) if text[start:end].strip() else None
-    inside = [(s, e) for s, e in clusters(text) if s < end and e > start and not is_blank(text[s:e])]
+    pieces = clusters(text) if pieces is None else pieces
+    first = bisect_right(pieces, (start, len(text) + 1)) - 1  # the cluster holding `start`
+    inside = []
+    for cluster_start, cluster_end in pieces[max(first, 0):]:
+        if cluster_start >= end:
+            break
+        if cluster_end > start and not is_blank(text[cluster_start:cluster_end]):
+            inside.append((cluster_start, cluster_end))
     return (inside[0][0], inside[-1][1]) if inside else None

@@ -25,12 +25,13 @@ are exact when found from the end of the previous sentence (what segtok's own
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from nerkit.data.formats.jsonio import json_values
 from nerkit.data.repairs import LineRepairs
 from nerkit.data.strict_json import JsonParser
-from nerkit.data.text import clusters
+from nerkit.data.text import grapheme_starts
 from nerkit.errors import DataError, NerkitError
 from nerkit.extras import require
 from nerkit.predict.predictor import CHUNK, check_stream, predict_records, predict_texts, whole_text
@@ -65,7 +66,7 @@ def _in_whole_characters(text: str, spans: list[tuple[int, int]]) -> list[tuple[
     sentence inside that user-perceived character, and an entity there could not be read
     back. Each sentence is widened to the characters it cuts; two that come to share one
     are joined."""
-    starts = {start for start, _ in clusters(text)} | {len(text)}
+    starts = grapheme_starts(text)
     whole: list[tuple[int, int]] = []
     for start, end in spans:
         while start not in starts:
@@ -87,9 +88,9 @@ def read_jsonl_records(lines: Iterable[str], *, name: str, errors: str = "strict
     and counted in one warning."""
     parser = JsonParser(name, expected='one object per line (--input-format jsonl), such as {"id": 1, "text": "..."}',
                         errors=errors, replace_option="--errors replace")
-    blank: list[int] = []
+    blank = Counter()
     repairs = LineRepairs(name, "blank lines")
-    for number, record in json_values(lines, parser, repairs, on_blank=blank.append):
+    for number, record in json_values(lines, parser, repairs, on_blank=lambda number: blank.update(("line",))):
         if not isinstance(record, dict):
             raise DataError(f"a JSON {_json_type(record)}, expected an object with a \"text\" field, such as "
                             '{"id": 1, "text": "..."}', path=name, line=number)
@@ -102,9 +103,9 @@ def read_jsonl_records(lines: Iterable[str], *, name: str, errors: str = "strict
         yield record
     parser.report()
     repairs.warn()
-    if blank:
-        logger.warning("%s: %d blank line%s skipped (they hold no JSON record)", name, len(blank),
-                       "s"[:len(blank) != 1])
+    if blank["line"]:
+        logger.warning("%s: %d blank line%s skipped (they hold no JSON record)", name, blank["line"],
+                       "s"[:blank["line"] != 1])
 
 
 def _json_type(value: Any) -> str:

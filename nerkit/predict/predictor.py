@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Ty
 from nerkit.data.batching import budget_batches, iterate_chunks
 from nerkit.data.documents import join_documents, split_spans
 from nerkit.data.spans import Example, ScoredSpan
-from nerkit.data.text import TOKENIZER_V1, example_from_text, plain, whole_characters
+from nerkit.data.text import TOKENIZER_V1, clusters, example_from_text, plain, whole_characters
 from nerkit.errors import NerkitError
 
 if TYPE_CHECKING:  # the pipeline runs the model through its batch interface and never imports torch itself
@@ -98,8 +98,9 @@ def _in_whole_characters(text: str, entities: list[Entity]) -> list[Entity]:
     overlap and now share a character, the higher-scored one is kept, so a flat model's
     output stays flat."""
     kept: list[tuple[Entity, Entity]] = []  # (as predicted, in whole characters)
+    pieces = clusters(text)  # once per text: each entity then costs its own length, not the text's
     for entity in sorted(entities, key=lambda e: -e["score"]):
-        whole = whole_characters(text, entity["start"], entity["end"])
+        whole = whole_characters(text, entity["start"], entity["end"], pieces)
         if whole is None:
             continue
         start, end = whole

@@ -30,7 +30,7 @@ from typing import Iterable
 
 from nerkit.atomic import atomic_directory
 from nerkit.data.encoding import read_text
-from nerkit.data.formats.jsonio import text_lines
+from nerkit.data.repairs import text_lines
 from nerkit.data.formats.records import AnnotatedText, CharSpan, SpanChecker, Where, count_by_kind
 from nerkit.data.repairs import ReadStats
 from nerkit.errors import DataError
@@ -81,7 +81,7 @@ def _read_document(ann: Path, number: int, name: str, other: list[tuple[str, str
         lines.append((start, start + len(text[start:end].rstrip("\r"))))
     checker = SpanChecker(text, Where(str(ann)))  # one checker: it finds the characters of the text once
     per_line: dict[int, list[CharSpan]] = {}
-    for line_number, line in text_lines(ann, encoding):
+    for line_number, line in enumerate(text_lines(ann, encoding), start=1):
         line = line.rstrip("\r\n")
         if not line.strip():
             continue

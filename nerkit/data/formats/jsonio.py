@@ -11,18 +11,12 @@ import json
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
-from nerkit.data.encoding import read_text
 from nerkit.data.repairs import LineRepairs, ReadStats
 from nerkit.data.repairs import text_lines as repair_lines
 from nerkit.data.strict_json import JsonParser, dumps
 from nerkit.errors import DataError
 
 HEAD_BYTES = 1 << 16  # what detection reads of a file
-
-
-def text_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
-    """``(line number, line)`` of a text file; ``\\r\\n``, ``\\r`` and ``\\n`` end lines."""
-    yield from enumerate(io.StringIO(read_text(path, encoding), newline=None), start=1)
 
 
 def json_values(lines: Iterable[str], parser: JsonParser, repairs: LineRepairs,

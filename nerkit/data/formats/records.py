@@ -19,7 +19,7 @@ from typing import Any, Iterable, NamedTuple
 
 from nerkit.data.repairs import ReadStats, Repair
 from nerkit.data.spans import Example, Span
-from nerkit.data.text import TOKENIZER_RULE, clusters, split_at, tokenize
+from nerkit.data.text import TOKENIZER_RULE, grapheme_starts, split_at, tokenize
 from nerkit.errors import DataError
 
 class CharSpan(NamedTuple):
@@ -66,11 +66,6 @@ class AnnotatedText:
 # --------------------------------------------------------------------------- checking spans
 
 
-def _grapheme_starts(text: str) -> set[int]:
-    """Positions where a user-perceived character (a grapheme cluster) starts, and the end."""
-    return {start for start, _ in clusters(text)} | {len(text)}
-
-
 class SpanChecker:
     """Checks the spans of one text: integers, a label, inside the text, non-empty, and never
     starting or ending inside a character (between a base character and its combining mark,
@@ -101,7 +96,7 @@ class SpanChecker:
             raise self.where.error(f"{span} is out of range for a text of {len(self.text)} characters "
                                    f"(offsets are Unicode code points, end exclusive).{self._utf16_hint()}")
         if self._starts is None:
-            self._starts = _grapheme_starts(self.text)
+            self._starts = grapheme_starts(self.text)
         for name, offset in (("starts", start), ("ends", end)):
             if offset not in self._starts:
                 character = self.text[max(p for p in self._starts if p < offset):
