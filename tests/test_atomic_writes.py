@@ -477,5 +477,12 @@ def test_a_checkpoint_reaches_the_disk_before_it_is_swapped_in(outputs, model_di
                 and what.endswith(f" -> {directory}"))
     synced = {path for kind, path in events[:swap] if kind == "fsync"}
     staged = outputs / "checkpoint.tmp"
-    assert {str(staged / STATE_FILE), str(staged / "optimizer.safetensors"), str(staged)} <= synced
-    assert ("fsync", str(outputs)) in events[swap + 1:]
+    assert {str(staged / "optimizer.safetensors"), str(staged)} <= synced
+    # The state file, whose presence says the checkpoint is complete, comes last: written to a
+    # temporary name and fsynced, renamed only after every other file is on the disk.
+    state = next(index for index, (kind, what) in enumerate(events) if kind == "replace"
+                 and what.endswith(f" -> {staged / STATE_FILE}"))
+    state_temporary = events[state][1].split(" -> ")[0]
+    assert ("fsync", state_temporary) in events[:state]
+    assert ("fsync", str(staged / "optimizer.safetensors")) in events[:state]
+    assert state < swap and ("fsync", str(outputs)) in events[swap + 1:]

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from nerkit.atomic import fsync_path, fsync_tree
+from nerkit.atomic import atomic_write_text, fsync_path, fsync_tree
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +98,10 @@ def save_checkpoint(directory: Path, *, tagger, optimizer, scheduler, trainer_st
         save_file(tensors, str(temporary / rng_file(process_index)))
     if average is not None:
         save_file(average, str(temporary / AVERAGE_FILE))
+    fsync_tree(temporary)  # everything else on the disk before the state file says it is complete
     state = {**trainer_state, "scheduler": scheduler.state_dict()}
-    (temporary / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
-    fsync_tree(temporary)  # on the disk before the swap, so a power cut cannot swap in a hollow one
+    # Written last and fsynced: latest_checkpoint takes its presence as proof of a complete checkpoint.
+    atomic_write_text(temporary / STATE_FILE, json.dumps(state))
     if directory.exists():
         shutil.rmtree(previous, ignore_errors=True)
         os.replace(directory, previous)
@@ -123,6 +124,7 @@ def latest_checkpoint(directory: Path) -> Path | None:
                 shutil.rmtree(previous, ignore_errors=True)
                 os.replace(directory, previous)
             os.replace(temporary, directory)
+            fsync_path(directory.parent)
             shutil.rmtree(previous, ignore_errors=True)
         else:
             logger.warning("removing %s, a checkpoint whose writing was interrupted", temporary)
