@@ -211,7 +211,8 @@ def test_a_span_model_saved_with_no_limit_still_loads_and_decodes_any_length(spa
     copy = old_copy(span_model, tmp_path, lambda description: description["head"].update(max_span_length=None))
     tagger = Tagger.from_pretrained(copy)
     assert tagger.head.max_span_length is None
-    assert "without head.max_span_length" in caplog.text and "configure_decoding(max_span_length=N)" in caplog.text
+    assert caplog.text.count("without head.max_span_length") == 1  # said once, not by the skeleton too
+    assert "configure_decoding(max_span_length=N)" in caplog.text
     (spans,) = tagger.predict_examples([Example(tokens=distinct_words(30))])
     assert max(span.end - span.start for span in spans) > 4
 
