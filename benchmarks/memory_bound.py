@@ -181,6 +181,11 @@ def main() -> None:
         model, kind, size = args.case
         return run_case(Path(model), kind, int(size))
     sizes = {"line": LINE_SIZES, "token": TOKEN_SIZES}
+    for option, given, known in (("--encoders", args.encoders, ("bilstm", "transformer")),
+                                 ("--heads", args.heads, ("softmax", "crf", "span")), ("--kinds", args.kinds, sizes)):
+        unknown = [name for name in given.split(",") if name not in known]
+        if unknown:
+            parser.error(f"{option}: {', '.join(unknown)} unknown; expected some of {', '.join(known)}")
     with tempfile.TemporaryDirectory() as temporary:
         models = build_models(args.encoders.split(","), args.heads.split(","), Path(temporary))
         print(f"{'model':<20} {'case':<24} {'input':>10} {'peak MB':>8} {'growth MB':>10} {'ratio':>7} "

@@ -114,11 +114,9 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     non-UTF-8 byte is reported on its own line (a text stream decodes 8 KB ahead)."""
     if not path.is_file():
         raise DataError("word vectors file not found", path=str(path))
-    with path.open("rb") as probe:
-        compressed = probe.read(2) == _GZIP_MAGIC
     line_number = 0
     try:
-        with (gzip.open(path, "rb") if compressed else path.open("rb")) as stream:
+        with _open(path) as stream:
             for line_number, raw in enumerate(stream, start=1):
                 try:
                     text = raw.decode("utf-8")
