@@ -68,7 +68,7 @@ def stage_seconds(tagger: Tagger, texts: list[str]) -> dict[str, float]:
     with torch.inference_mode():
         for batch in budget_batches([len(example) for example in examples], token_budget=4000, max_sentences=128):
             features = timed("featurizing", encoder.featurize, [examples[i] for i in batch])
-            timed("character CNN", encoder._char_features, features["char_ids"])
+            timed("character CNN", encoder.word_features._char_features, features["char_ids"])
             vectors = timed("character CNN + LSTM", encoder, features)
             scores = timed("emissions", head.decoding_scores, vectors, features)
             for i, row in zip(batch, timed("Viterbi, marginals, spans", head.decode_scores, scores, features)):

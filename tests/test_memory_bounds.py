@@ -16,7 +16,7 @@ import torch
 from nerkit import Tagger, load_config
 from nerkit.data.spans import Example
 from nerkit.data.synthetic import synthetic_examples
-from nerkit.encoders import bilstm
+from nerkit.encoders import bilstm, word_features
 from nerkit.errors import ConfigError
 from nerkit.heads.global_pointer import BAND_ROWS, GlobalPointerHead
 from nerkit.losses import build_loss
@@ -100,10 +100,11 @@ def test_the_character_cnn_in_passes_gives_the_features_of_one_pass(bilstm_model
     batch = tagger.encode([Example(tokens=distinct_words(300)), Example(tokens=["a" * 80, "Berlin"])])
     with torch.inference_mode():
         whole = tagger.encoder(batch)
-        monkeypatch.setattr(bilstm, "CHAR_CELLS_PER_PASS", 120)  # a few tokens per pass
+        monkeypatch.setattr(word_features, "CHAR_CELLS_PER_PASS", 120)  # a few tokens per pass
         passes = []
-        original = tagger.encoder._char_features
-        monkeypatch.setattr(tagger.encoder, "_char_features", lambda ids: passes.append(len(ids)) or original(ids))
+        original = tagger.encoder.word_features._char_features
+        monkeypatch.setattr(tagger.encoder.word_features, "_char_features",
+                            lambda ids: passes.append(len(ids)) or original(ids))
         in_passes = tagger.encoder(batch)
     assert len(passes) > 50 and max(passes) * batch["char_ids"].shape[1] <= 120
     assert torch.allclose(whole, in_passes, atol=1e-6)

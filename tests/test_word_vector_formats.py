@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from nerkit.data.spans import Example, Span
 from nerkit.encoders.bilstm import BiLSTMEncoder
@@ -59,7 +60,8 @@ def write_word_list(path: Path, words: list[str] = WORDS) -> Path:
 
 
 def row(encoder: BiLSTMEncoder, word: str) -> list[float]:
-    return encoder.word_embedding.weight[encoder.words.index[word]].tolist()
+    """The word's vector as the encoder looks it up (from the frozen table for a word added from the file)."""
+    return encoder.word_features.word_vectors(torch.tensor(encoder.words.index[word])).tolist()
 
 
 def assert_rows_are_the_files(encoder: BiLSTMEncoder) -> None:
@@ -172,7 +174,7 @@ def test_a_tagger_built_from_a_config_reads_the_matrix(tmp_path, caplog):
 
     config = tiny_config(tmp_path / "run", encoder__word_dim=DIM, encoder__word_vectors=str(write_matrix(
         tmp_path / "v.npy")), encoder__word_vectors_vocab=str(write_word_list(tmp_path / "w.txt")))
-    with caplog.at_level(logging.INFO, logger="nerkit.encoders.bilstm"):
+    with caplog.at_level(logging.INFO, logger="nerkit.encoders"):
         tagger = Tagger.build(config, TAGGED)
     assert row(tagger.encoder, "the") == vector(1) and row(tagger.encoder, "paris") == vector(3)
     assert "v.npy: 4 of 5 training vocabulary entries have a 4-d vector" in caplog.text  # coverage logged
@@ -185,7 +187,7 @@ def test_a_tagger_built_from_a_config_reads_a_binary_file(tmp_path, caplog):
 
     config = tiny_config(tmp_path / "run", encoder__word_dim=DIM,
                          encoder__word_vectors=str(write_binary(tmp_path / "v.bin")))
-    with caplog.at_level(logging.INFO, logger="nerkit.encoders.bilstm"):
+    with caplog.at_level(logging.INFO, logger="nerkit.encoders"):
         tagger = Tagger.build(config, TAGGED)
     assert row(tagger.encoder, "city") == vector(5)
     assert "v.bin: 4 of 5 training vocabulary entries have a 4-d vector" in caplog.text

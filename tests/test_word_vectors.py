@@ -45,7 +45,8 @@ def examples(*sentences: str) -> list[Example]:
 
 
 def row(encoder: BiLSTMEncoder, word: str) -> list[float]:
-    return encoder.word_embedding.weight[encoder.words.index[word]].tolist()
+    """The word's vector as the encoder looks it up (from the frozen table for a word added from the file)."""
+    return encoder.word_features.word_vectors(torch.tensor(encoder.words.index[word])).tolist()
 
 
 TRAIN = examples("the bank of Paris", "the city")  # vocabulary: the bank of paris city
@@ -90,7 +91,7 @@ def test_coverage_is_exact(tmp_path, caplog):
     # Tokens: the x3, bank, of, paris x2, city, Madrid -> vocabulary of 6, 9 tokens.
     train = examples("the bank of Paris", "the city", "the Paris Madrid")
     path = write_vectors(tmp_path / "v.txt", ["the", "PARIS", "of", "rome"])
-    with caplog.at_level(logging.INFO, logger="nerkit.encoders.bilstm"):
+    with caplog.at_level(logging.INFO, logger="nerkit.encoders"):
         encoder = BiLSTMEncoder.from_examples(train, word_vectors=path, **TINY)
     coverage = encoder.vector_coverage
     assert (coverage.vocabulary, coverage.exact, coverage.folded, coverage.extra) == (6, 2, 1, 0)
@@ -117,7 +118,11 @@ def test_extending_the_vocabulary_is_off_by_default_and_bounded(tmp_path):
     extended = BiLSTMEncoder.from_examples(TRAIN, word_vectors=path, word_vectors_extra=2, **TINY)
     # The first two new words in file order; "rome" takes its exact spelling (line 6).
     assert extended.words.entries[7:] == ["rome", "berlin"]
-    assert extended.word_embedding.weight.shape == (9, DIM)
+    # The two added words sit in a second, frozen table; the trained one keeps the training vocabulary.
+    assert extended.word_embedding.weight.shape == (7, DIM) and extended.word_embedding.weight.requires_grad
+    assert extended.added_word_embedding.weight.shape == (2, DIM)
+    assert not extended.added_word_embedding.weight.requires_grad
+    assert extended.config()["trained_words"] == 7
     assert row(extended, "rome") == vector(5) and row(extended, "berlin") == vector(4)
     assert "madrid" not in extended.words
     assert extended.vector_coverage.extra == 2
@@ -178,6 +183,7 @@ def test_a_saved_encoder_loads_without_the_file(tmp_path):
     loaded.load_state_dict(load_file(str(directory / "weights.safetensors")))
     assert loaded.words.entries == encoder.words.entries and "rome" in loaded.words
     assert torch.equal(loaded.word_embedding.weight, encoder.word_embedding.weight)
+    assert torch.equal(loaded.added_word_embedding.weight, encoder.added_word_embedding.weight)
     assert row(loaded, "rome") == vector(2)
 
 
