@@ -27,8 +27,8 @@ from nerkit.encoders.base import Encoder
 from nerkit.encoders.registry import EncoderContext, register_encoder
 # Imported by name from here by earlier code (and tests): the features now live in word_features.py.
 from nerkit.encoders.word_features import (CASINGS, CHARS_FILE, DEFAULT_MAX_TOKEN_CHARS, WORDS_FILE,  # noqa: F401
-                                           WordFeatures, casing, normalize_word,
-                                           refuse_trained_words)
+                                           WordFeatures, casing, load_vocabulary,
+                                           normalize_word, refuse_trained_words)
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class BiLSTMEncoder(Encoder):
 
     @classmethod
     def from_directory(cls, directory: Path, settings: dict[str, Any]) -> "BiLSTMEncoder":
-        return cls(Vocabulary.load(directory / WORDS_FILE), Vocabulary.load(directory / CHARS_FILE), **settings)
+        return cls(load_vocabulary(directory / WORDS_FILE), load_vocabulary(directory / CHARS_FILE), **settings)
 
     def config(self) -> dict[str, Any]:
         return {"type": "bilstm", **self.settings}

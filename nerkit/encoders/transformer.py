@@ -7,6 +7,14 @@ Inputs longer than the encoder's window are never cut. Their sub-words are split
 overlapping windows that start and end on word boundaries; all windows of a batch run
 through the model together, and each word takes its vector from the window where it
 sits furthest from an edge (so it sees the most context on both sides).
+
+Optional word-level features (all off by default) go next to a word's pooled vector: a casing
+embedding, the character CNN and static word vectors (``WordFeatures``, the BiLSTM's own), and
+an optional BiLSTM over ``[pooled vector ; features]`` before the head: flair's recipe (Akbik
+et al. 2018), which gives an uncased transformer (MiniLM, BERT-uncased) back the case NER leans
+on. They are settings of this encoder, not a stack of registered encoders: the features need
+the words the pooling uses and one featurize pass; a stack would tokenize and featurize twice
+and need namespaced feature dicts, nested saves and export inputs, for no gain a user sees.
 """
 
 from __future__ import annotations
@@ -19,11 +27,14 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import Field
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nerkit.data.spans import Example
 from nerkit.data.untrusted import check_files, load_config, load_tokenizer
 from nerkit.encoders.base import Encoder
 from nerkit.encoders.registry import EncoderContext, register_encoder
+from nerkit.encoders.word_features import (DEFAULT_MAX_TOKEN_CHARS, WordFeatures, check_vector_settings,
+                                           refuse_trained_words)
 from nerkit.errors import ConfigError, DataError, NerkitError
 
 logger = logging.getLogger(__name__)
@@ -82,7 +93,14 @@ def pickled_weights_message(source: str, found: str) -> str:
 
 
 class TransformerEncoder(Encoder):
-    def __init__(self, model: nn.Module, tokenizer, settings: dict[str, Any]):
+    """``word_features``: word-level features concatenated to each word's pooled vector;
+    ``lstm_hidden`` (per direction): a BiLSTM over them before the head; ``feature_settings``:
+    the settings of both, saved with the model (empty when both are off, so that a plain
+    transformer saves the settings it always saved)."""
+
+    def __init__(self, model: nn.Module, tokenizer, settings: dict[str, Any], *,
+                 word_features: WordFeatures | None = None, lstm_hidden: int = 0,
+                 feature_settings: dict[str, Any] | None = None):
         super().__init__()
         if not getattr(tokenizer, "is_fast", False):
             raise ConfigError(
@@ -92,7 +110,13 @@ class TransformerEncoder(Encoder):
             )
         self.model, self.tokenizer, self.settings = model, tokenizer, settings
         self.dropout = nn.Dropout(settings["dropout"])
-        self.output_size = model.config.hidden_size
+        self.word_features = word_features
+        self.feature_settings = dict(feature_settings or {})
+        if word_features is not None and word_features.trained_words is not None:
+            self.feature_settings["trained_words"] = word_features.trained_words
+        width = model.config.hidden_size + (word_features.output_size if word_features is not None else 0)
+        self.lstm = nn.LSTM(width, lstm_hidden, bidirectional=True, batch_first=True) if lstm_hidden else None
+        self.output_size = 2 * lstm_hidden if lstm_hidden else width
         special = tokenizer.num_special_tokens_to_add(pair=False)
         limit = settings.get("max_window") or min(getattr(model.config, "max_position_embeddings", 512),
                                                   tokenizer.model_max_length)
@@ -107,7 +131,7 @@ class TransformerEncoder(Encoder):
     # ----------------------------------------------------------------- building and saving
 
     @classmethod
-    def from_pretrained_model(cls, settings: dict[str, Any]) -> "TransformerEncoder":
+    def from_pretrained_model(cls, settings: dict[str, Any], **features: Any) -> "TransformerEncoder":
         """Load pretrained weights and tokenizer from a local directory or the hub. Only
         safetensors weights are read (``use_safetensors=True``): a ``pytorch_model.bin`` is a
         pickle, and nerkit never unpickles, not even through torch's restricted loader."""
@@ -135,10 +159,10 @@ class TransformerEncoder(Encoder):
                 "Without network access, pass a local model directory (one holding config.json, the weights "
                 "and tokenizer files) as --encoder PATH"
             ) from None
-        return cls(model, tokenizer, settings)
+        return cls(model, tokenizer, settings, **features)
 
     @classmethod
-    def from_directory(cls, directory: Path, settings: dict[str, Any]) -> "TransformerEncoder":
+    def from_directory(cls, directory: Path, settings: dict[str, Any], **features: Any) -> "TransformerEncoder":
         """Rebuild from a nerkit model directory: architecture and tokenizer from its
         ``encoder/`` folder; the weights come with the tagger's model.safetensors."""
         from transformers import AutoModel
@@ -148,18 +172,24 @@ class TransformerEncoder(Encoder):
         for name in SAVED_FILES:
             check_saved_file(source / name, f"{ENCODER_SUBDIR}/{name}")
         model = AutoModel.from_config(load_config(source), trust_remote_code=False)
-        return cls(model, load_tokenizer(source), settings)
+        return cls(model, load_tokenizer(source), settings, **features)
 
     def config(self) -> dict[str, Any]:
-        return {"type": "transformer", **self.settings}
+        return {"type": "transformer", **self.settings, **self.feature_settings}
 
     def save_files(self, directory: Path) -> None:
         target = directory / ENCODER_SUBDIR
         self.model.config.save_pretrained(target)
         self.tokenizer.save_pretrained(target)
+        if self.word_features is not None:
+            self.word_features.save_files(directory)  # words.json, chars.json, as the BiLSTM's
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        return {"encoder": list(self.model.parameters()), "head": list(self.dropout.parameters())}
+        # The word features and the BiLSTM are new: they learn at the head's rate, not the
+        # pretrained body's smaller encoder_learning_rate.
+        fresh = [module for module in (self.dropout, self.word_features, self.lstm) if module is not None]
+        return {"encoder": list(self.model.parameters()),
+                "head": [parameter for module in fresh for parameter in module.parameters()]}
 
     def report(self) -> str | None:
         return (f"{self.windowed_inputs} longer than the encoder's window went through overlapping "
@@ -269,8 +299,11 @@ class TransformerEncoder(Encoder):
             attention_mask[index, :len(ids)] = 1
         lengths = torch.tensor([len(e) for e in examples])
         mask = torch.arange(words).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (batch, words)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "word_window": word_window,
-                "word_start": word_start, "word_end": word_end, "lengths": lengths, "mask": mask}
+        features = {"input_ids": input_ids, "attention_mask": attention_mask, "word_window": word_window,
+                    "word_start": word_start, "word_end": word_end, "lengths": lengths, "mask": mask}
+        if self.word_features is not None:  # word_ids, case_ids, char_ids, token_index: the parts that are on
+            features.update(self.word_features.featurize(examples))
+        return features
 
     # ----------------------------------------------------------------- forward
 
@@ -290,7 +323,17 @@ class TransformerEncoder(Encoder):
             pieces = hidden[window.unsqueeze(-1), positions]  # shape: (batch, words, K, H)
             summed = torch.where(inside.unsqueeze(-1), pieces, torch.zeros_like(pieces)).sum(dim=2)
             word_vectors = summed / counts.unsqueeze(-1).to(summed.dtype)
-        return self.dropout(word_vectors)
+        if self.word_features is not None:
+            # shape: (batch, words, hidden + word features)
+            word_vectors = torch.cat([word_vectors, self.word_features(features)], dim=-1)
+        if self.lstm is None:
+            return self.dropout(word_vectors)
+        words = word_vectors.shape[1]
+        packed = pack_padded_sequence(self.dropout(word_vectors), features["lengths"].cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        outputs, _ = self.lstm(packed)
+        word_vectors, _ = pad_packed_sequence(outputs, batch_first=True, total_length=words)
+        return self.dropout(word_vectors)  # shape: (batch, words, 2*lstm_hidden)
 
     def _hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The model's last hidden states of every window, shape (windows, pieces, H); at prediction
@@ -305,19 +348,66 @@ class TransformerEncoder(Encoder):
                                                attention_mask.split(windows_per_pass))])
 
 
-@register_encoder("transformer", summary="any Hugging Face AutoModel with a fast tokenizer; words pooled from sub-words",
+NonNegative = Annotated[int, Field(ge=0)]
+
+
+@register_encoder("transformer", summary="any Hugging Face AutoModel with a fast tokenizer; words pooled from "
+                                         "sub-words; optional casing, characters, word vectors, a BiLSTM on top",
                   pretrained="model")
 def transformer_encoder(context: EncoderContext, *, model: str, pooling: Literal["first", "mean"] = "first",
                         window_overlap: Annotated[int, Field(ge=0)] | None = None,
                         max_window: Annotated[int, Field(ge=8)] | None = None,
                         long_inputs: Literal["window", "error"] = "window",
-                        dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1) -> TransformerEncoder:
+                        dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1,
+                        case_dim: NonNegative = 0, char_dim: NonNegative = 0, char_filters: NonNegative = 0,
+                        char_kernel: Annotated[int, Field(ge=1)] = 3,
+                        max_token_chars: Annotated[int, Field(ge=3)] = DEFAULT_MAX_TOKEN_CHARS,
+                        word_dim: NonNegative = 0, word_vectors: str | None = None,
+                        word_vectors_vocab: str | None = None, word_vectors_vocab_column: str | None = None,
+                        word_vectors_extra: NonNegative = 0, freeze_word_vectors: bool = False,
+                        min_count: Annotated[int, Field(ge=1)] = 1,
+                        word_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.05,
+                        lstm_hidden: NonNegative = 0,
+                        trained_words: Annotated[int, Field(ge=2)] | None = None) -> TransformerEncoder:
     """``model``: a local Hugging Face model directory or a hub name. ``pooling``: a word's vector
     from its first sub-word or the mean of all. ``window_overlap``: sub-words shared by consecutive
     windows of a long input (default min(128, half a window)). ``max_window``: sub-words per window
-    with special tokens (default: the model's). ``long_inputs``: overlapping windows, or an error."""
+    with special tokens (default: the model's). ``long_inputs``: overlapping windows, or an error.
+
+    Word-level features next to each word's pooled vector, each off at 0 (the BiLSTM encoder's,
+    see its settings): ``case_dim``, a casing embedding; ``char_dim`` with ``char_filters``, the
+    character CNN over the raw word (``char_kernel``, ``max_token_chars``); ``word_dim``, a word
+    embedding of the training vocabulary looked up lower-cased, initialised from ``word_vectors``
+    (``word_vectors_vocab``, ``word_vectors_vocab_column``, ``word_vectors_extra``,
+    ``freeze_word_vectors``, ``min_count``, ``word_dropout`` as for the BiLSTM). ``lstm_hidden``: a
+    BiLSTM of this size per direction over [pooled vector ; features] before the head. The
+    features' ``dropout`` is this encoder's. ``trained_words``: not a setting to give; a saved
+    model's config.json has it when words were added from the vectors file."""
     settings = {"model": model, "pooling": pooling, "window_overlap": window_overlap, "max_window": max_window,
                 "long_inputs": long_inputs, "dropout": dropout}
+    if (char_dim > 0) != (char_filters > 0):
+        given, needed = ("char_dim", "char_filters") if char_dim > 0 else ("char_filters", "char_dim")
+        raise ConfigError(f"encoder.{given} needs encoder.{needed} over 0 too: the character CNN reads a "
+                          "char_dim embedding with char_filters filters (the BiLSTM's sizes: 30 and 50)")
+    check_vector_settings(word_dim=word_dim, word_vectors=word_vectors, word_vectors_extra=word_vectors_extra,
+                          word_vectors_vocab=word_vectors_vocab, word_vectors_vocab_column=word_vectors_vocab_column,
+                          freeze_word_vectors=freeze_word_vectors, min_count=min_count)
+    word_settings = dict(word_dim=word_dim, word_dropout=word_dropout, freeze_word_vectors=freeze_word_vectors,
+                         case_dim=case_dim, char_dim=char_dim, char_filters=char_filters, char_kernel=char_kernel,
+                         max_token_chars=max_token_chars)
+    uses_features = word_dim > 0 or case_dim > 0 or char_filters > 0
+    features: dict[str, Any] = {"lstm_hidden": lstm_hidden, "feature_settings": {}}
+    if uses_features or lstm_hidden:
+        features["feature_settings"] = {**word_settings, "lstm_hidden": lstm_hidden}
     if context.directory is not None:
-        return TransformerEncoder.from_directory(context.directory, settings)
-    return TransformerEncoder.from_pretrained_model(settings)
+        if uses_features:
+            features["word_features"] = WordFeatures.from_directory(context.directory, **word_settings,
+                                                                    dropout=dropout, trained_words=trained_words)
+        return TransformerEncoder.from_directory(context.directory, settings, **features)
+    refuse_trained_words(trained_words)
+    if uses_features:
+        features["word_features"] = WordFeatures.from_examples(
+            context.examples or [], **word_settings, dropout=dropout, min_count=min_count, word_vectors=word_vectors,
+            word_vectors_extra=word_vectors_extra, word_vectors_vocab=word_vectors_vocab,
+            word_vectors_vocab_column=word_vectors_vocab_column)
+    return TransformerEncoder.from_pretrained_model(settings, **features)

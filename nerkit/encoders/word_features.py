@@ -20,6 +20,7 @@ word, so an exported ONNX graph keeps one fixed gather per table. A model saved 
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections import Counter
@@ -93,6 +94,21 @@ def check_vector_settings(*, word_dim: int, word_vectors: str | Path | None, wor
         raise ConfigError(f"encoder.{option} is a setting of the word embedding, which is off "
                           "(encoder.word_dim=0); set encoder.word_dim to its size (the vectors' dimension, "
                           "e.g. 50 for GloVe 6B 50d)")
+
+
+def load_vocabulary(path: Path) -> Vocabulary:
+    """A vocabulary ``save_files`` wrote (a JSON list of strings), or an error naming the file."""
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NerkitError(f"{path.name}, a vocabulary of the encoder's word features, is missing") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise NerkitError(f"{path.name} is not a readable vocabulary ({type(error).__name__}: {error}); expected "
+                          "the JSON list of strings nerkit wrote") from None
+    if not isinstance(entries, list) or not all(isinstance(entry, str) for entry in entries):
+        held = "a list of other things than strings" if isinstance(entries, list) else f"a {type(entries).__name__}"
+        raise NerkitError(f"{path.name} holds {held}; expected the JSON list of strings nerkit wrote")
+    return Vocabulary(entries)
 
 
 def refuse_trained_words(trained_words: int | None) -> None:
@@ -220,8 +236,8 @@ class WordFeatures(nn.Module):
     @classmethod
     def from_directory(cls, directory: Path, **settings: Any) -> "WordFeatures":
         """Rebuild from the vocabularies ``save_files`` wrote (those of the parts that are on)."""
-        words = Vocabulary.load(directory / WORDS_FILE) if settings.get("word_dim", 0) > 0 else None
-        chars = Vocabulary.load(directory / CHARS_FILE) if settings.get("char_filters", 0) > 0 else None
+        words = load_vocabulary(directory / WORDS_FILE) if settings.get("word_dim", 0) > 0 else None
+        chars = load_vocabulary(directory / CHARS_FILE) if settings.get("char_filters", 0) > 0 else None
         return cls(words, chars, **settings)
 
     def save_files(self, directory: Path) -> None:
@@ -312,7 +328,8 @@ class WordFeatures(nn.Module):
                 char_features = self._char_features(char_ids[token_index.view(-1)])  # (batch*words, filters)
             else:
                 # Without dropout a token's features do not depend on where it occurs: once per token.
-                char_features = self._char_features_in_passes(char_ids)[token_index.view(-1)]  # (batch*words, filters)
+                # shape: (batch*words, filters)
+                char_features = self._char_features_in_passes(char_ids)[token_index.view(-1)]
             parts.append(char_features.view(batch, words, -1))  # shape: (batch, words, filters)
         if self.case_dim > 0:
             parts.append(self.case_embedding(features["case_ids"]))  # shape: (batch, words, case_dim)
@@ -346,4 +363,5 @@ class WordFeatures(nn.Module):
         return char_features.masked_fill(torch.isinf(char_features), 0.0)
 
 
-__all__ = ["CASINGS", "WordFeatures", "casing", "check_vector_settings", "normalize_word", "refuse_trained_words"]
+__all__ = ["CASINGS", "WordFeatures", "casing", "check_vector_settings", "load_vocabulary", "normalize_word",
+           "refuse_trained_words"]
