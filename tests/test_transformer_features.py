@@ -34,7 +34,7 @@ HIDDEN = 32  # the tiny BERT's hidden size
 DIM = 4  # the test's word vectors
 # Words of the vectors file: three the synthetic corpus has, two it never has (added as extras).
 VECTOR_WORDS = ["the", "paris", "said", "zzyzx", "qwertyuiop"]
-TEXTS = synthetic_texts(12) + ["Angela Merkel visited Paris and Zzyzx .", "x",
+TEXTS = synthetic_texts(12) + ["Angela Merkel visited Paris and Zzyzx .", "x", "",
                                " ".join(["Siemens said the University of Berlin will visit Paris ."] * 4)]
 # The settings a transformer saved before word features existed: nothing more may be saved by default.
 PLAIN_SETTINGS = {"type", "model", "pooling", "window_overlap", "max_window", "long_inputs", "dropout"}
@@ -299,8 +299,8 @@ def test_a_bilstm_without_added_words_keeps_its_tensor_names():
 
 
 BAD_SETTINGS = {
-    "negative casing": (["encoder.case_dim=-1"], "encoder.case_dim"),
-    "negative lstm": (["encoder.lstm_hidden=-4"], "encoder.lstm_hidden"),
+    "negative casing": (["encoder.case_dim=-1"], "encoder.case_dim: Input should be greater than or equal to 0"),
+    "negative lstm": (["encoder.lstm_hidden=-4"], "encoder.lstm_hidden: Input should be greater than or equal to 0"),
     "filters without a character embedding": (["encoder.char_filters=8"], "encoder.char_filters needs encoder.char_dim"),
     "a character embedding without filters": (["encoder.char_dim=8"], "encoder.char_dim needs encoder.char_filters"),
     "extra words without a file": (["encoder.word_dim=4", "encoder.word_vectors_extra=5"],
