@@ -297,3 +297,15 @@ def test_sources_of_a_list_keep_their_own_reading_options_and_distinct_documents
     assert [example.document for example in examples] == [0, 1, 2]  # b.txt's document 0 became 2
     assert [example.annotated_types for example in examples] == [frozenset({"PER"})] * 2 + [None]
     assert examples[2].spans == [Span(0, 1, "LOC")]
+
+
+def test_on_flat_data_a_gold_span_fixes_the_cells_of_unannotated_types_that_overlap_it():
+    torch.manual_seed(0)
+    head = GlobalPointerHead(8, ["LOC", "PER"], loss=build_loss("zlpr"), max_span_length=4, flat_decoding=True)
+    example = Example(["a", "b", "c", "d"], [Span(1, 2, "PER")], annotated_types=frozenset({"PER"}))
+    batch = {"mask": torch.ones(1, 4, dtype=torch.bool), **head.targets([example], 4)}
+    scores = head.span_logits(torch.randn(1, 4, 8), batch["mask"]).detach().requires_grad_()
+    head.loss_from_scores(scores, batch).backward()
+    loc = scores.grad[0, 0]  # shape: (words, words); LOC is not annotated
+    assert loc[1, 1] != 0 and loc[0, 1] != 0 and loc[1, 3] != 0  # overlap the PER span: not entities
+    assert loc[0, 0] == 0 and loc[2, 3] == 0 and loc[3, 3] == 0  # elsewhere: unknown

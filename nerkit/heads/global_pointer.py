@@ -202,12 +202,21 @@ class GlobalPointerHead(Head):
     def known_cells(self, examples: list[Example], words: int) -> dict[str, torch.Tensor]:
         """Partial annotations: ``span_known (batch, types, words, words)``, False for the cells the
         data says nothing about: every cell of a type the example's source does not annotate, and
-        every cell covering a word whose tag is unknown (``-``). Nothing for fully annotated batches."""
+        every cell covering a word whose tag is unknown (``-``). Nothing for fully annotated batches.
+        With ``flat_decoding`` (flat data: entities never overlap) a gold span fixes more: no span
+        of any type overlapping it is an entity, so those cells stay known negatives."""
         if not any(example.partial for example in examples):
             return {}
         known = torch.ones(len(examples), len(self.entity_types), words, words, dtype=torch.bool)
+        positions = torch.arange(words)
         for row, example in enumerate(examples):
-            known[row] &= torch.tensor(known_span_types(example, self.entity_types)).view(-1, 1, 1)
+            unannotated = ~torch.tensor(known_span_types(example, self.entity_types))  # shape: (types,)
+            if unannotated.any():
+                fixed = torch.zeros(words, words, dtype=torch.bool)  # shape: (words, words)
+                if self.flat_decoding:
+                    for span in example.spans:  # cell (i, j) overlaps [start, end) when i < end and j >= start
+                        fixed |= (positions < span.end).view(-1, 1) & (positions >= span.start).view(1, -1)
+                known[row, unannotated] = fixed
             if example.missing is not None:
                 missing = torch.zeros(words + 1, dtype=torch.long)
                 missing[1:len(example) + 1] = torch.tensor(example.missing, dtype=torch.long).cumsum(0)
