@@ -309,3 +309,27 @@ def test_on_flat_data_a_gold_span_fixes_the_cells_of_unannotated_types_that_over
     loc = scores.grad[0, 0]  # shape: (words, words); LOC is not annotated
     assert loc[1, 1] != 0 and loc[0, 1] != 0 and loc[1, 3] != 0  # overlap the PER span: not entities
     assert loc[0, 0] == 0 and loc[2, 3] == 0 and loc[3, 3] == 0  # elsewhere: unknown
+
+
+def test_partial_weighted_ce_weighs_a_token_by_the_class_weights_under_its_allowed_tags():
+    generator = torch.Generator().manual_seed(4)
+    logits = torch.randn(1, 6, 5, generator=generator, dtype=torch.float64)
+    allowed = torch.rand(1, 6, 5, generator=generator) < 0.5
+    allowed[..., 1] = True
+    loss = build_loss("weighted-ce", label_counts=[100, 3, 9, 1, 20])
+    weights = loss.class_weight
+    expected = []
+    for t in range(6):
+        probabilities = torch.softmax(logits[0, t], dim=0)[allowed[0, t]]
+        weight = float((probabilities / probabilities.sum() * weights[allowed[0, t]]).sum())
+        expected.append(weight * -math.log(float(probabilities.sum())))
+    assert loss.forward_partial(logits, allowed).item() == pytest.approx(sum(expected) / 6, abs=1e-12)
+
+
+def test_dash_tags_in_a_file_not_declared_partial_train_the_crf(tmp_path):
+    from nerkit import train
+
+    lines = ["Angela B-PER\nMerkel I-PER\nvisited -\nParis B-LOC\n", "He O\nsaid -\nno O\n"] * 20
+    (tmp_path / "train.txt").write_text("\n".join(lines), encoding="utf-8")
+    result = train(tiny_config(tmp_path / "run", data__train=str(tmp_path / "train.txt"), training__max_steps=3))
+    assert result.steps == 3
