@@ -373,6 +373,12 @@ class TaggerModel(nn.Module):
         if not entity_types:
             raise DataError("the training data holds no entities", path=config.data.train_names())
         label_names, label_counts = count_labels(labelled, config.head, entity_types)
+        if "O" in label_names and not label_counts[label_names.index("O")] and \
+                get_loss_spec(config.loss.name).accepts("label_counts"):
+            # Every source is partial: no word is known to be O, so the class statistics count none.
+            logger.warning("no training word is known to be O (every source declares annotated_types), so the "
+                           "%s loss's class statistics count O as unseen; add a fully annotated source or use ce",
+                           config.loss.name)
         encoder = build_encoder(config.encoder, EncoderContext(examples=train_examples))
         model_config = {"document_context": config.data.document_context, "tokenizer": TOKENIZER_RULE,
                         "data": config.data.reading()}

@@ -333,3 +333,14 @@ def test_dash_tags_in_a_file_not_declared_partial_train_the_crf(tmp_path):
     (tmp_path / "train.txt").write_text("\n".join(lines), encoding="utf-8")
     result = train(tiny_config(tmp_path / "run", data__train=str(tmp_path / "train.txt"), training__max_steps=3))
     assert result.steps == 3
+
+
+def test_class_statistics_without_any_word_known_to_be_o_are_said(tmp_path, caplog):
+    from nerkit import Tagger
+
+    per, loc = halves(tmp_path)
+    sources = [{"path": per, "annotated_types": ["PER"]}, {"path": loc, "annotated_types": ["LOC"]}]
+    config = tiny_config(tmp_path / "run", head__type="softmax", loss__name="weighted-ce", data__train=sources)
+    tagger = Tagger.build(config, config.data.load("train"))
+    assert tagger.label_counts[tagger.label_names.index("O")] == 0 and tagger.label_counts[1] > 0
+    assert "no training word is known to be O" in caplog.text
