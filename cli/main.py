@@ -587,6 +587,11 @@ def debug_data(
     overrides = (["data.dev=null"] if train_data is not None else []) + list(set_ or [])
     resolved = config_from_options(config, overrides, encoder=encoder,
                                    flags={"data.train": train_data, "data.dev": dev, "head.type": head})
+    if not isinstance(resolved.data.train, str):
+        from nerkit.errors import ConfigError
+
+        raise ConfigError("data.train is a list of sources; nerkit debug data checks one at a time: give it as "
+                          f"TRAIN (one of {resolved.data.train_names()})")
     subwords = resolved.encoder.pretrained_model()  # None: an encoder of whole words, nothing to count
     report = check_data(resolved.data.train, resolved.data.dev, overlapping=resolved.data.overlapping,
                         flat_head=HEADS.get(resolved.head.type).metadata["labels"] == "tags", encoder=subwords,

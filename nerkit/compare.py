@@ -323,7 +323,7 @@ def _train_run(config: Config, *, overwrite: bool, resume: bool) -> None:
                           "--output")
     if rundir.data_fingerprints(config) != record.data:
         raise NerkitError(f"{output} holds run {record.run_id[:8]}, trained on other data than this comparison's "
-                          f"(the content of {config.data.train} or {config.data.dev} changed since); pass "
+                          f"(the content of {config.data.train_names()} or {config.data.dev} changed since); pass "
                           "--overwrite to train it again, or choose another --output")
     if record.finished:
         logger.info("compare: %s finished before (%s): scored as it is", output, record.finished)

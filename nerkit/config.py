@@ -8,6 +8,7 @@ resolved configuration into the run directory.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -107,8 +108,68 @@ class LossConfig(ComponentSection):
         return self.settings()
 
 
+class TrainSource(Section):
+    """One entry of a ``data.train`` list: a source with its own reading options (unset: the
+    ``data`` section's) and, for a source annotated only with some types, ``annotated_types``."""
+
+    path: str = Field(min_length=1)
+    annotated_types: list[str] | None = Field(None, min_length=1)
+    scheme: str | None = None
+    format: str | None = None
+    encoding: str | None = None
+    hf_config: str | None = Field(None, min_length=1)
+    hf_revision: str | None = Field(None, min_length=1)
+    tokens_column: str | None = Field(None, min_length=1)
+    tags_column: str | None = Field(None, min_length=1)
+
+    @field_validator("annotated_types")
+    @classmethod
+    def _distinct_names(cls, names: list[str] | None) -> list[str] | None:
+        if names is not None and (len(set(names)) != len(names) or not all(names)):
+            raise PydanticCustomError("type_names", "expected distinct, non-empty type names, got {names}",
+                                      {"names": names})
+        return names
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str | None) -> str | None:
+        if encoding is not None:
+            check_encoding(encoding)
+        return encoding
+
+    @field_validator("format")
+    @classmethod
+    def _registered_format(cls, name: str | None) -> str | None:
+        return None if name is None else DataConfig._registered_format(name)
+
+
+def _train_sources(value: Any) -> Any:
+    """``data.train`` as a list: each entry a path or name, or a mapping (``TrainSource``); a bad
+    entry is an error naming its index and field."""
+    if not isinstance(value, list):
+        return value
+    if not value:
+        raise PydanticCustomError("train_sources", "an empty list; expected at least one source")
+    sources = []
+    for index, entry in enumerate(value):
+        if isinstance(entry, str):
+            entry = {"path": entry}
+        if not isinstance(entry, dict):
+            raise PydanticCustomError("train_sources", f"entry {index} is {entry!r:.80}; expected a path or a "
+                                      "mapping with a path (and annotated_types, format, scheme, ...)")
+        try:
+            sources.append(TrainSource.model_validate(entry))
+        except ValidationError as error:
+            problems = "; ".join(f"field {'.'.join(str(p) for p in item['loc']) or 'entry'!r}: {item['msg']}"
+                                 for item in error.errors())
+            raise PydanticCustomError("train_sources", f"entry {index}: {problems}") from None
+    return sources
+
+
 class DataConfig(Section):
-    train: str = SYNTHETIC + ":train"
+    # One source, or a list of them (``TrainSource``: a path, or a mapping with its own reading
+    # options and annotated_types); the model's types are those of all of them.
+    train: str | list[TrainSource] = SYNTHETIC + ":train"
     dev: str | None = SYNTHETIC + ":dev"
     test: str | None = None
     scheme: str = "auto"  # scheme of CoNLL inputs: auto, IOB1, BIO, BIOES
@@ -127,6 +188,11 @@ class DataConfig(Section):
     hf_revision: str | None = Field(None, min_length=1)
     tokens_column: str = Field("tokens", min_length=1)
     tags_column: str = Field("ner_tags", min_length=1)
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _train_list(cls, value: Any) -> Any:
+        return _train_sources(value)
 
     @field_validator("encoding")
     @classmethod
@@ -148,11 +214,45 @@ class DataConfig(Section):
     def load(self, split: Literal["train", "dev", "test"], tokenizer_rule: str | None = None):
         """The examples of one split as this section says to read them (None when it is unset);
         ``tokenizer_rule``: of the model they are for, when not the rule new models record."""
+        from nerkit.data.partial import refuse_partial
         from nerkit.data.sources import load_split
 
         source = getattr(self, split)
         rule = {"tokenizer_rule": tokenizer_rule} if tokenizer_rule else {}
-        return None if source is None else load_split(source, **self.read_options(), **rule)
+        if isinstance(source, list):
+            return self._load_sources(source, rule)
+        examples = None if source is None else load_split(source, **self.read_options(), **rule)
+        if split != "train":
+            refuse_partial(examples, f"data.{split} ({source})")  # scoring '-' tags as O would mislead
+        return examples
+
+    def _load_sources(self, sources: list[TrainSource], rule: dict[str, str]):
+        """The examples of every source of a ``data.train`` list, in order, each read with its own
+        options over the section's and marked with its annotated types."""
+        from nerkit.data.partial import declare_annotated_types
+        from nerkit.data.sources import load_split
+
+        examples = []
+        documents = 0  # documents of the sources before: numbers stay distinct, so no passage joins two sources
+        for index, source in enumerate(sources):
+            own = {key: value for key, value in source.model_dump(exclude={"path", "annotated_types"}).items()
+                   if value is not None}
+            read = load_split(source.path, **{**self.read_options(), **own}, **rule)
+            if source.annotated_types is not None:
+                read = declare_annotated_types(read, source.annotated_types, f"data.train[{index}] ({source.path})")
+            numbered = [example.document for example in read if example.document is not None]
+            if documents and numbered:
+                read = [dataclasses.replace(example, document=example.document + documents)
+                        if example.document is not None else example for example in read]
+            documents += max(numbered, default=-1) + 1
+            examples.extend(read)
+        return examples
+
+    def train_names(self) -> str:
+        """The training data as a message names it."""
+        if isinstance(self.train, str):
+            return self.train
+        return ", ".join(source.path for source in self.train)
 
     # The reading options a model saves (config.json "data") and evaluation reads its data with:
     # how a file is read, not which one (the hub's configuration and revision name a dataset).
@@ -167,6 +267,15 @@ class DataConfig(Section):
         return {"scheme": self.scheme, "encoding": self.encoding, "hf_config": self.hf_config,
                 "hf_revision": self.hf_revision, "tokens_column": self.tokens_column, "tags_column": self.tags_column,
                 "format": self.format}
+
+
+    @field_validator("dev", "test", mode="before")
+    @classmethod
+    def _one_source(cls, value: Any, info) -> Any:
+        if isinstance(value, (list, dict)):
+            raise PydanticCustomError("one_source", "expected one path or name; only data.train takes a list of "
+                                      "sources (evaluation needs fully annotated data)")
+        return value
 
 
 class TrainingConfig(Section):

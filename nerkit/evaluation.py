@@ -16,6 +16,7 @@ import torch
 
 from nerkit.config import DataConfig, load_config, parse_override
 from nerkit.data.formats import FORMATS
+from nerkit.data.partial import refuse_partial
 from nerkit.data.sources import load_split
 from nerkit.data.spans import Example, ScoredSpan
 from nerkit.errors import ConfigError, NerkitError
@@ -166,6 +167,7 @@ def evaluate_model(model: str | Path, data: str, *, scheme: str | None = None,
     tagger.configure_decoding(**(decoding or {}))
     options = reading_options(tagger, model, [*overrides, *([f"data.scheme={scheme}"] if scheme else [])])
     examples = load_split(data, **options, tokenizer_rule=tagger.tokenizer_rule)
+    refuse_partial(examples, str(data))  # '-' tags would be scored as O
     for warning in entity_type_warnings(tagger.entity_types, examples, data):
         logger.warning("%s", warning)
     return evaluate(tagger, examples, bootstrap=bootstrap, seed=seed)

@@ -244,6 +244,8 @@ def describe(registry: Registry) -> list[str]:
         lines.append(f"{spec.name}{tags}  {spec.summary}" + (f" (default loss: {default_loss})" if default_loss else ""))
         if spec.metadata.get("decoding"):
             lines.append(f"    changes decoding: {spec.metadata['decoding']}")
+        if spec.metadata.get("partial_labels"):
+            lines.append("    learns from partial annotations (annotated_types, '-' tags)")
         for setting in spec.settings:
             value = "required" if setting.required else f"= {setting.default!r}"
             lines.append(f"    {setting.name}: {setting.annotation} {value}")

@@ -40,7 +40,7 @@ from nerkit.devices import check_precision, quantize_linear_layers, resolve_devi
 from nerkit.encoders import EncoderContext
 from nerkit.errors import ConfigError, DataError, NerkitError
 from nerkit.heads import HeadContext, decodes_from_scores
-from nerkit.losses import available_losses, build_loss, get_loss_spec, loss_config
+from nerkit.losses import available_losses, build_loss, get_loss_spec, loss_config, supports_partial_labels
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self needs Python 3.11
@@ -251,8 +251,20 @@ def count_labels(examples: list[Example], head: HeadConfig, entity_types: list[s
         return list(entity_types), [counts[t] for t in entity_types]
     scheme = head.settings().get("scheme", "BIO")
     tags = scheme_tags(entity_types, scheme)
-    counts = Counter(tag for example in examples for tag in spans_to_tags(example.spans, len(example), scheme))
+    counts = Counter(tag for example in examples for tag in known_tags(example, scheme))
     return tags, [counts[t] for t in tags]
+
+
+def known_tags(example: Example, scheme: str) -> list[str]:
+    """The tags of an example's words that the data fixes, the ones class priors count: every word
+    of a fully annotated example; of a partial one, the words of its gold spans (outside them a
+    word is O or an entity of a type its source does not annotate) and no word tagged ``-``."""
+    tags = spans_to_tags(example.spans, len(example), scheme)
+    if not example.partial:
+        return tags
+    missing = example.missing or [False] * len(example)
+    outside_known = example.annotated_types is None
+    return [tag for tag, unknown in zip(tags, missing) if not unknown and (outside_known or tag != "O")]
 
 
 def build_head_loss(config: LossConfig, head_type: str, label_counts: list[int]) -> nn.Module:
@@ -295,6 +307,20 @@ def flat_examples(examples: list[Example], policy: str, *, warn: bool = True) ->
     if warn:
         logger.warning("dropped %d nested entities to keep the outermost ones (data.overlapping=outermost)", dropped)
     return kept_examples
+
+
+def partial_refusal(head, loss: nn.Module, example: Example) -> str:
+    """Why a head with its loss cannot learn from partially annotated data, and what can."""
+    name = loss_config(loss).get("name", type(loss).__name__) if loss is not None else None
+    why = (f"declares annotated_types {sorted(example.annotated_types)}" if example.annotated_types is not None
+           else "has tokens tagged '-' (unknown)")
+    kinds = HeadConfig.registry().get(head.kind).metadata["losses"] if head.kind in HeadConfig.registry() else ()
+    fitting = sorted({spec.name for kind in kinds for spec in available_losses(kind)
+                      if supports_partial_labels(spec.name)})
+    instead = f"losses that do on the {head.kind} head: {', '.join(fitting)}" if fitting else \
+        "use the softmax, crf or span head"
+    return (f"loss {name!r} cannot learn from partial annotations, and the training data "
+            f"({example.source or 'a source'}) {why}: {instead}")
 
 
 def check_tokenizer(description: dict[str, Any], directory: Path) -> str:
@@ -345,8 +371,14 @@ class TaggerModel(nn.Module):
             labelled = flat_examples(train_examples, config.data.overlapping, warn=False)
         entity_types = sorted({span.type for example in labelled for span in example.spans})
         if not entity_types:
-            raise DataError("the training data holds no entities", path=config.data.train)
+            raise DataError("the training data holds no entities", path=config.data.train_names())
         label_names, label_counts = count_labels(labelled, config.head, entity_types)
+        if "O" in label_names and not label_counts[label_names.index("O")] and \
+                get_loss_spec(config.loss.name).accepts("label_counts"):
+            # Every source is partial: no word is known to be O, so the class statistics count none.
+            logger.warning("no training word is known to be O (every source declares annotated_types), so the "
+                           "%s loss's class statistics count O as unseen; add a fully annotated source or use ce",
+                           config.loss.name)
         encoder = build_encoder(config.encoder, EncoderContext(examples=train_examples))
         model_config = {"document_context": config.data.document_context, "tokenizer": TOKENIZER_RULE,
                         "data": config.data.reading()}
@@ -487,6 +519,9 @@ class TaggerModel(nn.Module):
     def prepare(self, examples: list[Example], *, overlapping: str = "error") -> list[Example]:
         """The training examples this model learns from: flat heads refuse (or flatten) nested
         spans; with document context, sentences are joined into their documents' passages."""
+        partial = next((example for example in examples if example.partial), None)
+        if partial is not None and not self.head.learns_partial_labels():
+            raise ConfigError(partial_refusal(self.head, self.loss_function, partial))
         if self.head.flat:
             examples = flat_examples(examples, overlapping)
         if self.document_context:

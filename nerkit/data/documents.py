@@ -36,10 +36,14 @@ def join_documents(examples: list[Example], max_words: int) -> list[Passage]:
             offset = len(last.example)
             last.example.tokens.extend(example.tokens)
             last.example.spans.extend(Span(s.start + offset, s.end + offset, s.type) for s in example.spans)
+            if last.example.missing is not None or example.missing is not None:
+                last.example.missing = (last.example.missing or [False] * offset) + \
+                    (example.missing or [False] * len(example))
             last.members.append((index, offset))
         else:
             joined = Example(list(example.tokens), list(example.spans), source=example.source,
-                             document=example.document)
+                             document=example.document, annotated_types=example.annotated_types,
+                             missing=None if example.missing is None else list(example.missing))
             passages.append(Passage(joined, [(index, 0)]))
     return passages
 

@@ -4,6 +4,11 @@ A ``Span`` covers tokens ``[start, end)`` with an entity ``type``. Flat and nest
 are the same object; only the data decides whether spans overlap. ``Example.offsets``
 holds the half-open character offsets of the tokens in ``Example.text`` when the
 example came from raw text.
+
+Partial annotations: ``annotated_types`` names the only types a source annotated (None: every
+type, the usual reading), so a token outside its spans is "none of these types" rather than
+``O``; ``missing`` marks tokens whose tag is unknown (a ``-`` tag in CoNLL, spaCy's reading),
+None when no token is. Both stay None for fully annotated data.
 """
 
 from __future__ import annotations
@@ -33,9 +38,16 @@ class Example:
     offsets: list[tuple[int, int]] | None = None  # character [start, end) of each token in text
     source: str | None = None  # "file line N" where the example began, for error messages
     document: int | None = None  # which document of its file (CoNLL -DOCSTART-), when the file says
+    annotated_types: frozenset[str] | None = None  # the only types annotated; None: all of them
+    missing: list[bool] | None = None  # per token: its tag is unknown; None: every tag is known
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    @property
+    def partial(self) -> bool:
+        """Whether some token's tag is not fully known (a partial source, or ``-`` tags)."""
+        return self.annotated_types is not None or (self.missing is not None and any(self.missing))
 
 
 def spans_overlap(first: Span, second: Span) -> bool:

@@ -30,10 +30,11 @@ import math
 import torch
 from torch import nn
 
+from nerkit.data.partial import allowed_tags
 from nerkit.data.schemes import normalize_scheme, parts_to_spans, scheme_tags, spans_to_tags, split_tag
 from nerkit.data.spans import Example, ScoredSpan
 from nerkit.errors import ConfigError
-from nerkit.losses import IGNORE_INDEX, hooks
+from nerkit.losses import IGNORE_INDEX, hooks, loss_config, supports_partial_labels
 
 
 class Head(nn.Module):
@@ -73,6 +74,11 @@ class Head(nn.Module):
         if options:
             raise ConfigError(f"the {self.kind} head has no decoding option {', '.join(sorted(options))}")
 
+    def learns_partial_labels(self) -> bool:
+        """Whether the head, with its loss, learns from partial annotations (``Example.partial``);
+        a head that does not is refused such data (a plug-in head unless it says so)."""
+        return False
+
     #: Score cells a training batch may hold (see ``cells_per_batch``); None: no such limit.
     max_cells: int | None = None
 
@@ -104,7 +110,21 @@ class TaggingHead(Head):
         for row, example in enumerate(examples):
             tags = spans_to_tags(example.spans, len(example), self.scheme)
             tag_ids[row, :len(example)] = torch.tensor([self.tag_index[tag] for tag in tags])
-        return {"tag_ids": tag_ids}
+        if not any(example.partial for example in examples):
+            return {"tag_ids": tag_ids}
+        # Partial annotations: the tags each word may have (a fully annotated row allows its own).
+        allowed = torch.ones(len(examples), words, len(self.tags), dtype=torch.bool)  # shape: (batch, words, tags)
+        for row, example in enumerate(examples):
+            per_word = allowed_tags(example, self.tags, self.tag_index, self.scheme)
+            allowed[row, :len(example)] = False
+            # One indexed write per sentence: (word, tag) pairs flattened.
+            words_of_pairs = [word for word, ids in enumerate(per_word) for _ in ids]
+            allowed[row, words_of_pairs, [tag_id for ids in per_word for tag_id in ids]] = True
+        return {"tag_ids": tag_ids, "allowed_tags": allowed}
+
+    def learns_partial_labels(self) -> bool:
+        loss = getattr(self, "loss_function", None)
+        return loss is not None and supports_partial_labels(loss_config(loss)["name"])
 
     def spans_from_tags(self, tag_ids: list[int], tag_scores: list[float]) -> list[ScoredSpan]:
         """Turn one sequence of predicted tag ids into spans; a span's score is the mean

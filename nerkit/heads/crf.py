@@ -114,14 +114,33 @@ class CRFHead(AdjustedTaggingHead):
         """Per-sequence NLL, ``log Z - score(gold)`` (>= 0)."""
         return self.log_partition(emissions, mask) - self.sequence_score(emissions, tag_ids, mask)
 
+    def constrained_log_partition(self, emissions: torch.Tensor, allowed: torch.Tensor,
+                                  mask: torch.Tensor) -> torch.Tensor:
+        """log of the summed scores of the tag paths that keep to ``allowed (batch, words, tags)``:
+        the forward algorithm with the other tags' emissions FORBIDDEN (exp(-1e4) is exactly 0 in
+        float32, and finite: no inf - inf where a word allows few tags)."""
+        return self.log_partition(emissions.masked_fill(~allowed, FORBIDDEN), mask)  # shape: (batch,)
+
+    def partial_negative_log_likelihood(self, emissions, allowed, mask) -> torch.Tensor:
+        """Per-sequence NLL of partial annotations, ``log Z - log Z(allowed paths)`` (>= 0): the
+        likelihood of every tag path consistent with what is known is maximised."""
+        return self.log_partition(emissions, mask) - self.constrained_log_partition(emissions, allowed, mask)
+
     def loss(self, word_vectors, batch):
         mask = batch["mask"]
         emissions = self.emissions(word_vectors)
+        allowed = batch.get("allowed_tags")  # partial annotations only
         if self.sequence_nll:
-            nll = self.negative_log_likelihood(emissions, batch["tag_ids"], mask)
+            nll = (self.negative_log_likelihood(emissions, batch["tag_ids"], mask) if allowed is None
+                   else self.partial_negative_log_likelihood(emissions, allowed, mask))
             return nll.sum() / mask.sum().clamp(min=1)
         # Normalised log-marginals act as logits: log_softmax leaves them unchanged.
+        if allowed is not None:
+            return self.loss_function.forward_partial(self.log_marginals(emissions, mask), allowed, mask)
         return self.loss_function(self.log_marginals(emissions, mask), batch["tag_ids"], mask)
+
+    def learns_partial_labels(self) -> bool:
+        return self.sequence_nll or super().learns_partial_labels()
 
     # ----------------------------------------------------------------- decoding
 

@@ -33,6 +33,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from nerkit.data.partial import known_span_types
 from nerkit.data.spans import Example, ScoredSpan, Span
 from nerkit.errors import ConfigError, DataError
 from nerkit.heads.base import Head
@@ -192,11 +193,41 @@ class GlobalPointerHead(Head):
             index = torch.full((*shape, max(map(len, ids.values()), default=0)), -1, dtype=torch.long)
             for (row, type_id), cell_ids in ids.items():
                 index[row, type_id, :len(cell_ids)] = torch.tensor(cell_ids)
-            return {"span_index": index}  # shape: (batch, types, positives)
+            return {"span_index": index, **self.known_cells(examples, words)}  # shape: (batch, types, positives)
         labels = torch.zeros(*shape, words, words, dtype=torch.bool)  # shape: (batch, types, words, words)
         if positives:
             labels[tuple(torch.tensor(positives).T)] = True
-        return {"span_labels": labels}
+        return {"span_labels": labels, **self.known_cells(examples, words)}
+
+    def known_cells(self, examples: list[Example], words: int) -> dict[str, torch.Tensor]:
+        """Partial annotations: ``span_known (batch, types, words, words)``, False for the cells the
+        data says nothing about: every cell of a type the example's source does not annotate, and
+        every cell covering a word whose tag is unknown (``-``). Nothing for fully annotated batches.
+        With ``flat_decoding`` (flat data: entities never overlap) a gold span fixes more: no span
+        of any type overlapping it is an entity, so those cells stay known negatives."""
+        if not any(example.partial for example in examples):
+            return {}
+        known = torch.ones(len(examples), len(self.entity_types), words, words, dtype=torch.bool)
+        positions = torch.arange(words)
+        for row, example in enumerate(examples):
+            unannotated = ~torch.tensor(known_span_types(example, self.entity_types))  # shape: (types,)
+            if unannotated.any():
+                fixed = torch.zeros(words, words, dtype=torch.bool)  # shape: (words, words)
+                if self.flat_decoding:
+                    for span in example.spans:  # cell (i, j) overlaps [start, end) when i < end and j >= start
+                        fixed |= (positions < span.end).view(-1, 1) & (positions >= span.start).view(1, -1)
+                known[row, unannotated] = fixed
+            if example.missing is not None:
+                missing = torch.zeros(words + 1, dtype=torch.long)
+                missing[1:len(example) + 1] = torch.tensor(example.missing, dtype=torch.long).cumsum(0)
+                missing[len(example) + 1:] = missing[len(example)]
+                # Cell (i, j) covers words i..j: a missing one among them when the counts differ.
+                covers = missing[1:].view(1, -1) > missing[:-1].view(-1, 1)  # shape: (words, words)
+                known[row] &= ~covers
+        return {"span_known": known}
+
+    def learns_partial_labels(self) -> bool:
+        return True  # every span loss takes the validity mask that leaves unknown cells out
 
     def _report_too_long(self, too_long: list[tuple[Example, Span]]) -> None:
         """Log gold spans the head cannot represent, each once (they recur every epoch)."""
@@ -221,6 +252,8 @@ class GlobalPointerHead(Head):
         """The configured span loss of ``scores (batch, types, words, words)`` with an explicit
         validity mask (docs/losses.md 1.2): whatever invalid cells hold, they get no gradient."""
         valid = self.valid_cells(batch["mask"])  # shape: (batch, 1, words, words)
+        if "span_known" in batch:  # partial annotations: unknown cells get no loss (and no gradient)
+            valid = valid & batch["span_known"]  # shape: (batch, types, words, words)
         if "span_index" in batch:
             return self.loss_function(scores, mask=valid, pos_index=batch["span_index"])
         return self.loss_function(scores, batch["span_labels"], valid)

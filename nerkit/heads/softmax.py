@@ -37,6 +37,8 @@ class SoftmaxHead(AdjustedTaggingHead):
         return self.projection(word_vectors)  # shape: (batch, words, tags)
 
     def loss(self, word_vectors, batch):
+        if "allowed_tags" in batch:  # partial annotations: the probability of the allowed tags
+            return self.loss_function.forward_partial(self.logits(word_vectors), batch["allowed_tags"], batch["mask"])
         return self.loss_function(self.logits(word_vectors), batch["tag_ids"], batch["mask"])
 
     def decision_logits(self, word_vectors: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from nerkit.losses.registry import (
     build_loss,
     get_loss_spec,
     register_loss,
+    supports_partial_labels,
     validate_loss_params,
 )
 from nerkit.losses.hooks import LossHooks, hooks, loss_config
@@ -48,4 +49,5 @@ __all__ = [
     "get_loss_spec",
     "log_prior",
     "register_loss",
+    "supports_partial_labels",
 ]

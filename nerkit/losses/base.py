@@ -13,7 +13,7 @@ from torch import nn
 
 from nerkit.errors import ConfigError
 from nerkit.losses.hooks import LossHooks
-from nerkit.losses.functional import binary_inputs, sqrt_balanced_mean, token_inputs, token_mean
+from nerkit.losses.functional import binary_inputs, partial_inputs, sqrt_balanced_mean, token_inputs, token_mean
 
 #: ``binary_balance`` choices of the binary forms (docs/losses.md 4.5)
 BINARY_BALANCES = ("sqrt", "none")
@@ -85,6 +85,18 @@ class TokenLoss(LossModule):
             values = self.per_token(z, safe_labels)
         # ``where``, not a product: an inf computed at an invalid position must not leak.
         return torch.where(valid, values, 0.0), valid
+
+    def per_token_partial(self, z: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """Per-token loss ``[B, L]`` when each token may have any tag of ``allowed [B, L, C]``
+        (partial annotations); only losses registered with ``partial_labels=True`` implement it."""
+        raise NotImplementedError(f"{type(self).__name__} has no form for partial labels")
+
+    def forward_partial(self, logits: torch.Tensor, allowed: torch.Tensor,
+                        mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The loss of a batch with partial labels (``allowed [B, L, C]`` bool), token mean."""
+        z, allowed, valid = partial_inputs(logits, allowed, mask)
+        values = torch.where(valid, self.per_token_partial(z, allowed), 0.0)  # shape: (batch, words)
+        return token_mean(values, valid)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         values, valid = self.elementwise(logits, labels, mask)

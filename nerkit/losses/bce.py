@@ -31,7 +31,8 @@ class BinaryCrossEntropy(TokenLoss):
         return self.pos_weight * y * F.softplus(-x) + (1 - y) * F.softplus(x)
 
 
-@register_loss("bce", applies_to=("span", "binary"), summary="per-cell binary cross-entropy (baseline)")
+@register_loss("bce", applies_to=("span", "binary"), summary="per-cell binary cross-entropy (baseline)",
+               partial_labels=True)
 def build_bce(*, pos_weight: float = 1.0, binary_balance: str = "sqrt") -> nn.Module:
     """Per-cell BCE (docs/losses.md 4.5): ``pos_weight`` > 0.
     ``binary_balance``: sqrt (default) weights positive and negative cells by the

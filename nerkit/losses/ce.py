@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from nerkit.losses.base import TokenLoss
-from nerkit.losses.functional import gold_terms
+from nerkit.losses.functional import allowed_log_probs, gold_terms
 from nerkit.losses.registry import register_loss
 
 
@@ -20,7 +20,13 @@ class CrossEntropy(TokenLoss):
         _, log_p_gold = gold_terms(z, labels)  # shape: (batch, words)
         return -log_p_gold
 
+    def per_token_partial(self, z: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        # Partial labels: -log of the allowed tags' summed probability, LSE(z) - LSE(z_A).
+        _, log_p_allowed = allowed_log_probs(z, allowed)  # shape: (batch, words)
+        return -log_p_allowed
 
-@register_loss("ce", applies_to=("token", "crf"), summary="cross-entropy (on the CRF: sequence NLL)")
+
+@register_loss("ce", applies_to=("token", "crf"), summary="cross-entropy (on the CRF: sequence NLL)",
+               partial_labels=True)
 def build_ce() -> nn.Module:
     return CrossEntropy()

@@ -165,3 +165,31 @@ def signed_logit(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def step(x: torch.Tensor) -> torch.Tensor:
     """Unit step with ``theta(0) = 1/2``: Su's ``(sign(x) + 1) / 2`` (docs/losses.md notation)."""
     return (torch.sign(x) + 1) / 2
+
+
+def partial_inputs(logits: torch.Tensor, allowed: torch.Tensor, mask: torch.Tensor | None):
+    """Validate and prepare a token batch with partial labels: ``allowed [B, L, C]`` (bool) holds
+    the tags each token may have (one for a known tag, several where only some are ruled out).
+
+    Returns ``(z, allowed, valid)``: the logits upcast, 0 at invalid positions (as in
+    ``token_inputs``); ``allowed`` with every tag allowed at invalid positions, so that each
+    log-sum-exp over it is finite; ``valid = mask``. Raises ``InvalidLabelError`` if a valid
+    token allows no tag.
+    """
+    if allowed.shape != logits.shape:
+        raise ValueError(f"partial token loss: allowed tags of shape {tuple(allowed.shape)} do not match logits of "
+                         f"shape {tuple(logits.shape)}")
+    valid = _full_mask(mask, logits.shape[:-1], logits.device)  # shape: (batch, words)
+    if bool((valid & ~allowed.any(dim=-1)).any()):
+        raise InvalidLabelError("partial token loss: a valid token allows no tag")
+    z = torch.where(valid.unsqueeze(-1), upcast(logits), 0.0)  # shape: (batch, words, classes)
+    allowed = allowed | ~valid.unsqueeze(-1)  # shape: (batch, words, classes)
+    return z, allowed, valid
+
+
+def allowed_log_probs(z: torch.Tensor, allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log_probs [..., C], log p(A) [...])`` with ``log p(A) = LSE(z_A) - LSE(z)``: the log of the
+    summed probability of the allowed tags; one allowed tag gives ``log p_t`` exactly."""
+    log_probs = torch.log_softmax(z, dim=-1)  # shape: (batch, words, classes)
+    log_p_allowed = torch.logsumexp(log_probs.masked_fill(~allowed, float("-inf")), dim=-1)  # shape: (batch, words)
+    return log_probs, log_p_allowed

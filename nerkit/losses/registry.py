@@ -52,13 +52,23 @@ LOSSES = Registry("loss", group="nerkit.losses", context=CONTEXT_ARGUMENTS, spec
                   key="name")
 
 
-def register_loss(name: str, *, applies_to: tuple[str, ...], summary: str = "", decoding: str = ""):
+def register_loss(name: str, *, applies_to: tuple[str, ...], summary: str = "", decoding: str = "",
+                  partial_labels: bool = False):
     """Register ``factory`` under ``name``. ``applies_to`` names the input kinds it takes:
     ``"token"`` (softmax tagger), ``"binary"``, ``"span"``, ``"crf"``, ``"wrapper"``; a head
     takes the losses of the kinds it lists when it registers (``nerkit heads``). ``decoding``
     says how the loss's hooks change what a head decodes (``nerkit losses`` prints it); empty
-    when they do not."""
-    return LOSSES.register(name, summary=summary, applies_to=tuple(applies_to), decoding=decoding)
+    when they do not. ``partial_labels``: the loss learns from partial annotations: a token loss
+    implements ``forward_partial(logits, allowed, mask)`` (``TokenLoss``); on the span head every
+    loss does (unknown cells are left out of the validity mask each one takes), and the flag only
+    says so in ``nerkit losses``."""
+    return LOSSES.register(name, summary=summary, applies_to=tuple(applies_to), decoding=decoding,
+                           partial_labels=partial_labels)
+
+
+def supports_partial_labels(loss_name: str) -> bool:
+    """Whether the token loss registered as ``loss_name`` learns from partial annotations."""
+    return bool(get_loss_spec(loss_name).metadata.get("partial_labels"))
 
 
 def get_loss_spec(name: str) -> LossSpec:

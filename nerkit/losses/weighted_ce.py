@@ -7,7 +7,7 @@ from torch import nn
 
 from nerkit.errors import ConfigError
 from nerkit.losses.base import TokenLoss
-from nerkit.losses.functional import attached_zero, gold_terms, token_inputs
+from nerkit.losses.functional import allowed_log_probs, attached_zero, gold_terms, partial_inputs, token_inputs
 from nerkit.losses.priors import check_weight_options, class_weights
 from nerkit.losses.registry import check_choice, register_loss
 
@@ -39,16 +39,46 @@ class WeightedCrossEntropy(TokenLoss):
     def gold_weights(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.class_weight is None:
             return torch.ones_like(labels, dtype=z.dtype)
+        return self.weights_for(z)[labels]  # shape: (batch, words)
+
+    def weights_for(self, z: torch.Tensor) -> torch.Tensor:
+        """The class weights in ``z``'s dtype and device, checked against its number of classes."""
         if self.class_weight.numel() != z.shape[-1]:
             raise ConfigError(
                 f"weighted-ce has {self.class_weight.numel()} class weights but the logits have "
                 f"{z.shape[-1]} classes"
             )
-        return self.class_weight.to(device=z.device, dtype=z.dtype)[labels]  # shape: (batch, words)
+        return self.class_weight.to(device=z.device, dtype=z.dtype)  # shape: (classes,)
 
     def per_token(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         _, log_p_gold = gold_terms(z, labels)  # shape: (batch, words)
         return self.gold_weights(z, labels) * -log_p_gold
+
+    def allowed_weights(self, z: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """The weight of a token that may have any tag of ``allowed``: the class weights averaged
+        under the model's own (detached) distribution over the allowed tags, so one allowed tag
+        gets its ``w_y`` and the weight follows what the model believes the token is."""
+        if self.class_weight is None:
+            return torch.ones(z.shape[:-1], dtype=z.dtype, device=z.device)
+        belief = torch.softmax(z.detach().masked_fill(~allowed, float("-inf")), dim=-1)  # (batch, words, classes)
+        return belief @ self.weights_for(z)  # shape: (batch, words)
+
+    def per_token_partial(self, z: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        _, log_p_allowed = allowed_log_probs(z, allowed)  # shape: (batch, words)
+        return self.allowed_weights(z, allowed) * -log_p_allowed
+
+    def forward_partial(self, logits: torch.Tensor, allowed: torch.Tensor,
+                        mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.normalize == "tokens":
+            return super().forward_partial(logits, allowed, mask)
+        z, allowed, valid = partial_inputs(logits, allowed, mask)
+        weights = torch.where(valid, self.allowed_weights(z, allowed), 0.0)  # shape: (batch, words)
+        _, log_p_allowed = allowed_log_probs(z, allowed)  # shape: (batch, words)
+        total = torch.where(valid, weights * -log_p_allowed, 0.0).sum()
+        weight_sum = weights.sum()
+        if not bool(weight_sum > 0):
+            return attached_zero(logits)
+        return total / weight_sum
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.normalize == "tokens":
@@ -64,7 +94,7 @@ class WeightedCrossEntropy(TokenLoss):
 
 
 @register_loss("weighted-ce", applies_to=("token",),
-               summary="class-weighted cross-entropy (weights from label counts or explicit)")
+               summary="class-weighted cross-entropy (weights from label counts or explicit)", partial_labels=True)
 def build_weighted_ce(
     *,
     scheme: str = "inverse_power",

@@ -193,7 +193,7 @@ class ZLPR(LossModule):
 
 
 @register_loss("zlpr", applies_to=("span", "multilabel"),
-               summary="multi-label categorical CE / ZLPR (Su 2020), threshold 0")
+               summary="multi-label categorical CE / ZLPR (Su 2020), threshold 0", partial_labels=True)
 def build_zlpr(*, sparse: bool | str = "auto", eps: float = 1e-7) -> nn.Module:
     """ZLPR (docs/losses.md 4.3, 4.4): ``sparse`` auto, true or false; ``eps`` in (0, 0.01], the
     clamp of the sparse computation."""

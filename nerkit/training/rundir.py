@@ -82,10 +82,13 @@ class RunRecord:
     data: dict[str, str | None]  # split -> fingerprint
     resumed_with: list[str] = field(default_factory=list)  # configuration hashes of later resumes
     finished: str | None = None  # why training ended, once it has (None: under way, or killed)
+    # data.train as a list: each source's path, declared types and fingerprint; None for one source.
+    train_sources: list[dict[str, Any]] | None = None
 
     @classmethod
     def for_config(cls, config: Config) -> "RunRecord":
-        return cls(uuid.uuid4().hex, config_hash(config), data_fingerprints(config))
+        return cls(uuid.uuid4().hex, config_hash(config), data_fingerprints(config),
+                   train_sources=train_sources(config))
 
     @classmethod
     def load(cls, directory: Path) -> "RunRecord | None":
@@ -100,11 +103,33 @@ class RunRecord:
 
     def write(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(directory / RUN_FILE, json.dumps(asdict(self), indent=2))
+        record = asdict(self)
+        if record["train_sources"] is None:  # one source: run.json as before lists existed
+            del record["train_sources"]
+        atomic_write_text(directory / RUN_FILE, json.dumps(record, indent=2))
 
 
 def data_fingerprints(config: Config) -> dict[str, str | None]:
-    return {split: source_fingerprint(getattr(config.data, split)) for split in ("train", "dev", "test")}
+    fingerprints = {split: source_fingerprint(getattr(config.data, split)) for split in ("dev", "test")}
+    return {"train": train_fingerprint(config), **fingerprints}
+
+
+def train_fingerprint(config: Config) -> str | None:
+    """The training data's fingerprint; for a list of sources, each source's, with the types it
+    declares, in order."""
+    if isinstance(config.data.train, str):
+        return source_fingerprint(config.data.train)
+    return " + ".join(f"{source_fingerprint(source.path)}"
+                      f"{'' if source.annotated_types is None else ' [' + ','.join(source.annotated_types) + ']'}"
+                      for source in config.data.train)
+
+
+def train_sources(config: Config) -> list[dict[str, Any]] | None:
+    """Which sources train the run (run.json), when data.train is a list of them."""
+    if isinstance(config.data.train, str):
+        return None
+    return [{"path": source.path, "annotated_types": source.annotated_types,
+             "fingerprint": source_fingerprint(source.path)} for source in config.data.train]
 
 
 @dataclass
@@ -174,8 +199,8 @@ def check_resume(config: Config, checkpoint_state: dict[str, Any], checkpoint_di
     changed = [split for split, fingerprint in data_fingerprints(config).items()
                if split == "train" and fingerprint != record.data.get(split)]
     if changed:
-        raise NerkitError(f"the training data ({config.data.train}) is not the data run {record.run_id[:8]} started "
-                          "with (its size or content changed, or another source is named); resuming would mix "
+        raise NerkitError(f"the training data ({config.data.train_names()}) is not the data run {record.run_id[:8]} "
+                          "started with (its size or content changed, or another source is named); resuming would mix "
                           "two data sets. Start a new run instead")
     written_under = checkpoint_state.get("config_hash")
     if written_under != record.config_hash and written_under not in record.resumed_with:

@@ -21,6 +21,9 @@ NAME = "conll"
 KIND = "tokens"
 
 Row = tuple[int, list[str]]  # (line number, the line's columns)
+# A token whose tag is unknown (spaCy's reading of "-"): any tag may be its, in any file. It ends
+# an entity as O does, so the spans around it are those the file spells out.
+MISSING_TAG = "-"
 
 
 def detect(path: Path, encoding: str = "utf-8") -> bool:
@@ -76,10 +79,12 @@ class _ColumnCheck:
             raise DataError(f"{len(columns)} columns, expected {self.expected} as on line {self.expected_line}",
                             path=self.path, line=line_number)
         tag = columns[self.tag_column]
+        if tag == MISSING_TAG:
+            return tag
         try:
             split_tag(tag)
         except ValueError:
-            raise DataError(f"tag {tag!r} is not O or PREFIX-TYPE with PREFIX one of B, I, E, S",
+            raise DataError(f"tag {tag!r} is not O, PREFIX-TYPE with PREFIX one of B, I, E, S, or '-' (unknown)",
                             path=self.path, line=line_number) from None
         return tag
 
@@ -97,19 +102,26 @@ def read_conll(path: str | Path, *, scheme: str = "auto", tag_column: int = -1,
         sentences.append((rows[0][0], [columns[0] for _, columns in rows], tags, document))
     if not sentences:
         raise DataError("the file holds no sentences; expected CoNLL columns 'token ... tag'", path=str(path))
-    scheme = detect_scheme(tags for _, _, tags, _ in sentences) if scheme == "auto" else scheme
+    scheme = detect_scheme(_known(tags) for _, _, tags, _ in sentences) if scheme == "auto" else scheme
     examples = []
     repaired_at: list[tuple[str, int]] = []  # (sentence, entities repaired in it)
     for line_number, tokens, tags, document in sentences:
         try:
-            spans, repaired = tags_to_spans(tags, scheme)
+            spans, repaired = tags_to_spans(_known(tags), scheme)
         except DataError as error:
             raise DataError(f"{error} (sentence starting here)", path=str(path), line=line_number) from None
-        examples.append(Example(tokens=tokens, spans=spans, source=f"{path} line {line_number}", document=document))
+        missing = [tag == MISSING_TAG for tag in tags] if MISSING_TAG in tags else None
+        examples.append(Example(tokens=tokens, spans=spans, source=f"{path} line {line_number}", document=document,
+                                missing=missing))
         if repaired:
             repaired_at.append((examples[-1].source, repaired))
     continuation_starts(str(path), scheme, repaired_at, stats)
     return examples
+
+
+def _known(tags: list[str]) -> list[str]:
+    """The tags with each unknown one (``-``) read as O: it ends an entity and starts none."""
+    return [("O" if tag == MISSING_TAG else tag) for tag in tags] if MISSING_TAG in tags else tags
 
 
 def iter_conll_rows(lines: Iterable[str], *,
@@ -159,6 +171,8 @@ def stream(examples: Iterable[Example], sink: IO[str], *, scheme: str = "BIO",
         if example.document is not None and example.document != document:
             sink.write("-DOCSTART- O\n\n")
             document = example.document
+        if example.missing is not None:  # unknown tags are written back as they were read
+            tags = [MISSING_TAG if unknown else tag for tag, unknown in zip(tags, example.missing)]
         for token, tag in zip(example.tokens, tags):
             sink.write(f"{token} {tag}\n")
         sink.write("\n")

@@ -44,6 +44,10 @@ def convert(source: str | Path, output: str | Path, *, to: str, from_format: str
     if scheme is not None and "scheme" not in target.takes(target.write or target.stream, {"scheme": scheme}):
         raise NerkitError(f"--scheme {scheme!r} applies to CoNLL output only (--to conll), not --to {to}")
     name, records = read_records(source, from_format, encoding=encoding)
+    unknown = next((r for r in records if getattr(r, "missing", None) is not None and any(r.missing)), None)
+    if unknown is not None and target.name != "conll":  # CoNLL writes them back as '-'
+        raise NerkitError(f"{unknown.source}: tokens tagged '-' (tag unknown), which the {target.name} format cannot "
+                          "hold; convert to conll, or fill in their tags first")
     if FORMATS[name].kind == "text" and target.kind == "tokens":
         records = to_examples(records, str(source))
     elif FORMATS[name].kind == "tokens" and target.kind == "text":
