@@ -35,6 +35,9 @@ def test_config_builds_a_model_that_trains_and_decodes(path, synthetic_train, re
     if config.encoder.type == "transformer" and not Path(config.encoder.model).is_dir():
         # A hub name cannot be fetched offline: the same configuration with a tiny local BERT.
         config = load_config(path, values={"encoder.model": str(request.getfixturevalue("bert_dir"))})
+    if config.encoder.settings().get("word_vectors") and not Path(config.encoder.settings()["word_vectors"]).exists():
+        # Vectors a benchmark makes (benchmarks/glove_vectors.py): tiny ones in the same formats.
+        config = load_config(path, values=tiny_vectors_like(config.encoder.settings(), request.getfixturevalue("tmp_path")))
     examples = synthetic_train[:60]
     tagger = Tagger.build(config, examples)
     assert tagger.head.kind == config.head.type
@@ -45,6 +48,28 @@ def test_config_builds_a_model_that_trains_and_decodes(path, synthetic_train, re
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tagger.parameters())
     decoded = tagger.decode(batch)
     assert len(decoded) == 6
+
+
+def tiny_vectors_like(settings: dict, folder: Path) -> dict[str, str]:
+    """A .npy matrix of the configured dimension (and its word list, in the configured list's
+    format) for a few synthetic-corpus words."""
+    import numpy as np
+
+    words = ["the", "paris", "london", "acme", "john"]
+    np.save(folder / "vectors.npy", np.random.default_rng(0).normal(size=(len(words), settings["word_dim"])).astype("float32"))
+    values = {"encoder.word_vectors": str(folder / "vectors.npy")}
+    vocab = settings.get("word_vectors_vocab")
+    if vocab:
+        if vocab.endswith(".parquet"):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.table({settings.get("word_vectors_vocab_column") or "index": words}), folder / "words.parquet")
+            values["encoder.word_vectors_vocab"] = str(folder / "words.parquet")
+        else:
+            (folder / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+            values["encoder.word_vectors_vocab"] = str(folder / "words.txt")
+    return values
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=IDS)
