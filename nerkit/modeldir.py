@@ -310,5 +310,5 @@ CHANGED_REMEDY = ("Restore the directory from a copy or train the model again. n
                   f"{MANIFEST_FILE}: then only the consistency checks apply.")
 
 
-__all__ = ["ModelDirectoryError", "MANIFEST_FILE", "STAGING_PREFIX", "write_directory", "update_files", "recover", "locate",
-           "not_loadable", "read_manifest", "manifest_problems", "complete_manifest", "fsync_path", "digest"]
+__all__ = ["ModelDirectoryError", "MANIFEST_FILE", "STAGING_PREFIX", "write_directory", "update_files", "recover",
+           "locate", "not_loadable", "read_manifest", "manifest_problems", "complete_manifest", "fsync_path", "digest"]

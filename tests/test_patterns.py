@@ -51,7 +51,8 @@ def model_dir(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("rules-model")
-    Tagger.build(tiny_config(directory, head__type="softmax"), synthetic_examples("train")[:60]).save_pretrained(directory)
+    tagger = Tagger.build(tiny_config(directory, head__type="softmax"), synthetic_examples("train")[:60])
+    tagger.save_pretrained(directory)
     return directory
 
 
@@ -386,6 +387,21 @@ def test_patterns_add_refuses_what_is_not_a_model_directory(tmp_path):
     patterns = write_lines(tmp_path / "p.jsonl", ['{"label": "ORG", "pattern": "Acme"}'])
     result = invoke("patterns", "add", tmp_path / "nowhere", patterns)
     assert result.exit_code == 2 and "no such model directory" in result.output
+
+
+def test_a_label_the_model_does_not_know_is_a_new_type(model_dir):
+    """Rules may add a type the model never learned (as spaCy's EntityRuler does)."""
+    tagger = Tagger.from_pretrained(model_dir, patterns=[{"label": "PRODUCT", "pattern": "iPhone"}],
+                                    patterns_mode="override")
+    assert "PRODUCT" not in tagger.entity_types
+    assert [(e["text"], e["type"]) for e in tagger.predict("a new iPhone")["entities"] if e["source"] == "rule"] == \
+        [("iPhone", "PRODUCT")]
+
+
+def test_a_phrase_that_holds_no_token_is_refused(model_dir):
+    with pytest.raises(DataError, match=r"pattern 2: the phrase '\\u200b' holds no token"):
+        Tagger.from_pretrained(model_dir, patterns=[{"label": "ORG", "pattern": "Acme"},
+                                                    {"label": "ORG", "pattern": "\u200b"}])
 
 
 def test_bad_options_are_refused(model_dir, tmp_path):

@@ -22,7 +22,8 @@ could never match), a regex that does not compile.
 Matching is a walk down a token trie (a dict of dicts, one for exact phrases and one keyed by
 lower-cased tokens) from every token position, so its cost does not grow with the number of
 phrases; token patterns are tried only at the positions whose token their first token's
-literal (``text``/``lower``) names, or at every position when their first token has none.
+literal (``text``, ``lower`` or ``shape``) names, or at every position when their first token
+has only a regex.
 Overlapping matches are resolved as spaCy's ``filter_spans``: longest first, then earliest,
 then the pattern that comes first.
 
@@ -61,6 +62,7 @@ RULE_SCORE = 1.0
 PATTERN_KEYS = ("label", "pattern", "id", "case_sensitive")
 TOKEN_KEYS = ("lower", "text", "orth", "regex", "shape")
 EXAMPLE = '{"label": "ORG", "pattern": "Acme Corp"} or {"label": "GPE", "pattern": [{"lower": "new"}, ...]}'
+LIST = "the pattern list"  # what messages call a list of patterns given in Python
 _END = ""  # the trie key marking the end of a phrase: no token is an empty string
 
 
@@ -118,16 +120,21 @@ def read_patterns(source: str | Path | Iterable[dict[str, Any]]) -> list[Pattern
         return patterns
     if isinstance(source, dict):
         raise NerkitError("patterns: expected a list of pattern dicts (or a file), got one dict; pass [pattern]")
-    return [check_pattern(value, "patterns", number) for number, value in enumerate(source, 1)]
+    return [check_pattern(value, LIST, number) for number, value in enumerate(source, 1)]
+
+
+def pattern_error(where: str, line: int, message: str) -> DataError:
+    """The error of the pattern at ``line`` of the file ``where`` (of a Python list: ``pattern N``)."""
+    if where == LIST:
+        return DataError(f"pattern {line}: {message}", path=LIST)
+    return DataError(message, path=where, line=line)
 
 
 def check_pattern(value: Any, where: str, line: int) -> Pattern:
     """One pattern object, checked (see the module docstring)."""
 
     def refuse(message: str) -> DataError:
-        if where == "patterns":  # the Python API: a list, not a file
-            return DataError(f"pattern {line}: {message}", path="patterns")
-        return DataError(message, path=where, line=line)
+        return pattern_error(where, line, message)
 
     if not isinstance(value, dict):
         raise refuse(f"a JSON {_json_type(value)}, expected a pattern object such as {EXAMPLE}")
@@ -219,6 +226,20 @@ def word_shape(token: str) -> str:
     return "".join(shape)
 
 
+class _Shapes:
+    """The word shapes of a sentence's tokens, each computed once, when first asked for."""
+
+    def __init__(self, tokens: Sequence[str]):
+        self.tokens = tokens
+        self.known: dict[int, str] = {}
+
+    def __getitem__(self, index: int) -> str:
+        shape = self.known.get(index)
+        if shape is None:
+            shape = self.known[index] = word_shape(self.tokens[index])
+        return shape
+
+
 class _TokenPattern:
     """A token pattern compiled: per token, the tests it holds."""
 
@@ -227,13 +248,13 @@ class _TokenPattern:
         self.tokens = [(spec.get("text"), spec.get("lower"), regex.compile(spec["regex"]) if "regex" in spec else None,
                         spec.get("shape")) for spec in pattern.pattern]
 
-    def matches(self, tokens: Sequence[str], lowered: Sequence[str], start: int) -> bool:
+    def matches(self, tokens: Sequence[str], lowered: Sequence[str], shapes: _Shapes, start: int) -> bool:
         if start + len(self.tokens) > len(tokens):
             return False
         for offset, (text, lower, compiled, shape) in enumerate(self.tokens):
             token = tokens[start + offset]
             if (text is not None and token != text) or (lower is not None and lowered[start + offset] != lower) \
-                    or (shape is not None and word_shape(token) != shape):
+                    or (shape is not None and shapes[start + offset] != shape):
                 return False
             if compiled is not None:
                 try:
@@ -243,9 +264,7 @@ class _TokenPattern:
                     message = (f"the regex {compiled.pattern!r} took more than {REGEX_TIMEOUT} s on the token "
                                f"{shown!r} and was stopped (a pattern that backtracks catastrophically, such as "
                                "(a+)+$); rewrite it without nested repetition")
-                    if self.pattern.where == "patterns":
-                        raise DataError(f"pattern {self.pattern.line}: {message}", path="patterns") from None
-                    raise DataError(message, path=self.pattern.where, line=self.pattern.line) from None
+                    raise pattern_error(self.pattern.where, self.pattern.line, message) from None
                 if found is None:
                     return False
         return True
@@ -265,7 +284,8 @@ class Rules:
         # Token patterns by their first token's literal, and those without one (tried everywhere).
         self.by_text: dict[str, list[tuple[int, _TokenPattern]]] = defaultdict(list)
         self.by_lower: dict[str, list[tuple[int, _TokenPattern]]] = defaultdict(list)
-        self.anywhere: list[tuple[int, _TokenPattern]] = []
+        self.by_shape: dict[str, list[tuple[int, _TokenPattern]]] = defaultdict(list)
+        self.anywhere: list[tuple[int, _TokenPattern]] = []  # a first token of only a regex
         for order, pattern in enumerate(self.patterns):
             if isinstance(pattern.pattern, str):
                 self._add_phrase(order, pattern)
@@ -276,11 +296,16 @@ class Rules:
                 self.by_text[first["text"]].append((order, compiled))
             elif "lower" in first:
                 self.by_lower[first["lower"]].append((order, compiled))
+            elif "shape" in first:
+                self.by_shape[first["shape"]].append((order, compiled))
             else:
                 self.anywhere.append((order, compiled))
 
     def _add_phrase(self, order: int, pattern: Pattern) -> None:
         tokens, _ = tokenize(pattern.pattern, rule=self.rule)
+        if not tokens:  # only invisible characters: it could never match
+            message = f"the phrase {pattern.pattern!r} holds no token for the model's tokenizer ({self.rule})"
+            raise pattern_error(pattern.where, pattern.line, message)
         node = self.exact if pattern.case_sensitive else self.folded
         for token in tokens if pattern.case_sensitive else (token.lower() for token in tokens):
             node = node.setdefault(token, {})
@@ -293,6 +318,8 @@ class Rules:
         """The rule entities of a sentence: every match, overlaps resolved as spaCy's
         ``filter_spans`` (longest, then earliest, then the first pattern), in reading order."""
         lowered = [token.lower() for token in tokens]
+        shapes = _Shapes(tokens)
+        token_patterns = bool(self.by_text or self.by_lower or self.by_shape or self.anywhere)
         found: list[tuple[int, int, int, str, str | int | None]] = []  # (start, end, order, label, id)
         for start in range(len(tokens)):
             for trie, keys in ((self.exact, tokens), (self.folded, lowered)):
@@ -306,9 +333,12 @@ class Rules:
                         break
                     node = node.get(keys[end])
                     end += 1
-            for order, compiled in (*self.by_text.get(tokens[start], ()), *self.by_lower.get(lowered[start], ()),
-                                    *self.anywhere):
-                if compiled.matches(tokens, lowered, start):
+            if not token_patterns:
+                continue
+            candidates = [*self.by_text.get(tokens[start], ()), *self.by_lower.get(lowered[start], ()),
+                          *(self.by_shape.get(shapes[start], ()) if self.by_shape else ()), *self.anywhere]
+            for order, compiled in candidates:
+                if compiled.matches(tokens, lowered, shapes, start):
                     pattern = compiled.pattern
                     found.append((start, start + len(compiled.tokens), order, pattern.label, pattern.id))
         found.sort(key=lambda match: (match[0] - match[1], match[0], match[2]))  # longest, earliest, first
