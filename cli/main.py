@@ -573,8 +573,10 @@ def patterns_add(
     replace: Annotated[bool, typer.Option(help="Replace the patterns saved in the directory instead of adding "
                                           "to them.")] = False,
 ):
-    """Save patterns into a model directory (patterns.jsonl, listed in its manifest): predict, evaluate
-    and serve apply them with the model, and they travel with the directory."""
+    """Save patterns into a model directory, so that they travel with the model.
+
+    They are written as patterns.jsonl and listed in the directory's manifest; predict, evaluate and
+    serve apply them with the model (--patterns-mode fill or override)."""
     from nerkit.predict.rules import save_patterns
 
     count = save_patterns(model, file, replace=replace)

@@ -87,15 +87,18 @@ def write_directory(directory: str | Path, write_files: Callable[[Path], None]) 
     commit(staging, directory)
 
 
-def update_files(directory: str | Path, texts: dict[str, str]) -> None:
-    """Write the text files ``texts`` (name -> content) into the saved model ``directory``
-    without rewriting the model: its other files are hard-linked (or copied) into the staging
-    folder unchanged and the whole is committed with a new manifest, as ``write_directory``
-    does, so the manifest names the new files and the model stays one verified unit. A
-    directory written before manifests gets the files written atomically, one by one."""
+def update_files(directory: str | Path, make_texts: Callable[[Path], dict[str, str]]) -> None:
+    """Write text files into the saved model ``directory`` without rewriting the model:
+    ``make_texts(folder)`` gives them (name -> content) once the model's folder is verified;
+    the model's other files are hard-linked (or copied) into the staging folder unchanged and
+    the whole is committed with a new manifest, as ``write_directory`` does, so the manifest
+    names the new files and the model stays one verified unit. A directory written before
+    manifests gets the files written atomically, one by one."""
     directory = Path(directory)
-    recover(directory)
+    if directory.is_dir():
+        recover(directory)  # a save killed during its swap is finished first, as loading would read it
     folder = locate(directory)
+    texts = make_texts(folder)
     if not (folder / MANIFEST_FILE).is_file():
         for name, text in texts.items():
             atomic_write_text(directory / name, text)

@@ -409,12 +409,14 @@ def save_patterns(directory: str | Path, source: str | Path | Iterable[dict[str,
     the model directory ``directory`` (``replace``: instead of them), written as
     ``patterns.jsonl`` into the directory as one unit with its manifest (``nerkit.modeldir``):
     ``Tagger.from_pretrained`` loads them with the model. Returns the count saved."""
-    directory = Path(directory)
-    if directory.is_dir():
-        modeldir.recover(directory)  # a save killed during its swap is finished first, as loading would read it
-    folder = modeldir.locate(directory)  # a model directory, verified before anything changes
-    patterns = (saved_patterns(folder) if not replace else []) + read_patterns(source)
-    modeldir.update_files(directory, {PATTERNS_FILE: patterns_text(patterns)})
+    added = read_patterns(source)  # checked before the directory is touched
+    patterns: list[Pattern] = []
+
+    def texts(folder: Path) -> dict[str, str]:
+        patterns.extend((saved_patterns(folder) if not replace else []) + added)
+        return {PATTERNS_FILE: patterns_text(patterns)}
+
+    modeldir.update_files(directory, texts)
     return len(patterns)
 
 
