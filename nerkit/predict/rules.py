@@ -55,8 +55,8 @@ from nerkit.errors import DataError, NerkitError
 
 PATTERNS_FILE = "patterns.jsonl"  # beside the model in a model directory, loaded with it
 MODES = ("fill", "override")
-# Seconds one regex search of one token may take. A sane token regex takes microseconds; a
-# catastrophic one ((a+)+$ on 30 a's) takes minutes, and a server would hang on it.
+# Seconds one regex search of one token may take. A sane token regex takes microseconds; one
+# that backtracks catastrophically ((a|aa)+$ on 60 a's and a b) would take years.
 REGEX_TIMEOUT = 0.1
 RULE_SCORE = 1.0
 PATTERN_KEYS = ("label", "pattern", "id", "case_sensitive")
@@ -263,7 +263,7 @@ class _TokenPattern:
                     shown = token if len(token) <= 40 else token[:37] + "..."
                     message = (f"the regex {compiled.pattern!r} took more than {REGEX_TIMEOUT} s on the token "
                                f"{shown!r} and was stopped (a pattern that backtracks catastrophically, such as "
-                               "(a+)+$); rewrite it without nested repetition")
+                               "(a|aa)+$); rewrite it without nested or overlapping repetition")
                     raise pattern_error(self.pattern.where, self.pattern.line, message) from None
                 if found is None:
                     return False

@@ -50,6 +50,7 @@ class Tagger(TaggerModel):
             raise NerkitError(f"--runtime {runtime!r}: expected {' or '.join(RUNTIMES)}")
         if patterns_mode not in MODES:
             raise NerkitError(f"--patterns-mode {patterns_mode!r}: expected {' or '.join(MODES)}")
+        given = read_patterns(patterns) if patterns is not None else []  # a bad file fails before the model loads
         if runtime == "torch":
             if export_dir is not None:
                 raise NerkitError("--export-dir is where --runtime onnx finds the export; it has no use with "
@@ -60,7 +61,7 @@ class Tagger(TaggerModel):
 
             tagger = super().from_pretrained(directory)  # float32 on the CPU: it featurizes and decodes
             tagger.score_runtime = load_onnx_scores(directory, export_dir, device=device, precision=precision)
-        rules = model_patterns(directory) + (read_patterns(patterns) if patterns is not None else [])
+        rules = model_patterns(directory) + given
         if rules:
             tagger.rules = Rules(rules, rule=tagger.tokenizer_rule, mode=patterns_mode)
         return tagger
