@@ -116,9 +116,12 @@ def test_overlapping_matches_keep_the_longest_then_the_earliest():
     assert found(tagger_rules, "in York") == [("York", "PER")]
 
 
-def test_the_first_pattern_of_a_phrase_wins():
-    tagger_rules = rules({"label": "ORG", "pattern": "Jaguar"}, {"label": "ANIMAL", "pattern": "Jaguar"})
+def test_the_first_pattern_of_a_phrase_wins_and_the_shadowed_one_is_reported(caplog):
+    tagger_rules = rules({"label": "ORG", "pattern": "Jaguar"}, {"label": "ANIMAL", "pattern": "Jaguar"},
+                         {"label": "ORG", "pattern": "Jaguar"})
     assert found(tagger_rules, "a Jaguar") == [("Jaguar", "ORG")]
+    assert "1 phrase patterns repeat an earlier phrase with another label" in caplog.text
+    assert "line 2 (ANIMAL) repeats line 1 (ORG)" in caplog.text
 
 
 def test_fill_adds_rules_where_the_model_found_nothing_and_override_lets_rules_win():
@@ -402,6 +405,13 @@ def test_a_phrase_that_holds_no_token_is_refused(model_dir):
     with pytest.raises(DataError, match=r"pattern 2: the phrase '\\u200b' holds no token"):
         Tagger.from_pretrained(model_dir, patterns=[{"label": "ORG", "pattern": "Acme"},
                                                     {"label": "ORG", "pattern": "\u200b"}])
+
+
+def test_serve_refuses_a_malformed_pattern_file_before_it_listens(model_dir, tmp_path):
+    patterns = write_lines(tmp_path / "p.jsonl", ['{"label": "ORG", "pattern": "Acme"}', '{"pattern": "Acme"}'])
+    result = invoke("serve", "--model", model_dir, "--patterns", patterns, "--port", "0", "--device", "cpu")
+    assert result.exit_code == 2
+    assert f"{patterns} line 2: no 'label'" in " ".join(result.output.split())
 
 
 def test_bad_options_are_refused(model_dir, tmp_path):

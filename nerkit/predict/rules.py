@@ -38,6 +38,7 @@ match. A rule entity has the score 1.0.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,8 @@ from nerkit.data.spans import ScoredSpan
 from nerkit.data.strict_json import JsonParser, dumps
 from nerkit.data.text import TOKENIZER_RULE, tokenize
 from nerkit.errors import DataError, NerkitError
+
+logger = logging.getLogger(__name__)
 
 PATTERNS_FILE = "patterns.jsonl"  # beside the model in a model directory, loaded with it
 MODES = ("fill", "override")
@@ -286,6 +289,7 @@ class Rules:
         self.by_lower: dict[str, list[tuple[int, _TokenPattern]]] = defaultdict(list)
         self.by_shape: dict[str, list[tuple[int, _TokenPattern]]] = defaultdict(list)
         self.anywhere: list[tuple[int, _TokenPattern]] = []  # a first token of only a regex
+        self.shadowed: list[tuple[Pattern, Pattern]] = []  # (a phrase given again with another label, the first)
         for order, pattern in enumerate(self.patterns):
             if isinstance(pattern.pattern, str):
                 self._add_phrase(order, pattern)
@@ -300,6 +304,11 @@ class Rules:
                 self.by_shape[first["shape"]].append((order, compiled))
             else:
                 self.anywhere.append((order, compiled))
+        if self.shadowed:
+            later, first = self.shadowed[0]
+            logger.warning("%d phrase patterns repeat an earlier phrase with another label and never match (the "
+                           "first pattern wins), e.g. %s line %d (%s) repeats line %d (%s)", len(self.shadowed),
+                           later.where, later.line, later.label, first.line, first.label)
 
     def _add_phrase(self, order: int, pattern: Pattern) -> None:
         tokens, _ = tokenize(pattern.pattern, rule=self.rule)
@@ -309,7 +318,9 @@ class Rules:
         node = self.exact if pattern.case_sensitive else self.folded
         for token in tokens if pattern.case_sensitive else (token.lower() for token in tokens):
             node = node.setdefault(token, {})
-        node.setdefault(_END, (order, pattern.label, pattern.id))  # the same phrase again: the first one wins
+        earlier = node.setdefault(_END, (order, pattern.label, pattern.id))  # the same phrase again: the first wins
+        if earlier[1] != pattern.label:
+            self.shadowed.append((pattern, self.patterns[earlier[0]]))
 
     def __len__(self) -> int:
         return len(self.patterns)
