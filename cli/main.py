@@ -148,6 +148,12 @@ RuntimeOption = Annotated[str, typer.Option(help="torch, or onnx: the graph `ner
                                             "Runtime (pip install \"nerkit[onnx]\"; fp32 or int8).")]
 ExportDirOption = Annotated[Optional[Path], typer.Option(help="Where --runtime onnx finds the export "
                                                          "[default: MODEL/onnx].")]
+PatternsOption = Annotated[Optional[Path], typer.Option(help="Rules beside the model: a JSON lines pattern file "
+                                                        "({\"label\": \"ORG\", \"pattern\": \"Acme Corp\"}, or one "
+                                                        "object per token), applied after those saved in the model "
+                                                        "directory.")]
+PatternsModeOption = Annotated[str, typer.Option(help="fill: rule matches only where the model found no "
+                                                 "overlapping entity; override: rules win.")]
 # "(default: ...)", not "[default: ...]": Rich reads square brackets as a markup tag and drops them.
 ThreadsOption = Annotated[Optional[int], typer.Option(help="CPU threads (default: OMP_NUM_THREADS, else half the "
                                                       "cores: all of them stall when a neighbour's process "
@@ -281,6 +287,8 @@ def evaluate(
                                            "many resamples of the sentences (of whole documents when the data "
                                            "has -DOCSTART- documents); 1000 is usual, 0 = none.")] = 0,
     seed: Annotated[int, typer.Option(help="Random seed of the bootstrap resamples.")] = 0,
+    patterns: PatternsOption = None,
+    patterns_mode: PatternsModeOption = "fill",
     threads: ThreadsOption = None,
     code: CodeOption = None,
 ):
@@ -292,7 +300,7 @@ def evaluate(
 
     report = evaluate_model(model, data, scheme=scheme, decoding=_decoding(posthoc_tau), device=device,
                             precision=precision, runtime=runtime, export_dir=export_dir, bootstrap=bootstrap,
-                            seed=seed, overrides=set_ or [])
+                            seed=seed, overrides=set_ or [], patterns=patterns, patterns_mode=patterns_mode)
     typer.echo(report.table())
     if output is not None:
         from nerkit.atomic import atomic_write_text
@@ -329,6 +337,8 @@ def predict(
     precision: PrecisionOption = "fp32",
     runtime: RuntimeOption = "torch",
     export_dir: ExportDirOption = None,
+    patterns: PatternsOption = None,
+    patterns_mode: PatternsModeOption = "fill",
     threads: ThreadsOption = None,
     code: CodeOption = None,
 ):
@@ -342,7 +352,7 @@ def predict(
     summary = predict_file(model, file, output, format=format, token_budget=batch_words,
                            decoding=_decoding(posthoc_tau), errors=errors, input_format=input_format,
                            split_sentences=split_sentences, device=device, precision=precision,
-                           runtime=runtime, export_dir=export_dir)
+                           runtime=runtime, export_dir=export_dir, patterns=patterns, patterns_mode=patterns_mode)
     if summary.note:
         typer.echo(f"{summary.inputs} inputs; {summary.note}", err=True)
 
@@ -367,6 +377,8 @@ def serve(
     precision: PrecisionOption = "fp32",
     runtime: RuntimeOption = "torch",
     export_dir: ExportDirOption = None,
+    patterns: PatternsOption = None,
+    patterns_mode: PatternsModeOption = "fill",
     threads: ThreadsOption = None,
     code: CodeOption = None,
 ):
@@ -382,7 +394,8 @@ def serve(
                              max_request_chars=max_request_chars, split_sentences=split_sentences)
     _setup_logging()
     _threads(threads)
-    tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir)
+    tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir,
+                                    patterns=patterns, patterns_mode=patterns_mode)
     run_server(tagger, model_name=str(model), host=host, port=port, settings=settings)
 
 
@@ -544,6 +557,30 @@ def formats(code: CodeOption = None):
     from nerkit.data.formats import describe_formats
 
     typer.echo("\n".join(describe_formats()))
+
+
+patterns_app = typer.Typer(help="Rules saved beside a model: patterns that travel with its directory.",
+                           no_args_is_help=True)
+app.add_typer(patterns_app, name="patterns")
+
+
+@patterns_app.command("add")
+@friendly_errors
+def patterns_add(
+    model: Annotated[Path, typer.Argument(help="Model directory.")],
+    file: Annotated[Path, typer.Argument(help="JSON lines pattern file ({\"label\": \"ORG\", \"pattern\": "
+                                         "\"Acme Corp\"}, or one object per token).")],
+    replace: Annotated[bool, typer.Option(help="Replace the patterns saved in the directory instead of adding "
+                                          "to them.")] = False,
+):
+    """Save patterns into a model directory, so that they travel with the model.
+
+    They are written as patterns.jsonl and listed in the directory's manifest; predict, evaluate and
+    serve apply them with the model (--patterns-mode fill or override)."""
+    from nerkit.predict.rules import save_patterns
+
+    count = save_patterns(model, file, replace=replace)
+    typer.echo(f"{model}: {count} pattern{'s' if count != 1 else ''} saved in patterns.jsonl")
 
 
 debug_app = typer.Typer(help="Look at data (and, later, models) before training.", no_args_is_help=True)

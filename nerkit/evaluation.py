@@ -155,15 +155,18 @@ class _ReplayedScores:
 def evaluate_model(model: str | Path, data: str, *, scheme: str | None = None,
                    decoding: dict[str, Any] | None = None, device: str = "auto", precision: str = "fp32",
                    runtime: str = "torch", export_dir: str | Path | None = None, bootstrap: int = 0, seed: int = 0,
-                   overrides: Sequence[str] = ()) -> Report:
+                   overrides: Sequence[str] = (), patterns: str | Path | None = None,
+                   patterns_mode: str = "fill") -> Report:
     """``nerkit evaluate``: the model directory ``model`` scored on the data source ``data`` (a file,
     a saved dataset, ``hf:NAME``, ``synthetic:SPLIT``), with optional decoding options, on
     ``device`` in ``precision`` with ``runtime`` (see ``Tagger.from_pretrained``), and
     ``bootstrap`` resamples for intervals (seeded by ``seed``). The data is read as the model's
     training data was (``reading_options``), ``scheme`` and ``overrides`` (``--set data.KEY=VALUE``)
-    changing that."""
+    changing that. ``patterns`` (a pattern file) and ``patterns_mode``: rules applied to the
+    predictions before they are scored, beside those saved with the model (``nerkit.predict.rules``)."""
     check_resamples(bootstrap)
-    tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir)
+    tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir,
+                                    patterns=patterns, patterns_mode=patterns_mode)
     tagger.configure_decoding(**(decoding or {}))
     options = reading_options(tagger, model, [*overrides, *([f"data.scheme={scheme}"] if scheme else [])])
     examples = load_split(data, **options, tokenizer_rule=tagger.tokenizer_rule)

@@ -87,6 +87,37 @@ def write_directory(directory: str | Path, write_files: Callable[[Path], None]) 
     commit(staging, directory)
 
 
+def update_files(directory: str | Path, make_texts: Callable[[Path], dict[str, str]]) -> None:
+    """Write text files into the saved model ``directory`` without rewriting the model:
+    ``make_texts(folder)`` gives them (name -> content) once the model's folder is verified;
+    the model's other files are hard-linked (or copied) into the staging folder unchanged and
+    the whole is committed with a new manifest, as ``write_directory`` does, so the manifest
+    names the new files and the model stays one verified unit. A directory written before
+    manifests gets the files written atomically, one by one."""
+    directory = Path(directory)
+    if directory.is_dir():
+        recover(directory)  # a save killed during its swap is finished first, as loading would read it
+    folder = locate(directory)
+    texts = make_texts(folder)
+    if not (folder / MANIFEST_FILE).is_file():
+        for name, text in texts.items():
+            atomic_write_text(directory / name, text)
+        return
+    kept = [name for name in read_manifest(folder) if name not in texts]
+
+    def write_files(staging: Path) -> None:
+        for name in kept:
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(folder / name, staging / name)
+            except OSError:  # a file system without hard links
+                shutil.copyfile(folder / name, staging / name)
+        for name, text in texts.items():
+            (staging / name).write_text(text, encoding="utf-8")
+
+    write_directory(directory, write_files)
+
+
 def recover(directory: Path) -> None:
     """Finish the swap of a save killed during it (the staging folder that ``locate`` would load
     from, so the model a user loaded stays the one in place); remove every other staging folder."""
@@ -282,5 +313,5 @@ CHANGED_REMEDY = ("Restore the directory from a copy or train the model again. n
                   f"{MANIFEST_FILE}: then only the consistency checks apply.")
 
 
-__all__ = ["ModelDirectoryError", "MANIFEST_FILE", "STAGING_PREFIX", "write_directory", "recover", "locate",
-           "not_loadable", "read_manifest", "manifest_problems", "complete_manifest", "fsync_path", "digest"]
+__all__ = ["ModelDirectoryError", "MANIFEST_FILE", "STAGING_PREFIX", "write_directory", "update_files", "recover",
+           "locate", "not_loadable", "read_manifest", "manifest_problems", "complete_manifest", "fsync_path", "digest"]

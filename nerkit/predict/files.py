@@ -74,7 +74,8 @@ def predict_file(model: str | Path, source: str, output: str | Path | None = Non
                  token_budget: int = 4000, decoding: dict[str, Any] | None = None,
                  errors: str = "strict", input_format: str = "text", split_sentences: bool = False,
                  device: str = "auto", precision: str = "fp32", runtime: str = "torch",
-                 export_dir: str | Path | None = None) -> PredictSummary:
+                 export_dir: str | Path | None = None, patterns: str | Path | None = None,
+                 patterns_mode: str = "fill") -> PredictSummary:
     """Predict every input of ``source`` (a path, or ``-`` for standard input) with the model in
     directory ``model`` and write the results to ``output`` (standard output when None; a file
     appears whole when every input was predicted, and is left as it was when one fails).
@@ -86,7 +87,8 @@ def predict_file(model: str | Path, source: str, output: str | Path | None = Non
     ``input_format``: ``text`` (one text per line) or ``jsonl`` (one JSON record per line,
     ``{"id": ..., "text": ...}``, its other fields passed through); ``split_sentences`` tags each
     sentence as if it were alone (see ``nerkit.predict.documents``). Both read raw text.
-    ``device``, ``precision``, ``runtime``, ``export_dir``: see ``Tagger.from_pretrained``."""
+    ``device``, ``precision``, ``runtime``, ``export_dir``, ``patterns`` (a pattern file applied
+    beside the model) and ``patterns_mode``: see ``Tagger.from_pretrained``."""
     target = output_format(format)  # a registered format that can be written; jsonl: offsets, its old name
     if input_format not in INPUT_FORMATS:
         raise NerkitError(f"--input-format {input_format!r}: expected {' or '.join(INPUT_FORMATS)}")
@@ -106,7 +108,8 @@ def predict_file(model: str | Path, source: str, output: str | Path | None = Non
                           "brat), not streamed to standard output; name it with --output")
     if errors not in DECODING_ERRORS:
         raise NerkitError(f"--errors {errors!r}: expected {' or '.join(DECODING_ERRORS)}")
-    tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir)
+    tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir,
+                                    patterns=patterns, patterns_mode=patterns_mode)
     tagger.configure_decoding(**(decoding or {}))
     if source != "-" and not Path(source).is_file():
         raise NerkitError(f"{source}: no such file")

@@ -55,8 +55,11 @@ def annotated_text(record: Prediction, where: Where) -> AnnotatedText:
     an input record's fields too) as the record of a character-offset format."""
     entities = record["entities"]
     fields = dict(record) if list(record) != ["text", "entities"] else None
+    # Beyond offsets, type, text and score: where each entity came from, with rules.
+    extra = [{key: value for key, value in e.items() if key in ("source", "pattern_id")} for e in entities]
     return AnnotatedText(record["text"], [CharSpan(e["start"], e["end"], e["type"]) for e in entities], where,
-                         scores=[e["score"] for e in entities], fields=fields)
+                         scores=[e["score"] for e in entities], fields=fields,
+                         entity_fields=extra if any(extra) else None)
 
 
 def text_records(tagger, lines: Iterable[str], *, name: str, **options) -> Iterator[AnnotatedText]:

@@ -12,13 +12,14 @@ only its batch interface (``encode``/``decode``), so the model never calls back 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, TypedDict
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, NotRequired, TypedDict
 
 from nerkit.data.batching import budget_batches, iterate_chunks
 from nerkit.data.documents import join_documents, split_spans
 from nerkit.data.spans import Example, ScoredSpan
 from nerkit.data.text import TOKENIZER_V1, clusters, example_from_text, plain, whole_characters
 from nerkit.errors import NerkitError
+from nerkit.predict.rules import Rules, source_fields
 
 if TYPE_CHECKING:  # the pipeline runs the model through its batch interface and never imports torch itself
     from nerkit.tagger import TaggerModel
@@ -34,6 +35,10 @@ class Entity(TypedDict):
     type: str
     text: str
     score: float
+    # With rules (``Tagger.from_pretrained(patterns=...)``): "model" or "rule" (score 1.0), and the
+    # id of the pattern that found a rule entity, where the pattern has one.
+    source: NotRequired[str]
+    pattern_id: NotRequired[str | int]
 
 
 class Prediction(TypedDict):
@@ -67,7 +72,7 @@ def predict_examples(model: TaggerModel, examples: list[Example], *, token_budge
     one document are predicted together as passages and the spans split back per sentence."""
     options = {"token_budget": token_budget, "max_sentences": max_sentences}
     if not model.document_context or all(example.document is None for example in examples):
-        return predict_spans(model, examples, **options)
+        return with_rules(model, examples, predict_spans(model, examples, **options))
     passages = join_documents(examples, model.document_context)
     passage_spans = predict_spans(model, [passage.example for passage in passages], **options)
     results: list[list[ScoredSpan]] = [[] for _ in examples]
@@ -75,16 +80,33 @@ def predict_examples(model: TaggerModel, examples: list[Example], *, token_budge
         lengths = [len(examples[index]) for index, _ in passage.members]
         for (index, _), member_spans in zip(passage.members, split_spans(passage, spans, lengths)):
             results[index] = member_spans
-    return results
+    return with_rules(model, examples, results)
 
 
-def entities_with_offsets(example: Example, spans: list[ScoredSpan], rule: str | None = None) -> list[Entity]:
-    """The entities of ``example`` (split from its text by the tokenizer ``rule``) in reading order."""
+def model_rules(model: TaggerModel) -> Rules | None:
+    """The rules a ``Tagger`` holds beside its model (``Tagger.from_pretrained(patterns=...)``, or
+    saved in its directory); None for a model without them."""
+    return getattr(model, "rules", None)
+
+
+def with_rules(model: TaggerModel, examples: list[Example], predicted: list[list[ScoredSpan]]) \
+        -> list[list[ScoredSpan]]:
+    """The model's spans of each example merged with what its rules find (``nerkit.predict.rules``)."""
+    rules = model_rules(model)
+    if rules is None:
+        return predicted
+    return [rules.apply(example.tokens, spans) for example, spans in zip(examples, predicted)]
+
+
+def entities_with_offsets(example: Example, spans: list[ScoredSpan], rule: str | None = None, *,
+                          sources: bool = False) -> list[Entity]:
+    """The entities of ``example`` (split from its text by the tokenizer ``rule``) in reading order;
+    with ``sources`` (a tagger with rules), each says where it came from (``source``: model or rule)."""
     entities: list[Entity] = []
     for span in sorted(spans, key=lambda s: (s.start, -s.end, s.type)):
         start, end = example.offsets[span.start][0], example.offsets[span.end - 1][1]
         entities.append({"start": start, "end": end, "type": span.type, "text": example.text[start:end],
-                         "score": round(float(span.score), 4)})
+                         "score": round(float(span.score), 4), **(source_fields(span) if sources else {})})
     if rule == TOKENIZER_V1 and entities and not plain(example.text):
         return _in_whole_characters(example.text, entities)
     return entities
@@ -151,12 +173,14 @@ def predict_records(model: TaggerModel, items: Iterable[tuple[Any, str]], batch_
         pieces = [[(start, text[start:end]) for start, end in split(text)] for _, text in chunk]
         examples = [example_from_text(piece, rule=model.tokenizer_rule) for item_pieces in pieces
                     for _, piece in item_pieces]
-        spans = iter(predict_spans(model, examples, **options))
+        spans = iter(with_rules(model, examples, predict_spans(model, examples, **options)))
+        sources = model_rules(model) is not None
         examples_in_order = iter(examples)
         for (item, text), item_pieces in zip(chunk, pieces):
             entities: list[Entity] = []
             for start, _ in item_pieces:
-                for entity in entities_with_offsets(next(examples_in_order), next(spans), model.tokenizer_rule):
+                for entity in entities_with_offsets(next(examples_in_order), next(spans), model.tokenizer_rule,
+                                                    sources=sources):
                     entities.append({**entity, "start": entity["start"] + start, "end": entity["end"] + start})
             yield {"text": text, "entities": entities} if isinstance(item, str) else {**item, "entities": entities}
 

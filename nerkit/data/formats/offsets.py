@@ -82,17 +82,21 @@ def read(path: Path, *, encoding: str = "utf-8", stats: ReadStats | None = None)
 
 
 def record_json(text: str, spans: Iterable[CharSpan], tokens: list[str] | None = None, *,
-                scores: Sequence[float] | None = None, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                scores: Sequence[float] | None = None, fields: Mapping[str, Any] | None = None,
+                entity_fields: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """One line: ``{"text", "entities": [{"start", "end", "type", "text"}]}``, each entity with
     its ``score`` where ``scores`` are given (predictions). ``fields``: the record's fields in
     their order, the text and the entities where its keys "text" and "entities" stood (at the
-    end where it had none), as ``nerkit predict --input-format jsonl`` passes them through."""
+    end where it had none), as ``nerkit predict --input-format jsonl`` passes them through.
+    ``entity_fields``: more fields of each entity (a prediction's ``source``, with rules)."""
     entities = []
     for index, span in enumerate(spans):
         entity: dict[str, Any] = {"start": span.start, "end": span.end, "type": span.type,
                                   "text": text[span.start:span.end]}
         if scores is not None:
             entity["score"] = scores[index]
+        if entity_fields is not None:
+            entity.update(entity_fields[index])
         entities.append(entity)
     placed = {"text": text, "entities": entities}
     record: dict[str, Any] = {key: placed.get(key, value) for key, value in (fields or placed).items()}
@@ -107,7 +111,7 @@ def stream(records: Iterable[AnnotatedText], sink: IO[str]) -> int:
     count = 0
     for record in records:
         sink.write(dumps(record_json(record.text, record.spans, record.tokens, scores=record.scores,
-                                     fields=record.fields)) + "\n")
+                                     fields=record.fields, entity_fields=record.entity_fields)) + "\n")
         count += 1
     return count
 

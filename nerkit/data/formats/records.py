@@ -61,6 +61,9 @@ class AnnotatedText:
     # them leave them out.
     scores: list[float] | None = None
     fields: dict[str, Any] | None = None
+    # What a prediction with rules says of each span beyond its score (``{"source": "rule",
+    # "pattern_id": ...}``); written by the offsets format, left out by those with no place for it.
+    entity_fields: list[dict[str, Any]] | None = None
 
 
 # --------------------------------------------------------------------------- checking spans
