@@ -112,3 +112,25 @@ def write_tiny_bert(directory: Path, *, layers: int = 2, context_free: bool = Fa
 def bert_dir(tmp_path_factory) -> Path:
     pytest.importorskip("transformers")
     return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def tiny_vectors_like(settings: dict, folder: Path) -> dict[str, str]:
+    """A .npy matrix of the configured dimension (and its word list, in the configured list's
+    format) for a few synthetic-corpus words."""
+    import numpy as np
+
+    words = ["the", "paris", "london", "acme", "john"]
+    np.save(folder / "vectors.npy", np.random.default_rng(0).normal(size=(len(words), settings["word_dim"])).astype("float32"))
+    values = {"encoder.word_vectors": str(folder / "vectors.npy")}
+    vocab = settings.get("word_vectors_vocab")
+    if vocab:
+        if vocab.endswith(".parquet"):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.table({settings.get("word_vectors_vocab_column") or "index": words}), folder / "words.parquet")
+            values["encoder.word_vectors_vocab"] = str(folder / "words.parquet")
+        else:
+            (folder / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+            values["encoder.word_vectors_vocab"] = str(folder / "words.txt")
+    return values

@@ -11,7 +11,7 @@ import torch
 from nerkit import Tagger, load_config
 from nerkit.config import SYNTHETIC
 
-from conftest import REPO_ROOT, SHARED_DATA
+from conftest import REPO_ROOT, SHARED_DATA, tiny_vectors_like
 
 CONFIG_DIR = REPO_ROOT / "configs"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml")) + sorted(CONFIG_DIR.glob("*.yml"))
@@ -48,28 +48,6 @@ def test_config_builds_a_model_that_trains_and_decodes(path, synthetic_train, re
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tagger.parameters())
     decoded = tagger.decode(batch)
     assert len(decoded) == 6
-
-
-def tiny_vectors_like(settings: dict, folder: Path) -> dict[str, str]:
-    """A .npy matrix of the configured dimension (and its word list, in the configured list's
-    format) for a few synthetic-corpus words."""
-    import numpy as np
-
-    words = ["the", "paris", "london", "acme", "john"]
-    np.save(folder / "vectors.npy", np.random.default_rng(0).normal(size=(len(words), settings["word_dim"])).astype("float32"))
-    values = {"encoder.word_vectors": str(folder / "vectors.npy")}
-    vocab = settings.get("word_vectors_vocab")
-    if vocab:
-        if vocab.endswith(".parquet"):
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            pq.write_table(pa.table({settings.get("word_vectors_vocab_column") or "index": words}), folder / "words.parquet")
-            values["encoder.word_vectors_vocab"] = str(folder / "words.parquet")
-        else:
-            (folder / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
-            values["encoder.word_vectors_vocab"] = str(folder / "words.txt")
-    return values
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=IDS)

@@ -56,7 +56,7 @@ import yaml
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from conftest import LEARNS_QUICKLY, REPO_ROOT, TINY_ENCODER, TINY_SET_ARGS, TINY_TRAINING
+from conftest import LEARNS_QUICKLY, REPO_ROOT, TINY_ENCODER, TINY_SET_ARGS, TINY_TRAINING, tiny_vectors_like
 from nerkit_cli.main import app
 
 README = REPO_ROOT / "README.md"
@@ -289,6 +289,9 @@ def tiny_arguments(words: list[str], workspace: Workspace) -> list[str]:
     settings = [item for item in TINY_SET_ARGS if encoder == "bilstm" or not item.startswith("encoder.")]
     if "--select-for" in words:  # the post-hoc tau is chosen on dev data
         settings = [item for item in settings if item != "data.dev=null"] + ["data.dev=synthetic:dev"]
+    if config.get("encoder", {}).get("word_vectors"):  # vectors a benchmark makes: tiny ones in their formats
+        tiny = {**config["encoder"], "word_dim": int(dict(item.split("=", 1) for item in settings).get("encoder.word_dim", 50))}
+        settings += [f"{key}={value}" for key, value in tiny_vectors_like(tiny, workspace.directory).items()]
     model = config.get("encoder", {}).get("model")
     if model and _option(words, "--encoder") is None and not Path(model).is_dir():
         settings.append(f"encoder.model={workspace.bert}")
