@@ -235,6 +235,11 @@ class Workspace:
         if word == "DIR" and option == "--output":
             self.outputs += 1
             return f"output-{self.outputs}"
+        if word == "MODEL_COPY":  # a command that writes into the model directory gets its own copy
+            copy = self.directory / f"model-copy-{self.outputs}"
+            self.outputs += 1
+            shutil.copytree(self.model, copy)
+            return str(copy)
         if word == "RUN_DIR":
             copy = self.directory / "run-copy"
             shutil.copytree(self.model, copy)
@@ -247,6 +252,7 @@ class Workspace:
             return f"converted-{self.outputs}"
         values = {"MODEL": str(self.model), "DIR": str(self.model), "DATA": "synthetic:dev", "F": str(self.files["conll"]),
                   "IN": str(self.files["conll"]), "TRAIN": str(self.files["conll"]), "DEV": str(self.files["conll"]),
+                  "PATTERNS": str(self.files["patterns"]),
                   "NAME": "focal", "N": "1", "T": "0.5"}
         if word == "MODEL_DIR":
             return self.bert
@@ -505,7 +511,10 @@ def input_files(tmp_path_factory) -> dict[str, Path]:
         sentences.append("\n".join(f"{token} {tag}" for token, tag in zip(example.tokens, tags)))
     (directory / "data.conll").write_text("\n\n".join(sentences) + "\n", encoding="utf-8")
     (directory / "texts.txt").write_text("\n".join(synthetic_texts(6)) + "\n", encoding="utf-8")
-    return {"conll": directory / "data.conll", "text": directory / "texts.txt"}
+    (directory / "patterns.jsonl").write_text('{"label": "ORG", "pattern": "Acme Corp"}\n'
+                                              '{"label": "LOC", "pattern": [{"lower": "new"}, {"lower": "york"}]}\n',
+                                              encoding="utf-8")
+    return {"conll": directory / "data.conll", "text": directory / "texts.txt", "patterns": directory / "patterns.jsonl"}
 
 
 @pytest.fixture
