@@ -99,7 +99,7 @@ async function tag() {
     draw(result, Array.from(record.text), record.entities, tree(pieces(record.entities)), 0, Array.from(record.text).length);
     raw.textContent = JSON.stringify(body, null, 2);
     document.getElementById("count").textContent =
-      `${record.entities.length} ${record.entities.length === 1 ? "entity" : "entities"}`;
+      `(${record.entities.length} ${record.entities.length === 1 ? "entity" : "entities"})`;
   } catch (error) {
     say("The server did not answer (is nerkit serve still running?).");
   } finally {
@@ -134,7 +134,7 @@ def demo_page(entity_types: Sequence[str], *, model_name: str | None, max_chars:
 <textarea id="text" placeholder="Type or paste text, then press Ctrl+Enter"></textarea>
 <button id="submit" type="button">Find entities</button> <span>or Ctrl+Enter</span>
 <p id="message" class="message" role="alert" hidden></p>
-<h2>Entities <span id="count"></span></h2>
+<h2>Result <span id="count"></span></h2>
 <div id="result" class="text" aria-live="polite"></div>
 <p id="focused" aria-live="polite"></p>
 <details><summary>Raw JSON (the answer of POST /predict)</summary><pre id="json"></pre></details>
