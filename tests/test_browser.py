@@ -151,6 +151,29 @@ def test_the_keyboard_path_reaches_every_entity_and_its_score(browser, model_dir
             assert outline == "solid"  # the focus is visible
 
 
+def test_the_demo_page_draws_nested_spans_as_the_html_pages_do(browser, model_dir):
+    """The page's script draws a model's answer as nerkit.data.formats.html draws a record: the
+    same marks, in the same order, nested the same way (a span crossing another cut in two)."""
+    import xml.etree.ElementTree as ElementTree
+
+    from nerkit.data.formats.html import highlight, type_colours
+
+    text = "The University of Paris in Paris"
+    entities = [{"start": 4, "end": 23, "type": "ORG", "score": 0.9}, {"start": 18, "end": 23, "type": "LOC"},
+                {"start": 27, "end": 32, "type": "LOC"}, {"start": 18, "end": 32, "type": "MISC"}]
+    python = [(m.get("data-type"), "".join(m.itertext()), "cont" in m.get("class"), m.get("style").split(";")[-1])
+              for m in ElementTree.fromstring(f"<div>{highlight(text, entities, type_colours([]))}</div>").iter("mark")]
+    with running(Tagger.from_pretrained(model_dir)) as url:
+        browser.get(url + "/")
+        drawn = browser.execute_script("""
+            const box = document.createElement("div"), chars = Array.from(arguments[0]);
+            draw(box, chars, arguments[1], tree(pieces(arguments[1])), 0, chars.length);
+            return Array.from(box.querySelectorAll("mark"), m => [m.dataset.type, m.textContent,
+              m.classList.contains("cont"), "--height:" + m.style.getPropertyValue("--height")]);""", text, entities)
+    assert [tuple(mark) for mark in drawn] == python
+    assert len(python) == 5  # MISC in two pieces
+
+
 def test_html_in_the_text_is_shown_never_run(browser, model_dir):
     with running(Tagger.from_pretrained(model_dir)) as url:
         browser.get(url + "/")
@@ -191,7 +214,8 @@ def test_the_demo_page_says_what_went_wrong(browser, model_dir):
 
 def test_a_predict_html_page_holds_what_the_json_holds(browser, model_dir, tmp_path):
     source = tmp_path / "in.txt"
-    source.write_text("\n".join([SENTENCE, HOSTILE, "Macron met Smith in Berlin."]) + "\n", encoding="utf-8")
+    source.write_text("\n".join([SENTENCE, HOSTILE, "Macron met Smith in Berlin.", "b" * 3000]) + "\n",
+                      encoding="utf-8")
     runner = CliRunner()
     for name, output in (("offsets", "p.jsonl"), ("html", "p.html")):
         result = runner.invoke(cli, ["predict", str(source), "--model", str(model_dir), "--format", name,
@@ -200,13 +224,15 @@ def test_a_predict_html_page_holds_what_the_json_holds(browser, model_dir, tmp_p
     records = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text(encoding="utf-8").splitlines()]
     browser.get((tmp_path / "p.html").as_uri())
     sections = browser.find_elements(By.CSS_SELECTOR, "section.record")
-    assert [s.find_element(By.TAG_NAME, "h2").text for s in sections] == ["1", "2", "3"]
+    assert [s.find_element(By.TAG_NAME, "h2").text for s in sections] == ["1", "2", "3", "4"]
     for section, record in zip(sections, records):
         assert section.find_element(By.CLASS_NAME, "text").get_attribute("textContent") == record["text"]
         marks = section.find_elements(By.TAG_NAME, "mark")
         assert [(m.get_attribute("textContent"), m.get_attribute("data-type")) for m in marks] == \
             [(e["text"], e["type"]) for e in record["entities"]]
     assert browser.execute_script("return window.pwned") is None
+    long_line = sections[-1].find_element(By.CLASS_NAME, "text")  # 3,000 characters without a space: wrapped
+    assert browser.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", long_line)
 
 
 def test_a_report_page_holds_what_the_json_holds_and_filters(browser, model_dir, tmp_path):
