@@ -256,5 +256,5 @@ def entity_type_warnings(model_types: Sequence[str], examples: list[Example], da
     return warnings
 
 
-__all__ = ["ErrorAnalysis", "error_analysis", "evaluate", "evaluate_model", "entity_type_warnings", "reading_options", "score_predictions", "unit_counts",
-           "add_intervals", "select_posthoc_tau", "TauChoice", "TAU_GRID"]
+__all__ = ["ErrorAnalysis", "error_analysis", "evaluate", "evaluate_model", "entity_type_warnings", "reading_options",
+           "score_predictions", "unit_counts", "add_intervals", "select_posthoc_tau", "TauChoice", "TAU_GRID"]

@@ -104,7 +104,8 @@ def test_text_and_types_are_escaped():
 
 def test_predict_writes_an_html_page_that_reads_back_as_the_predictions(model_dir, tmp_path):
     source = tmp_path / "in.txt"
-    source.write_text("\n".join([HOSTILE, "Macron met Smith in Berlin.", "", "Zürich 東京 ."]) + "\n", encoding="utf-8")
+    source.write_text("\n".join([HOSTILE, "Macron met Smith in Berlin.", "", "Zürich 東京 ."]) + "\n",
+                      encoding="utf-8")
     assert invoke("predict", source, "--model", model_dir, "--output", tmp_path / "p.jsonl").exit_code == 0
     result = invoke("predict", source, "--model", model_dir, "--format", "html", "--output", tmp_path / "p.html")
     assert result.exit_code == 0, result.output
@@ -153,7 +154,8 @@ def test_many_records_go_on_linked_pages(tmp_path, monkeypatch):
     assert 'href="page.html" rel="prev"' in pages[1].read_text() and 'rel="next"' not in pages[2].read_text()
     # A long text fills a page of its own: characters count too.
     monkeypatch.setattr(html_format, "PAGE_CHARACTERS", 10)
-    assert [len(page) for page in html_format.pages(records[:2] + [AnnotatedText("x" * 50, [], Where("t"))])] == [1, 1, 1]
+    long_text = AnnotatedText("x" * 50, [], Where("t"))
+    assert [len(page) for page in html_format.pages([*records[:2], long_text])] == [1, 1, 1]
 
 
 def test_a_page_not_written_by_nerkit_is_not_read_as_one(tmp_path):

@@ -95,8 +95,9 @@ async function tag() {
       return;
     }
     const record = body.results[0];
+    const chars = Array.from(record.text);
     result.replaceChildren();
-    draw(result, Array.from(record.text), record.entities, tree(pieces(record.entities)), 0, Array.from(record.text).length);
+    draw(result, chars, record.entities, tree(pieces(record.entities)), 0, chars.length);
     raw.textContent = JSON.stringify(body, null, 2);
     document.getElementById("count").textContent =
       `(${record.entities.length} ${record.entities.length === 1 ? "entity" : "entities"})`;

@@ -144,7 +144,8 @@ def highlight(text: str, entities: Sequence[dict[str, Any]], colours: dict[str, 
             extra = " ".join(c for c in ("" if node["last"] else "cont", "rule" if source == "rule" else "",
                                          classes[node["index"]] if classes else "") if c)
             out.append(
-                f'<mark class="ent{" " + extra if extra else ""}" tabindex="0" data-type="{html.escape(entity["type"])}"'
+                f'<mark class="ent{" " + extra if extra else ""}" tabindex="0"'
+                f' data-type="{html.escape(entity["type"])}"'
                 f' data-score="{score}" data-start="{entity["start"]}" data-end="{entity["end"]}"'
                 f' title="{html.escape(title)}" style="--bg:{background};--line:{line};--height:{_height(node)}">'
                 f'{draw(node["children"], node["start"], node["end"])}</mark>')
