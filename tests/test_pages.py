@@ -99,6 +99,15 @@ def test_text_and_types_are_escaped():
     assert "".join(ElementTree.fromstring(f"<div>{fragment}</div>").itertext()) == HOSTILE
 
 
+def test_the_score_and_the_source_of_an_entity_are_on_its_mark():
+    entities = [{"start": 0, "end": 6, "type": "PER", "score": 0.9137, "source": "model"},
+                {"start": 15, "end": 20, "type": "LOC", "score": 1.0, "source": "rule"}]
+    found = marks(html_format.highlight("Angela visited Paris", entities, html_format.type_colours(["PER", "LOC"])))
+    assert [(m.get("title"), m.get("data-score"), m.get("tabindex")) for m in found] == [
+        ("PER, score 0.91, model", "0.91", "0"), ("LOC, score 1.00, rule", "1.00", "0")]
+    assert "rule" in found[1].get("class").split() and "rule" not in found[0].get("class").split()
+
+
 # --------------------------------------------------------------------------- the html format
 
 
