@@ -271,7 +271,11 @@ def evaluate(
     model: Annotated[Path, typer.Argument(help="Model directory.")],
     data: Annotated[str, typer.Argument(help="Gold data: CoNLL file, JSON lines, saved dataset DIR[:split], "
                                         "hf:NAME[:split] or synthetic:SPLIT.")],
-    output: Annotated[Optional[Path], typer.Option(help="Write the scores as JSON here.")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Write the scores as JSON here (with the error analysis "
+                                                   "under error_analysis).")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write an HTML error-analysis page here: scores, confusion "
+                                                   "between types, boundary errors, every sentence with an "
+                                                   "error, the surest first.")] = None,
     scheme: Annotated[Optional[str], typer.Option(help="Tag scheme of CoNLL data: auto, IOB1, BIO, BIOES "
                                                   "(default: the model's training data's, as data.scheme).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="How to read the gold data, where it differs "
@@ -298,14 +302,17 @@ def evaluate(
     _setup_logging()  # the warnings about entity types that the model and the gold data do not share
     _threads(threads)
 
-    report = evaluate_model(model, data, scheme=scheme, decoding=_decoding(posthoc_tau), device=device,
+    scores = evaluate_model(model, data, scheme=scheme, decoding=_decoding(posthoc_tau), device=device,
                             precision=precision, runtime=runtime, export_dir=export_dir, bootstrap=bootstrap,
-                            seed=seed, overrides=set_ or [], patterns=patterns, patterns_mode=patterns_mode)
-    typer.echo(report.table())
+                            seed=seed, overrides=set_ or [], patterns=patterns, patterns_mode=patterns_mode,
+                            report_page=report)
+    typer.echo(scores.table())
+    if report is not None:
+        typer.echo(f"error analysis written to {report}")
     if output is not None:
         from nerkit.atomic import atomic_write_text
 
-        atomic_write_text(output, json.dumps(report.as_dict(), indent=2))
+        atomic_write_text(output, json.dumps(scores.as_dict(), indent=2))
         typer.echo(f"scores written to {output}")
 
 

@@ -4,6 +4,7 @@
     tagger = Tagger.from_pretrained("runs/default")
     tagger.predict("Angela Merkel visited Paris.")      # one record: {"text", "entities"}
     tagger.predict(["Angela Merkel visited Paris."])    # a list of records, in input order
+    render(tagger.predict(["Angela Merkel visited Paris."]))  # an HTML page (a notebook shows it)
 """
 
 from nerkit.config import Config, config_from_options, load_config
@@ -13,9 +14,10 @@ from nerkit.data.spans import Example, ScoredSpan, Span
 from nerkit.errors import ConfigError, DataError, NerkitError
 from nerkit.predict import Tagger
 from nerkit.evaluation import evaluate
+from nerkit.rendering import render
 from nerkit.training.loop import TrainResult, train
 from nerkit.version import __version__
 
 __all__ = ["Config", "ConfigError", "DataError", "Example", "NerkitError", "ScoredSpan", "Span", "Tagger",
-           "TrainResult", "config_from_options", "evaluate", "load_config", "load_split", "read_examples", "train",
-           "__version__"]
+           "TrainResult", "config_from_options", "evaluate", "load_config", "load_split", "read_examples",
+           "render", "train", "__version__"]

@@ -23,6 +23,7 @@ from nerkit.errors import ConfigError, NerkitError
 from nerkit.heads.base import decodes_from_scores
 from nerkit.metrics.bootstrap import UnitCounts, bootstrap_intervals, count_matches, group_units
 from nerkit.metrics.entity_f1 import Report, entity_report
+from nerkit.metrics.errors import SpanError, confusion, error_counts, sentence_errors
 from nerkit.predict import Tagger
 
 logger = logging.getLogger(__name__)
@@ -156,14 +157,16 @@ def evaluate_model(model: str | Path, data: str, *, scheme: str | None = None,
                    decoding: dict[str, Any] | None = None, device: str = "auto", precision: str = "fp32",
                    runtime: str = "torch", export_dir: str | Path | None = None, bootstrap: int = 0, seed: int = 0,
                    overrides: Sequence[str] = (), patterns: str | Path | None = None,
-                   patterns_mode: str = "fill") -> Report:
+                   patterns_mode: str = "fill", report_page: str | Path | None = None) -> Report:
     """``nerkit evaluate``: the model directory ``model`` scored on the data source ``data`` (a file,
     a saved dataset, ``hf:NAME``, ``synthetic:SPLIT``), with optional decoding options, on
     ``device`` in ``precision`` with ``runtime`` (see ``Tagger.from_pretrained``), and
     ``bootstrap`` resamples for intervals (seeded by ``seed``). The data is read as the model's
     training data was (``reading_options``), ``scheme`` and ``overrides`` (``--set data.KEY=VALUE``)
     changing that. ``patterns`` (a pattern file) and ``patterns_mode``: rules applied to the
-    predictions before they are scored, beside those saved with the model (``nerkit.predict.rules``)."""
+    predictions before they are scored, beside those saved with the model (``nerkit.predict.rules``).
+    The report carries the error analysis (``error_analysis``); ``report_page``: where to write it
+    as an HTML page too (``nerkit.evaluation_report``)."""
     check_resamples(bootstrap)
     tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir,
                                     patterns=patterns, patterns_mode=patterns_mode)
@@ -173,7 +176,41 @@ def evaluate_model(model: str | Path, data: str, *, scheme: str | None = None,
     refuse_partial(examples, str(data))  # '-' tags would be scored as O
     for warning in entity_type_warnings(tagger.entity_types, examples, data):
         logger.warning("%s", warning)
-    return evaluate(tagger, examples, bootstrap=bootstrap, seed=seed)
+    predicted = tagger.predict_examples(examples)
+    report = score_predictions(examples, predicted, tagger.entity_types, bootstrap=bootstrap, seed=seed)
+    analysis = error_analysis(examples, predicted)
+    report.analysis = analysis.counts
+    if report_page is not None:
+        from nerkit.evaluation_report import write_report
+
+        write_report(report_page, report, analysis, examples, predicted, tagger.entity_types,
+                     title=f"{Path(model).name or model} on {data}")
+    return report
+
+
+@dataclass
+class ErrorAnalysis:
+    """The mistakes of predictions against gold data (``nerkit.metrics.errors``): ``errors`` per
+    sentence, and ``counts`` (the confusion between types, each kind of error, false positives
+    and negatives), as ``nerkit evaluate --output`` writes them under ``error_analysis``."""
+
+    errors: list[list[SpanError]]
+    counts: dict[str, Any]
+
+    def sentences(self) -> list[int]:
+        """The sentences with an error, the surest mistakes first: by the highest score among a
+        sentence's wrong predictions, then the sentences whose only errors are missed spans."""
+        wrong = [i for i, errors in enumerate(self.errors) if errors]
+        confidence = {i: max((e.score for e in self.errors[i] if e.score is not None), default=None) for i in wrong}
+        return sorted(wrong, key=lambda i: (confidence[i] is None, -(confidence[i] or 0.0), i))
+
+
+def error_analysis(examples: list[Example], predicted: Sequence[Sequence[ScoredSpan]]) -> ErrorAnalysis:
+    """Each error of ``predicted`` against the gold ``examples``, and their counts."""
+    gold = [example.spans for example in examples]
+    errors = [sentence_errors(g, p)[0] for g, p in zip(gold, predicted)]
+    counts = {"confusion": confusion(gold, predicted), **error_counts(errors, gold, predicted)}
+    return ErrorAnalysis(errors, counts)
 
 
 def reading_options(tagger: Tagger, model: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -219,5 +256,5 @@ def entity_type_warnings(model_types: Sequence[str], examples: list[Example], da
     return warnings
 
 
-__all__ = ["evaluate", "evaluate_model", "entity_type_warnings", "reading_options", "score_predictions", "unit_counts",
-           "add_intervals", "select_posthoc_tau", "TauChoice", "TAU_GRID"]
+__all__ = ["ErrorAnalysis", "error_analysis", "evaluate", "evaluate_model", "entity_type_warnings", "reading_options",
+           "score_predictions", "unit_counts", "add_intervals", "select_posthoc_tau", "TauChoice", "TAU_GRID"]

@@ -215,7 +215,7 @@ def test_convert_command(tmp_path):
 
 @pytest.mark.parametrize("arguments,fragments", [
     (["missing.jsonl", "out.conll", "--to", "conll"], ["missing.jsonl", "no such file"]),
-    (["good.jsonl", "out.x", "--to", "xml"], ["--to 'xml'", "brat, conll, doccano, hf, jsonl, labelstudio, offsets"]),
+    (["good.jsonl", "out.x", "--to", "xml"], ["--to 'xml'", "brat, conll, doccano, hf, html, jsonl, labelstudio, offsets"]),
     (["good.jsonl", "out.x", "--to", "conll", "--from", "excel"], ["--from 'excel'"]),
     (["bad.jsonl", "out.conll", "--to", "conll"], ["bad.jsonl line 2", "label 0 5-1", "empty"]),
     (["nested.jsonl", "out.conll", "--to", "conll"], ["overlapping entities", "cannot be written as CoNLL"]),

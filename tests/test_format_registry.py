@@ -129,7 +129,7 @@ def test_formats_lists_the_built_ins_and_a_plugin(pipe_format):
     listed = invoke("formats")
     assert listed.exit_code == 0, listed.output
     names = [line.split()[0] for line in listed.stdout.splitlines() if not line.startswith(" ")]
-    assert names == ["brat", "conll", "doccano", "hf", "jsonl", "labelstudio", "offsets"]
+    assert names == ["brat", "conll", "doccano", "hf", "html", "jsonl", "labelstudio", "offsets"]
     assert "conll  [tokens; read, write]" in listed.stdout and "doccano  [text; read, write]" in listed.stdout
     with_plugin = invoke("formats", "--code", pipe_format)
     assert with_plugin.exit_code == 0, with_plugin.output
@@ -139,9 +139,9 @@ def test_formats_lists_the_built_ins_and_a_plugin(pipe_format):
 
 def test_a_mistyped_format_names_the_registered_formats_and_the_closest(tmp_path, pipe_format):
     help_text = " ".join(invoke("evaluate", "--help").stdout.replace("│", " ").split())  # without the borders
-    assert "data.format (brat, conll, doccano, hf, jsonl, labelstudio, offsets)" in help_text
+    assert "data.format (brat, conll, doccano, hf, html, jsonl, labelstudio, offsets)" in help_text
     result = invoke("train", *TRAIN_ARGS, "--set", "data.format=conl", "--output", tmp_path / "run")
-    assert_exit_2(result, "data.format", "'conl'", "brat, conll, doccano, hf, jsonl, labelstudio, offsets",
+    assert_exit_2(result, "data.format", "'conl'", "brat, conll, doccano, hf, html, jsonl, labelstudio, offsets",
                   "Did you mean conll?")
     result = invoke("train", "--code", pipe_format, *TRAIN_ARGS, "--set", "data.format=pip", "--output",
                     tmp_path / "run")

@@ -465,7 +465,7 @@ def test_an_explicit_format_overrides_detection(tmp_path):
     conll.write_text("Oslo B-LOC\n", encoding="utf-8")
     assert read_examples(conll, format="conll")[0].spans == [Span(0, 1, "LOC")]
     with pytest.raises(NerkitError, match="data.format 'xml': not a registered format; expected auto .* or one of "
-                                          "brat, conll, doccano, hf, jsonl, labelstudio, offsets"):
+                                          "brat, conll, doccano, hf, html, jsonl, labelstudio, offsets"):
         read_examples(conll, format="xml")
 
 

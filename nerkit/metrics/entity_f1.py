@@ -53,13 +53,17 @@ class Report:
     bootstrap: dict | None = None
     # The types the macro average is over: those in the gold data or the predictions (sorted).
     macro_types: list[str] = field(default_factory=list)
+    # The counts of the error analysis (``nerkit.evaluation.error_analysis``: confusion, boundary
+    # errors, false positives and negatives); None where it was not made.
+    analysis: dict | None = None
 
     def as_dict(self) -> dict:
         return {"method": self.method, "micro": self.micro.as_dict(),
                 "macro": {**self.macro.as_dict(), "averaged_over": list(self.macro_types)},
                 "per_type": {t: s.as_dict() for t, s in self.per_type.items()},
                 **{name: s.as_dict() for name, s in self.extra.items()},
-                **({"bootstrap": self.bootstrap} if self.bootstrap is not None else {})}
+                **({"bootstrap": self.bootstrap} if self.bootstrap is not None else {}),
+                **({"error_analysis": self.analysis} if self.analysis is not None else {})}
 
     def table(self) -> str:
         level = f"{100 * self.bootstrap['level']:g}% CI" if self.bootstrap else None

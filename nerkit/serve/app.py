@@ -1,4 +1,5 @@
-"""The HTTP application: ``GET /health`` and ``POST /predict`` over a ``MicroBatcher``.
+"""The HTTP application: ``GET /health`` and ``POST /predict`` over a ``MicroBatcher``, and the demo
+page at ``GET /`` (``page.py``), which calls ``POST /predict`` as any client does.
 
     POST /predict  {"texts": ["Angela Merkel visited Paris.", ...]}
     -> 200 {"results": [{"text": "...", "entities": [{"start", "end", "type", "text", "score"}]}, ...]}
@@ -21,12 +22,13 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from nerkit.errors import NerkitError
 from nerkit.predict import Tagger
 from nerkit.serve.batcher import MicroBatcher
+from nerkit.serve.page import demo_page
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +147,11 @@ def create_app(tagger: Tagger, *, model_name: str | None = None, settings: Serve
     if settings.split_sentences:
         tagger.pipe([], split_sentences=True)  # a missing splitter is reported now, not at the first request
 
+    page = demo_page(tagger.entity_types, model_name=model_name, max_chars=settings.max_request_chars)
+
+    async def demo(request: Request) -> HTMLResponse:
+        return HTMLResponse(page)
+
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "model": model_name, "entity_types": list(tagger.entity_types),
                              "requests": batcher.requests, "model_calls": batcher.model_calls})
@@ -178,7 +185,7 @@ def create_app(tagger: Tagger, *, model_name: str | None = None, settings: Serve
         finally:
             await batcher.stop()
 
-    app = Starlette(routes=[Route("/health", health, methods=["GET"]), Route("/predict", predict, methods=["POST"])],
+    app = Starlette(routes=[Route("/", demo, methods=["GET"]), Route("/health", health, methods=["GET"]), Route("/predict", predict, methods=["POST"])],
                     exception_handlers={HTTPException: http_error, Exception: internal_error}, lifespan=lifespan)
     app.state.batcher = batcher
     return app

@@ -54,7 +54,7 @@ def serve(tagger: Tagger, *, model_name: str | None = None, host: str = "127.0.0
     server = build_server(app)
     shown = f"[{host}]" if ":" in host else host
     print(f"nerkit serve: {model_name or 'model'} on http://{shown}:{sock.getsockname()[1]} "
-          "(GET /health, POST /predict)", file=sys.stderr, flush=True)
+          "(GET / for the demo page, GET /health, POST /predict)", file=sys.stderr, flush=True)
     if threading.current_thread() is not threading.main_thread():
         server.run(sockets=[sock])
         return

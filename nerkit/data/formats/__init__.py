@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nerkit.data.encoding import check_encoding
-from nerkit.data.formats import brat, conll, doccano, hf, jsonl, labelstudio, offsets
+from nerkit.data.formats import brat, conll, doccano, hf, html, jsonl, labelstudio, offsets
 from nerkit.data.formats.jsonl import JSONL_SUFFIXES
 from nerkit.data.formats.records import AnnotatedText, CharSpan, from_example, to_example, to_examples
 from nerkit.data.formats.registry import FORMATS, Format, describe_formats, register_format
@@ -39,6 +39,7 @@ DETECTED_BECAUSE = {
     jsonl.NAME: "its first line has 'tokens'",
     offsets.NAME: "its first line has 'text' and 'entities' (or 'spans')",
     conll.NAME: f"its name does not end in {', '.join(JSONL_SUFFIXES)} and its first line is no JSON format's record",
+    html.NAME: "it is an HTML page that nerkit wrote (its generator meta tag says so)",
 }
 SUMMARIES = {
     hf.NAME: f"Hugging Face datasets: a directory written by save_to_disk (DIR or DIR:split), or {hf.HF_SOURCE_FORM}",
@@ -48,11 +49,13 @@ SUMMARIES = {
     jsonl.NAME: "nerkit's token JSON lines ({tokens, spans: [{start, end, type}]}), GENIA's entity_mentions too",
     offsets.NAME: "character-offset JSON lines ({text, entities}): nerkit's predictions, spaCy and Prodigy records",
     conll.NAME: "CoNLL columns: token first, tag last (IOB1, BIO or BIOES), blank line between sentences",
+    html.NAME: "a standalone HTML page of the texts with their entities highlighted, to look at (paged past "
+               f"{html.PAGE_RECORDS} records or {html.PAGE_CHARACTERS:,} characters); read back from its marks",
 }
 # A format that streams records needs no write(): the registry writes its stream onto a file that
 # appears whole (Format.write_records). conll keeps one to refuse an unknown scheme first, brat
 # and hf because they write folders.
-for _module in (hf, brat, labelstudio, doccano, jsonl, offsets, conll):
+for _module in (hf, brat, labelstudio, doccano, jsonl, offsets, conll, html):
     register_format(_module.NAME, kind=_module.KIND, detect=_module.detect, read=_module.read,
                     write=getattr(_module, "write", None), stream=getattr(_module, "stream", None),
                     summary=SUMMARIES[_module.NAME], detected_because=DETECTED_BECAUSE[_module.NAME],
