@@ -84,6 +84,8 @@ class RunRecord:
     finished: str | None = None  # why training ended, once it has (None: under way, or killed)
     # data.train as a list: each source's path, declared types and fingerprint; None for one source.
     train_sources: list[dict[str, Any]] | None = None
+    # training.select_for: how the post-hoc tau was chosen (metrics.tau_choice.TauChoice.record)
+    posthoc_selection: dict[str, Any] | None = None
 
     @classmethod
     def for_config(cls, config: Config) -> "RunRecord":
@@ -106,6 +108,8 @@ class RunRecord:
         record = asdict(self)
         if record["train_sources"] is None:  # one source: run.json as before lists existed
             del record["train_sources"]
+        if record["posthoc_selection"] is None:  # no selection: run.json as before selections were recorded
+            del record["posthoc_selection"]
         atomic_write_text(directory / RUN_FILE, json.dumps(record, indent=2))
 
 
