@@ -24,6 +24,7 @@ from nerkit.errors import ConfigError, NerkitError
 from nerkit.evaluation import select_posthoc_tau
 from nerkit.metrics.bootstrap import UnitCounts, f1_from_counts
 from nerkit.metrics.tau_choice import TAU_GRID, choose_tau
+from nerkit.modeldir import MANIFEST_FILE
 
 QUICK = {key.replace(".", "__"): value for key, value in LEARNS_QUICKLY.items()}
 TYPES = ["A", "B"]  # B is the rare type
@@ -186,14 +187,16 @@ def test_the_record_is_saved_with_the_head_in_run_json_and_reloaded(tmp_path):
     assert reloaded.head.posthoc_selection == record
     # A tau set by hand afterwards is no longer the selection's: its record goes.
     reloaded.configure_decoding(posthoc_tau=0.5)
-    assert "posthoc_selection" not in reloaded.head.config()
+    assert reloaded.head.config()["posthoc_selection"] is None
 
 
-def test_a_model_saved_without_a_record_loads_as_before(tmp_path):
+def test_a_model_saved_before_records_loads_as_before(tmp_path):
     Tagger.build(tiny_config(tmp_path, head__type="softmax", head__posthoc_tau=0.75),
                  synthetic_examples("train")[:64]).save_pretrained(tmp_path)
-    head = json.loads((tmp_path / "config.json").read_text())["head"]
-    assert "posthoc_selection" not in head  # config.json as before selections were recorded
+    description = json.loads((tmp_path / "config.json").read_text())
+    assert description["head"].pop("posthoc_selection") is None  # a tau set by hand has no record
+    (tmp_path / "config.json").write_text(json.dumps(description))  # as nerkit wrote it before issue 29
+    (tmp_path / MANIFEST_FILE).unlink()  # the manifest's digest was of the file as written
     loaded = Tagger.from_pretrained(tmp_path)
     assert loaded.head.posthoc_tau == 0.75 and loaded.head.posthoc_selection is None
 
@@ -219,3 +222,23 @@ def test_train_help_says_what_select_for_will_and_will_not_do():
     result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "400"})
     text = " ".join(result.output.split())
     assert "keeps tau 0" in text and "will not find a gain smaller than dev's noise" in text
+
+
+
+def test_the_record_and_the_default_bound_leave_the_configuration_hash_as_before():
+    # compare --resume matches finished runs by this hash: runs trained before issue 29 must still match.
+    import hashlib
+
+    from nerkit.training.rundir import config_hash
+
+    plain = load_config(values={"head.type": "crf", "training.select_for": "macro"})
+    old_tree = plain.to_dict()  # the tree as nerkit resolved it before issue 29, hashed as it hashed it then
+    del old_tree["head"]["posthoc_selection"], old_tree["training"]["select_micro_bound"], old_tree["output"]
+    del old_tree["training"]["progress"]
+    assert config_hash(plain) == hashlib.sha256(json.dumps(old_tree, sort_keys=True).encode("utf-8")).hexdigest()
+    recorded = load_config(values={"head.type": "crf", "training.select_for": "macro",
+                                   "head.posthoc_selection": {"tau": 0.5}})
+    assert config_hash(recorded) == config_hash(plain)
+    bounded = load_config(values={"head.type": "crf", "training.select_for": "macro",
+                                  "training.select_micro_bound": 2.0})
+    assert config_hash(bounded) != config_hash(plain)

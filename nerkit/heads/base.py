@@ -168,10 +168,7 @@ class AdjustedTaggingHead(TaggingHead):
         return scores
 
     def config(self) -> dict[str, Any]:
-        settings = {**super().config(), "posthoc_tau": self.posthoc_tau, "posthoc_selection": self.posthoc_selection}
-        if settings["posthoc_selection"] is None:  # a tau set by hand: config.json as before selections had records
-            del settings["posthoc_selection"]
-        return settings
+        return {**super().config(), "posthoc_tau": self.posthoc_tau, "posthoc_selection": self.posthoc_selection}
 
     def configure_decoding(self, *, posthoc_tau: float | None = None,
                            posthoc_selection: dict[str, Any] | None = None, **options: Any) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from nerkit.atomic import atomic_write_text
-from nerkit.config import DEFAULT_OUTPUT, RUN_CONFIG_FILE, Config
+from nerkit.config import DEFAULT_OUTPUT, RUN_CONFIG_FILE, Config, TrainingConfig
 from nerkit.errors import NerkitError
 from nerkit.modeldir import MANIFEST_FILE
 
@@ -47,6 +47,11 @@ def config_hash(config: Config) -> str:
     tree = config.to_dict()
     tree.pop("output", None)
     tree["training"].pop("progress", None)
+    # What --select-for writes after training, not a setting of it (a configuration holds none).
+    tree["head"].pop("posthoc_selection", None)
+    # Added with issue 29: at its default the hash is the one runs trained before had (compare --resume).
+    if tree["training"].get("select_micro_bound") == TrainingConfig.model_fields["select_micro_bound"].default:
+        del tree["training"]["select_micro_bound"]
     return hashlib.sha256(json.dumps(tree, sort_keys=True).encode("utf-8")).hexdigest()
 
 
