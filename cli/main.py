@@ -480,7 +480,7 @@ def compare(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any field (repeatable).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = False,
     select_for: Annotated[Optional[str], typer.Option(
-        help=SELECT_FOR_HELP + " The table shows each run's tau.")] = None,
+        help=SELECT_FOR_HELP + " The table shows each run's tau; a line per run its confirmed gain and why.")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals and the paired "
                                            "differences to the first loss (0 = none).")] = 1000,
     code: CodeOption = None,

@@ -115,7 +115,9 @@ def select_posthoc_tau(tagger: Tagger, dev_examples: list[Example], metric: Lite
                             resamples=max(resamples, 1), seed=seed)
     finally:
         tagger.score_runtime = saved
-    tagger.configure_decoding(posthoc_tau=choice.tau, posthoc_selection=choice.record())
+    # A plug-in head with a posthoc_tau may not keep the record: it then decodes with the tau alone.
+    record = {"posthoc_selection": choice.record()} if hasattr(tagger.head, "posthoc_selection") else {}
+    tagger.configure_decoding(posthoc_tau=choice.tau, **record)
     return choice
 
 

@@ -81,7 +81,7 @@ class TauChoice:
 def describe(record: dict[str, Any] | None) -> str:
     """One line for a saved selection record (``TauChoice.record``), F1 in points."""
     if not record:
-        return "no record (chosen before issue 29, or not chosen)"
+        return "no record (its tau was set by hand, or chosen before nerkit kept records)"
     gain = record.get("confirmed_gain")
     interval = (f"confirmed {record['metric']} gain {100 * gain['estimate']:+.2f} "
                 f"[{100 * gain['low']:+.2f}, {100 * gain['high']:+.2f}]" if gain else "no confirmation")
