@@ -82,10 +82,11 @@ def describe(record: dict[str, Any] | None) -> str:
     """One line for a saved selection record (``TauChoice.record``), F1 in points."""
     if not record:
         return "no record (its tau was set by hand, or chosen before nerkit kept records)"
-    gain = record.get("confirmed_gain")
-    interval = (f"confirmed {record['metric']} gain {100 * gain['estimate']:+.2f} "
-                f"[{100 * gain['low']:+.2f}, {100 * gain['high']:+.2f}]" if gain else "no confirmation")
-    return f"tau {record['tau']:g}: {interval}; {record['reason']}"
+    gain, reason = record.get("confirmed_gain"), record["reason"]
+    if gain and "gain" not in reason:  # the reason does not quote it already
+        reason += (f" (cross-fitted {record['metric']} gain {100 * gain['estimate']:+.2f} "
+                   f"[{100 * gain['low']:+.2f}, {100 * gain['high']:+.2f}])")
+    return f"tau {record['tau']:g}: {reason}"
 
 
 def choose_tau(counts_at: Callable[[float], UnitCounts], metric: str, *, grid: Sequence[float] = TAU_GRID,
