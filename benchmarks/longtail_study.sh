@@ -178,7 +178,8 @@ for label, tune in (("ce", False), ("ce + post-hoc tau (dev macro)", True)):
             choice, choosing = timed(select_posthoc_tau, tagger, dev, "macro")
             grid = ", ".join(f"{tau:g}: {100 * f1:.2f}" for tau, f1 in choice.scores.items())
             print(f"{model}: tau {choice.tau:g} (dev macro F1 by tau: {grid}); choosing it over "
-                  f"{len(choice.scores)} taus took {choosing / once:.2f} dev evaluations' time (median of 3)")
+                  f"{len(choice.scores)} taus took {choosing / once:.2f} dev evaluations' time (median of 3); "
+                  f"{choice.reason}")
         comparison.runs.append(score_run(tagger, label, int(model.name.split("-")[1]), {"dev": dev, "test": test}))
 add_comparison_intervals(comparison, 1000)
 print(comparison.markdown())

@@ -26,6 +26,7 @@ from nerkit.config import Config, parse_override
 from nerkit.errors import ConfigError, NerkitError
 from nerkit.extras import optional
 from nerkit.metrics.bootstrap import Interval, UnitCounts, bootstrap_intervals, paired_differences
+from nerkit.metrics.tau_choice import describe
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class LossRun:
     dev: dict[str, Any] | None
     test: dict[str, Any] | None
     posthoc_tau: float | None = None  # the model's post-hoc tau (None: its head has none)
+    posthoc_selection: dict[str, Any] | None = None  # how --select-for chose it (metrics.tau_choice)
     counts: dict[str, UnitCounts] = field(default_factory=dict, repr=False)  # split -> per-unit counts
 
 
@@ -124,6 +126,7 @@ class Comparison:
         if self.select_for:
             text += (f" tau: the post-hoc logit adjustment of each seed's model, chosen on dev for {self.select_for} "
                      "F1 (training.select_for); every score above uses it.")
+            text += "\n\n" + self.selection_lines()
         baseline = self.labels()[0] if self.runs else None
         for split in self.splits():
             if not self.differences.get(split):
@@ -136,6 +139,13 @@ class Comparison:
                      f"(seed {b['seed']}), the same resamples for every run; pooled over seeds by putting the "
                      "seeds' resampled differences together, so they cover the seed spread too.")
         return text
+
+    def selection_lines(self) -> str:
+        """A line per run: the chosen tau, its cross-fitted gain on dev with the interval, and why."""
+        lines = [f"Post-hoc tau chosen on dev for {self.select_for} F1 (cross-fitted on two halves of dev; "
+                 "gains in F1 points, 95% paired bootstrap interval):", ""]
+        lines += [f"- `{run.label}` seed {run.seed}: {describe(run.posthoc_selection)}" for run in self.runs]
+        return "\n".join(lines)
 
     def macro_note(self) -> str:
         """Which types macro F1 averages: each run's, on each split, those in the gold data or its
@@ -152,7 +162,8 @@ class Comparison:
     def as_dict(self) -> dict[str, Any]:
         return {"type_frequency": self.type_frequency, "select_for": self.select_for,
                 "baseline": self.labels()[0] if self.runs else None, "bootstrap": self.bootstrap,
-                "runs": [{"loss": r.label, "seed": r.seed, "posthoc_tau": r.posthoc_tau, "dev": r.dev, "test": r.test}
+                "runs": [{"loss": r.label, "seed": r.seed, "posthoc_tau": r.posthoc_tau,
+                          "posthoc_selection": r.posthoc_selection, "dev": r.dev, "test": r.test}
                          for r in self.runs],
                 "intervals": _intervals_dict(self.intervals), "differences": _intervals_dict(self.differences)}
 
@@ -290,7 +301,8 @@ def score_run(tagger, label: str, seed: int, examples: dict[str, list], *, boots
     ``Comparison``, with the per-unit counts its paired differences are drawn from."""
     from nerkit.evaluation import score_predictions, unit_counts
 
-    run = LossRun(label, seed, None, None, posthoc_tau=getattr(tagger.head, "posthoc_tau", None))
+    run = LossRun(label, seed, None, None, posthoc_tau=getattr(tagger.head, "posthoc_tau", None),
+                  posthoc_selection=getattr(tagger.head, "posthoc_selection", None))
     for split, gold in examples.items():
         if not gold:
             continue

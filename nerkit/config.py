@@ -298,9 +298,12 @@ class TrainingConfig(Section):
     cpu_threads: int | None = Field(None, ge=1)  # torch CPU threads; None: OMP_NUM_THREADS, else half the cores
     average_decay: float | None = Field(None, gt=0, lt=1)  # evaluate and save an exponential moving average of the weights
     progress: bool = True
-    # After training, choose the best model's post-hoc tau (head.posthoc_tau) on dev for this F1,
-    # from TAU_GRID in nerkit/evaluation.py; None: keep the configured tau.
+    # After training, choose the best model's post-hoc tau (head.posthoc_tau) on dev for this F1
+    # (nerkit/metrics/tau_choice.py: moved from 0 only when a cross-fitted gain's interval excludes
+    # 0); None: keep the configured tau.
     select_for: Literal["micro", "macro"] | None = None
+    # The largest fall of dev micro F1, in F1 points, that a tau chosen by select_for may cost.
+    select_micro_bound: float = Field(1.0, ge=0, le=100)
 
 
 class Config(Section):

@@ -24,17 +24,12 @@ from nerkit.heads.base import decodes_from_scores
 from nerkit.metrics.bootstrap import UnitCounts, bootstrap_intervals, count_matches, group_units
 from nerkit.metrics.entity_f1 import Report, entity_report
 from nerkit.metrics.errors import SpanError, confusion, error_counts, sentence_errors
+from nerkit.metrics.tau_choice import MICRO_BOUND, REFINEMENTS, RESAMPLES, TAU_GRID, TauChoice, choose_tau
 from nerkit.predict import Tagger
 
 logger = logging.getLogger(__name__)
 
 BOOTSTRAP_LEVEL = 0.95
-# Post-hoc taus tried by ``select_posthoc_tau``: -2 to 2 in steps of 0.25. Positive values move
-# decisions towards rare tags (Menon et al.'s post-hoc logit adjustment of a ce model, tau = 1);
-# negative ones towards frequent tags, so a logit-adjusted model (loss tau in [0, 2], balanced
-# decision) can be moved back as far as its own training shift, to the micro-F1 end.
-TAU_GRID = tuple(step / 4 for step in range(-8, 9))
-
 
 def evaluate(tagger: Tagger, examples: list[Example], *, bootstrap: int = 0, seed: int = 0) -> Report:
     """Entity-level scores of ``tagger`` on gold ``examples`` (seqeval strict when flat). With
@@ -86,46 +81,46 @@ def add_intervals(report: Report, counts: UnitCounts, resamples: int, seed: int)
                         "units": counts.units}
 
 
-@dataclass
-class TauChoice:
-    """The post-hoc tau chosen on dev for ``metric`` F1, and that F1 for every tau of the grid."""
-
-    tau: float
-    metric: str
-    scores: dict[float, float]
-
-    @property
-    def baseline(self) -> float | None:
-        """The F1 without adjustment (tau 0), when the grid has it."""
-        return self.scores.get(0.0)
-
-
 def select_posthoc_tau(tagger: Tagger, dev_examples: list[Example], metric: Literal["micro", "macro"],
-                       grid: Sequence[float] = TAU_GRID) -> TauChoice:
-    """The ``posthoc_tau`` of ``tagger``'s head with the best ``metric`` F1 on ``dev_examples``
-    (ties: the smallest adjustment, ``|tau|``), left configured on the tagger. Give it dev data
-    only: whatever it is given, it tunes on."""
+                       grid: Sequence[float] = TAU_GRID, *, refinements: int = REFINEMENTS,
+                       micro_bound: float = MICRO_BOUND, resamples: int = RESAMPLES, seed: int = 0) -> TauChoice:
+    """The ``posthoc_tau`` of ``tagger``'s head for ``metric`` F1 on ``dev_examples``, moved away
+    from 0 only when its gain survives dev's noise (``metrics.tau_choice``: a search fenced at the
+    first collapse, coarse ``grid`` then ``refinements`` finer rounds, cross-fitted on two seeded
+    halves of dev, a paired bootstrap interval above 0, micro F1 falling by at most
+    ``micro_bound``), left configured on the tagger. Give it dev data only: whatever it is given,
+    it tunes on."""
     if metric not in ("micro", "macro"):
         raise NerkitError(f"select_for={metric!r}: expected micro or macro")
     if not dev_examples:
         raise NerkitError("choosing the post-hoc tau needs dev examples, and there are none")
+    if not 0.0 <= micro_bound <= 1.0:
+        raise NerkitError(f"micro_bound={micro_bound!r}: expected the largest fall of micro F1 allowed, "
+                          "a fraction from 0 to 1 (0.01 = 1 point)")
+    check_resamples(resamples)
     saved = tagger.score_runtime
-    # The tau changes decoding only: the scores of the first evaluation are replayed in the others
-    # (a plug-in head that decodes word vectors itself is evaluated in full every time).
+    # The tau changes decoding only: the scores of the first decoding are replayed in the others
+    # (a plug-in head that decodes word vectors itself is run in full every time).
     replay = _ReplayedScores(saved or tagger.model_scores) if decodes_from_scores(tagger.head) else None
-    scores = {}
+    gold_types = {span.type for example in dev_examples for span in example.spans}
+    types = [*tagger.entity_types, *sorted(gold_types - set(tagger.entity_types))]
+
+    def counts_at(tau: float):
+        tagger.configure_decoding(posthoc_tau=tau)
+        if replay is not None:
+            replay.rewind()
+        return unit_counts(dev_examples, tagger.predict_examples(dev_examples), types)
+
     try:
         tagger.score_runtime = replay or saved
-        for tau in grid:
-            tagger.configure_decoding(posthoc_tau=tau)
-            if replay is not None:
-                replay.rewind()
-            scores[float(tau)] = getattr(evaluate(tagger, dev_examples), metric).f1
+        choice = choose_tau(counts_at, metric, grid=grid, refinements=refinements, micro_bound=micro_bound,
+                            resamples=max(resamples, 1), seed=seed)
     finally:
         tagger.score_runtime = saved
-    best = max(scores, key=lambda tau: (scores[tau], -abs(tau), -tau))
-    tagger.configure_decoding(posthoc_tau=best)
-    return TauChoice(best, metric, scores)
+    # A plug-in head with a posthoc_tau may not keep the record: it then decodes with the tau alone.
+    record = {"posthoc_selection": choice.record()} if hasattr(tagger.head, "posthoc_selection") else {}
+    tagger.configure_decoding(posthoc_tau=choice.tau, **record)
+    return choice
 
 
 class _ReplayedScores:

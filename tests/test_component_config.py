@@ -117,8 +117,8 @@ def test_the_span_heads_decoding_limit_is_saved_as_it_reports_it(tmp_path):
 
 
 BUILT_IN_HEAD_SETTINGS = {
-    "softmax": {"scheme": "BIOES", "posthoc_tau": 0.5},
-    "crf": {"scheme": "BIOES", "posthoc_tau": -0.25},
+    "softmax": {"scheme": "BIOES", "posthoc_tau": 0.5, "posthoc_selection": {"tau": 0.5, "reason": "moved"}},
+    "crf": {"scheme": "BIOES", "posthoc_tau": -0.25, "posthoc_selection": {"tau": -0.25, "reason": "moved"}},
     "span": {"variant": "efficient", "head_size": 8, "max_span_length": 3, "flat_decoding": True, "max_cells": 4096},
 }
 

@@ -61,9 +61,9 @@ def test_the_configuration_loader_reads_or_refuses_any_text(tmp_path, text):
 
 
 KEYS = ["encoder.type", "encoder.word_dim", "encoder.dropout", "encoder.model", "encoder.word_vectors", "head.type",
-        "head.scheme", "head.head_size", "head.posthoc_tau", "loss.name", "loss.gamma", "loss.tau", "loss.inner",
+        "head.scheme", "head.head_size", "head.posthoc_tau", "head.posthoc_selection", "loss.name", "loss.gamma", "loss.tau", "loss.inner",
         "loss.alpha", "data.scheme", "data.overlapping", "data.encoding", "data.document_context",
-        "training.epochs", "training.learning_rate", "training.precision", "training.seed", "training.token_budget",
+        "training.epochs", "training.select_micro_bound", "training.learning_rate", "training.precision", "training.seed", "training.token_budget",
         "output", "nonsense.key", "training", "loss.name.deeper"]
 VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=8),
                    st.lists(st.integers(-2, 2), max_size=3), st.sampled_from(["ce", "span", "crf", "focal", "BIOES",

@@ -226,7 +226,8 @@ def test_the_model_directory_saves_the_head_settings_the_head_reports(bilstm_mod
     tagger.configure_decoding(posthoc_tau=0.5)
     tagger.save_pretrained(tmp_path / "tuned")
     description = json.loads((tmp_path / "tuned" / "config.json").read_text(encoding="utf-8"))
-    assert description["head"] == tagger.head.config() == {"type": "softmax", "scheme": "BIO", "posthoc_tau": 0.5}
+    assert description["head"] == tagger.head.config() == {"type": "softmax", "scheme": "BIO", "posthoc_tau": 0.5,
+                                                           "posthoc_selection": None}
     assert Tagger.from_pretrained(tmp_path / "tuned").head.posthoc_tau == 0.5
 
 

@@ -149,13 +149,15 @@ class AdjustedTaggingHead(TaggingHead):
     """A tagging head whose decisions take the loss's ``adjust_logits`` hook and a post-hoc logit
     adjustment, ``scores - tau * log prior`` (docs/losses.md 2.6): the softmax tagger before its
     argmax, the CRF before Viterbi. ``log_prior`` is over the head's tags; ``tau`` may be changed
-    after training (``configure_decoding``), and is saved with the head's settings."""
+    after training (``configure_decoding``), and is saved with the head's settings, with the record
+    of how ``--select-for`` chose it (``posthoc_selection``, ``metrics.tau_choice.TauChoice.record``)."""
 
     def __init__(self, entity_types: list[str], scheme: str, *, loss: nn.Module | None,
-                 log_prior: torch.Tensor | None, posthoc_tau: float):
+                 log_prior: torch.Tensor | None, posthoc_tau: float, posthoc_selection: dict[str, Any] | None = None):
         super().__init__(entity_types, scheme)
         self.loss_function = loss
         self.posthoc_tau = posthoc_tau
+        self.posthoc_selection = posthoc_selection
         self.register_buffer("log_prior", log_prior if log_prior is not None else torch.zeros(len(self.tags)),
                              persistent=False)
 
@@ -166,11 +168,14 @@ class AdjustedTaggingHead(TaggingHead):
         return scores
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "posthoc_tau": self.posthoc_tau}
+        return {**super().config(), "posthoc_tau": self.posthoc_tau, "posthoc_selection": self.posthoc_selection}
 
-    def configure_decoding(self, *, posthoc_tau: float | None = None, **options: Any) -> None:
+    def configure_decoding(self, *, posthoc_tau: float | None = None,
+                           posthoc_selection: dict[str, Any] | None = None, **options: Any) -> None:
         if posthoc_tau is not None:
             if not math.isfinite(posthoc_tau):
                 raise ConfigError(f"posthoc_tau={posthoc_tau}: expected a finite number (0 = no adjustment)")
             self.posthoc_tau = float(posthoc_tau)
+            # A tau given without its selection record was set by hand: the old record no longer describes it.
+            self.posthoc_selection = posthoc_selection
         super().configure_decoding(**options)

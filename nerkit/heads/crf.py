@@ -16,7 +16,7 @@ posterior marginal probability of its words' tags.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
@@ -241,8 +241,11 @@ def _shifted(scores: torch.Tensor) -> torch.Tensor:
 @register_head("crf", losses=("crf", "token"), default_loss="ce", labels="tags",
                summary="linear-chain CRF, Viterbi decoding; ce = sequence NLL, other token losses on its marginals")
 def crf_head(context: HeadContext, *, scheme: Literal["BIO", "BIOES"] = "BIO",
-             posthoc_tau: Annotated[float, Field(allow_inf_nan=False)] = 0.0) -> CRFHead:
+             posthoc_tau: Annotated[float, Field(allow_inf_nan=False)] = 0.0,
+             posthoc_selection: dict[str, Any] | None = None) -> CRFHead:
     """``posthoc_tau``: post-hoc logit adjustment of the emissions before Viterbi, e - tau * log prior
     (0 = off; negative values favour frequent tags)."""
-    return CRFHead(context.input_size, context.entity_types, scheme=scheme, loss=context.loss,
+    head = CRFHead(context.input_size, context.entity_types, scheme=scheme, loss=context.loss,
                    log_prior=log_prior(context.label_counts), posthoc_tau=posthoc_tau)
+    head.posthoc_selection = posthoc_selection  # how --select-for chose the tau (None: set by hand)
+    return head

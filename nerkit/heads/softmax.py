@@ -7,7 +7,7 @@ loss's scale ``s``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
@@ -62,8 +62,11 @@ class SoftmaxHead(AdjustedTaggingHead):
 @register_head("softmax", losses=("token", "cosine"), default_loss="ce", labels="tags",
                summary="a linear layer per word (a cosine classifier for margin losses), any token loss")
 def softmax_head(context: HeadContext, *, scheme: Literal["BIO", "BIOES"] = "BIO",
-                 posthoc_tau: Annotated[float, Field(allow_inf_nan=False)] = 0.0) -> SoftmaxHead:
+                 posthoc_tau: Annotated[float, Field(allow_inf_nan=False)] = 0.0,
+                 posthoc_selection: dict[str, Any] | None = None) -> SoftmaxHead:
     """``posthoc_tau``: post-hoc logit adjustment at prediction, argmax z - tau * log prior (0 = off;
     negative values favour frequent tags, undoing a logit-adjusted loss's balanced decision)."""
-    return SoftmaxHead(context.input_size, context.entity_types, scheme=scheme, loss=context.loss,
+    head = SoftmaxHead(context.input_size, context.entity_types, scheme=scheme, loss=context.loss,
                        log_prior=log_prior(context.label_counts), posthoc_tau=posthoc_tau)
+    head.posthoc_selection = posthoc_selection  # how --select-for chose the tau (None: set by hand)
+    return head

@@ -337,8 +337,10 @@ class PosthocSelection(Handler):
 
     name = "posthoc"
 
-    def __init__(self, accelerator, output: Path, dev_examples, metric: str | None):
+    def __init__(self, accelerator, output: Path, dev_examples, metric: str | None, *, micro_bound: float = 1.0,
+                 seed: int = 0):
         self.accelerator, self.output, self.dev_examples, self.metric = accelerator, output, dev_examples, metric
+        self.micro_bound, self.seed = micro_bound, seed  # the bound in F1 points; seed: how dev is halved
         self.choice = None
 
     def on_train_end(self) -> None:
@@ -348,10 +350,12 @@ class PosthocSelection(Handler):
 
         best = Tagger.from_pretrained(self.output, device=self.accelerator.device)
         # Left configured on the head (``configure_decoding``), which reports it: saved with its settings.
-        self.choice = select_posthoc_tau(best, self.dev_examples, self.metric)
+        self.choice = select_posthoc_tau(best, self.dev_examples, self.metric, micro_bound=self.micro_bound / 100,
+                                         seed=self.seed)
         best.save_pretrained(self.output)
-        logger.info("post-hoc tau %g chosen on dev for %s F1: %.2f (%.2f without adjustment)", self.choice.tau,
-                    self.metric, 100 * self.choice.scores[self.choice.tau], 100 * (self.choice.baseline or 0.0))
+        logger.info("post-hoc tau %g chosen on dev for %s F1: %.2f (%.2f without adjustment); %s", self.choice.tau,
+                    self.metric, 100 * self.choice.scores[self.choice.tau], 100 * (self.choice.baseline or 0.0),
+                    self.choice.reason)
 
 
 class FinalTest(Handler):

@@ -181,6 +181,8 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> T
             logger.info(reason)
         planned = f"{config.training.max_steps} steps" if config.training.max_steps else f"{epochs} epochs"
         run.finished = reason or f"trained the planned {planned}"
+        if handlers["posthoc"].choice is not None:
+            run.posthoc_selection = handlers["posthoc"].choice.record()
         run.write(output)  # the run is complete: `nerkit compare --resume` scores it instead of training it again
 
     best = handlers["best"].state
@@ -224,7 +226,8 @@ def _handlers(config: Config, accelerator, model: Tagger, optimizer, scheduler, 
         h.EarlyStopping(config.training.patience),
         h.History(accelerator, output / HISTORY_FILE, output / HISTORY_PLOT),
         h.ProgressLine(reporter, best),
-        h.PosthocSelection(accelerator, output, dev_examples, config.training.select_for),
+        h.PosthocSelection(accelerator, output, dev_examples, config.training.select_for,
+                           micro_bound=config.training.select_micro_bound, seed=config.training.seed),
         h.FinalTest(accelerator, output, config.data),
         h.TimeBudget(accelerator, deadline, config.training.max_minutes),
     ]

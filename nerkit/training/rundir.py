@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from nerkit.atomic import atomic_write_text
-from nerkit.config import DEFAULT_OUTPUT, RUN_CONFIG_FILE, Config
+from nerkit.config import DEFAULT_OUTPUT, RUN_CONFIG_FILE, Config, TrainingConfig
 from nerkit.errors import NerkitError
 from nerkit.modeldir import MANIFEST_FILE
 
@@ -47,6 +47,11 @@ def config_hash(config: Config) -> str:
     tree = config.to_dict()
     tree.pop("output", None)
     tree["training"].pop("progress", None)
+    # What --select-for writes after training, not a setting of it (a configuration holds none).
+    tree["head"].pop("posthoc_selection", None)
+    # Added with issue 29: at its default the hash is the one runs trained before had (compare --resume).
+    if tree["training"].get("select_micro_bound") == TrainingConfig.model_fields["select_micro_bound"].default:
+        del tree["training"]["select_micro_bound"]
     return hashlib.sha256(json.dumps(tree, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -84,6 +89,8 @@ class RunRecord:
     finished: str | None = None  # why training ended, once it has (None: under way, or killed)
     # data.train as a list: each source's path, declared types and fingerprint; None for one source.
     train_sources: list[dict[str, Any]] | None = None
+    # training.select_for: how the post-hoc tau was chosen (metrics.tau_choice.TauChoice.record)
+    posthoc_selection: dict[str, Any] | None = None
 
     @classmethod
     def for_config(cls, config: Config) -> "RunRecord":
@@ -106,6 +113,8 @@ class RunRecord:
         record = asdict(self)
         if record["train_sources"] is None:  # one source: run.json as before lists existed
             del record["train_sources"]
+        if record["posthoc_selection"] is None:  # no selection: run.json as before selections were recorded
+            del record["posthoc_selection"]
         atomic_write_text(directory / RUN_FILE, json.dumps(record, indent=2))
 
 
