@@ -29,7 +29,8 @@ How each is run, in seconds rather than hours:
 - The ```python block runs as written, with `load_config` made tiny (conftest's TINY settings
   and LEARNS_QUICKLY, so that `pipe` meets an entity early).
 - What cannot run in a test is checked as far as it can be: `python -m pytest` (this suite)
-  must be the very line that CI runs (.ci/run); a benchmark (`python benchmarks/X.py ...`,
+  must be the very line that CI runs (.ci/run); a benchmark (`python benchmarks/X.py ...`, or the
+  screenshot script `python docs/screenshots.py`,
   `bash benchmarks/X.sh PHASE`: hours on data that is not shipped) must exist, every `--flag`
   README gives must be declared by the script's argparse parser (read with ast, so that six
   scripts need not import torch and transformers) and PHASE must be one of the shell script's
@@ -469,7 +470,7 @@ def run_line(words: list[str], where: str, workspace: Workspace) -> None:
             run_nerkit(rest, stdin, where, workspace)
         elif program == "python" and rest[:1] == ["-m"] and len(rest) > 1:
             run_python_module(rest, where, workspace)
-        elif program == "python" and rest and rest[0].startswith("benchmarks/"):
+        elif program == "python" and rest and rest[0].startswith(("benchmarks/", "docs/")):  # hours, or a browser
             check_benchmark_script(rest, where)
         elif program == "bash" and rest:
             run_bash(rest, where)
