@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 RUN_FILE = "run.json"
 # Names nerkit writes into a run directory: anything else there is not ours to replace.
 RUN_CONTENTS = {RUN_FILE, RUN_CONFIG_FILE, "config.json", "model.safetensors", "history.json", "history.png",
+                "patterns.jsonl",  # `nerkit patterns add` on the run's model, or a warm start's parent's
                 "checkpoint", "checkpoint.tmp", "checkpoint.old", "words.json", "chars.json", "encoder",
                 "history.json.tmp", MANIFEST_FILE, "onnx"}  # onnx: what `nerkit export` writes by default
 # (history.json.tmp: what a run killed mid-write left before nerkit.atomic, whose temporary files start with a dot)
@@ -84,6 +85,8 @@ class RunRecord:
     finished: str | None = None  # why training ended, once it has (None: under way, or killed)
     # data.train as a list: each source's path, declared types and fingerprint; None for one source.
     train_sources: list[dict[str, Any]] | None = None
+    # A warm start's parent model (training.init_from): its path and the sha256 of its manifest.
+    parent: dict[str, str] | None = None
 
     @classmethod
     def for_config(cls, config: Config) -> "RunRecord":
@@ -106,6 +109,8 @@ class RunRecord:
         record = asdict(self)
         if record["train_sources"] is None:  # one source: run.json as before lists existed
             del record["train_sources"]
+        if record["parent"] is None:  # a run from scratch
+            del record["parent"]
         atomic_write_text(directory / RUN_FILE, json.dumps(record, indent=2))
 
 
@@ -117,11 +122,13 @@ def data_fingerprints(config: Config) -> dict[str, str | None]:
 def train_fingerprint(config: Config) -> str | None:
     """The training data's fingerprint; for a list of sources, each source's, with the types it
     declares, in order."""
+    replayed = "".join(f" + replay {source_fingerprint(source.path)} x{source.fraction}"
+                       for source in config.data.replay or [])
     if isinstance(config.data.train, str):
-        return source_fingerprint(config.data.train)
+        return source_fingerprint(config.data.train) + replayed if replayed else source_fingerprint(config.data.train)
     return " + ".join(f"{source_fingerprint(source.path)}"
                       f"{'' if source.annotated_types is None else ' [' + ','.join(source.annotated_types) + ']'}"
-                      for source in config.data.train)
+                      for source in config.data.train) + replayed
 
 
 def train_sources(config: Config) -> list[dict[str, Any]] | None:
