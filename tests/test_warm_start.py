@@ -172,32 +172,36 @@ def test_the_vocabulary_grows_and_a_frozen_added_word_moves_to_the_trained_table
     vectors = tmp_path / "vectors.txt"
     generator = torch.Generator().manual_seed(0)
     lines = [f"{word} " + " ".join(f"{v:.4f}" for v in torch.randn(16, generator=generator).tolist())
-             for word in ["the", "visited", "zanzibar", "quokka", "yonder"]]
+             for word in ["the", "visited", "zanzibar", "quokka", "yonder", "wombat"]]
     vectors.write_text("\n".join(lines) + "\n", encoding="utf-8")
     old = [Example(["Angela", "visited", "the", "city"], [Span(0, 1, "PER")])]
     config = tiny_config(tmp_path / "m", encoder__word_vectors=str(vectors), encoder__word_vectors_extra=3)
     encoder = Tagger.build(config, old).encoder
     features = encoder.word_features
     assert features.trained_words == 6 and "zanzibar" in features.words  # pad, unk, 4 words; 3 added
+    assert "wombat" not in features.words  # past word_vectors_extra
     trained_before = features.word_embedding.weight.detach().clone()
     added_before = dict(zip(features.words.entries[6:], features.added_word_embedding.weight.detach().clone()))
-    new = [Example(["Zanzibar", "yonder", "Kiwi", "visited"], [Span(0, 1, "LOC")])]
+    new = [Example(["Zanzibar", "yonder", "Kiwi", "visited", "Wombat"], [Span(0, 1, "LOC")])]
     encoder.grow_vocabulary(new, {"word_vectors": str(vectors)})
     words = features.words
     assert words.entries[:6] == ["<pad>", "<unk>", "angela", "city", "the", "visited"]
     # The training words moved from the frozen table, the new one, then what stays frozen.
-    assert words.entries[6:] == ["yonder", "zanzibar", "kiwi", "quokka"]
-    assert features.trained_words == 9 and encoder.settings["trained_words"] == 9
+    assert words.entries[6:] == ["yonder", "zanzibar", "kiwi", "wombat", "quokka"]
+    assert features.trained_words == 10 and encoder.settings["trained_words"] == 10
     table = features.word_embedding.weight
     assert torch.equal(table[:6], trained_before)  # the parent's rows unchanged
     assert torch.equal(table[words.index["zanzibar"]], added_before["zanzibar"])  # moved with its vector
     assert torch.equal(table[words.index["yonder"]], added_before["yonder"])
+    wombat = torch.tensor([float(v) for v in lines[-1].split()[1:]])
+    assert torch.allclose(table[words.index["wombat"]], wombat)  # a new word: its vector from the file
+    assert not torch.allclose(table[words.index["kiwi"]], torch.zeros(16))  # not in the file: a fresh draw
     assert table.requires_grad and not features.added_word_embedding.weight.requires_grad
     assert torch.equal(features.added_word_embedding.weight[0], added_before["quokka"])
     # The grown tables are the encoder's registered ones: saved, counted by the optimizer, used.
-    assert encoder.state_dict()["word_embedding.weight"].shape[0] == 9
+    assert encoder.state_dict()["word_embedding.weight"].shape[0] == 10
     ids = encoder.featurize(new)["word_ids"][0].tolist()
-    assert ids == [words.index["zanzibar"], words.index["yonder"], words.index["kiwi"], words.index["visited"]]
+    assert ids == [words.index[word] for word in ["zanzibar", "yonder", "kiwi", "visited", "wombat"]]
 
 
 # ----------------------------------------------------------------------------- patterns
