@@ -234,6 +234,9 @@ def train(
                                                   "`output`, else the default).", show_default=DEFAULT_MODEL)] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this directory from its last "
                                                    "checkpoint.")] = None,
+    init_from: Annotated[Optional[str], typer.Option(help="Start from this trained model directory (warm start): "
+                                                     "its weights, vocabulary and types, grown by the new data's "
+                                                     "types and words; a new run, unlike --resume.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace the run or model already in the output directory "
                                             "(the default runs/default keeps the previous one beside it instead).")] = False,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any field: section.key=value, "
@@ -251,11 +254,17 @@ def train(
     from nerkit import config_from_options, train as run_training
 
     _setup_logging()
+    if init_from is not None and resume is not None:
+        from nerkit.errors import NerkitError
+
+        raise NerkitError(f"--init-from {init_from} starts a new run from a trained model, --resume {resume} continues "
+                          "a run from its checkpoint: give one of them, not both")
     resolved = config_from_options(config, set_ or [], resume=resume, encoder=encoder, progress=progress,
                                    flags=_flags(train=train_data, dev=dev, test=test, head=head, loss=loss,
                                                 epochs=epochs, max_steps=max_steps, seed=seed, output=output,
                                                 select_for=select_for,
-                                                threads=_training_threads(threads, set_ or [])))
+                                                threads=_training_threads(threads, set_ or []))
+                                   | {"training.init_from": init_from})
     result = run_training(resolved, resume=resume is not None, overwrite=overwrite)
     if not result.is_main_process:  # under accelerate launch: one result line, from the main process
         return

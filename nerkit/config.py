@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -21,6 +21,9 @@ from nerkit.atomic import atomic_write_text
 from nerkit.data.encoding import check_encoding
 from nerkit.data.sources import SYNTHETIC
 from nerkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nerkit.data.spans import Example
 
 DEFAULT_OUTPUT = "runs/default"  # where `nerkit train` writes and `nerkit predict` reads
 RUN_CONFIG_FILE = "train_config.yaml"  # the resolved configuration, saved in the run directory
@@ -166,10 +169,66 @@ def _train_sources(value: Any) -> Any:
     return sources
 
 
+class ReplaySource(Section):
+    """One entry of ``data.replay``: earlier training data mixed into each epoch. ``fraction``: the
+    share of its sentences drawn afresh (seeded) for every epoch. It is read as a partial source
+    annotated with ``annotated_types`` (unset: the types found in it), so data that predates a new
+    type never teaches that the new type is O."""
+
+    path: str = Field(min_length=1)
+    fraction: float = Field(1.0, gt=0, le=1)
+    annotated_types: list[str] | None = Field(None, min_length=1)
+
+    @field_validator("annotated_types")
+    @classmethod
+    def _distinct_names(cls, names: list[str] | None) -> list[str] | None:
+        return TrainSource._distinct_names(names)
+
+
+def _replay_sources(value: Any) -> Any:
+    """``data.replay`` as a list of ``ReplaySource``: each entry ``PATH[:FRACTION]`` or a mapping
+    ``{path, fraction, annotated_types}``; one entry may stand alone. A bad entry is an error
+    naming its index and field."""
+    if value is None:
+        return None
+    entries = value if isinstance(value, list) else [value]
+    if not entries:
+        raise PydanticCustomError("replay_sources", "an empty list; leave data.replay unset for no replay")
+    sources = []
+    for index, entry in enumerate(entries):
+        if isinstance(entry, str):
+            entry = _replay_string(entry)
+        if not isinstance(entry, dict):
+            raise PydanticCustomError("replay_sources", f"entry {index} is {entry!r:.80}; expected PATH[:FRACTION] "
+                                      "or a mapping with a path (and fraction, annotated_types)")
+        try:
+            sources.append(ReplaySource.model_validate(entry))
+        except ValidationError as error:
+            problems = "; ".join(f"field {'.'.join(str(p) for p in item['loc']) or 'entry'!r}: {item['msg']}"
+                                 for item in error.errors())
+            raise PydanticCustomError("replay_sources", f"entry {index}: {problems}") from None
+    return sources
+
+
+def _replay_string(text: str) -> dict[str, Any]:
+    """``PATH[:FRACTION]``: the text after the last colon is a fraction when it reads as a number
+    (``synthetic:train`` and ``DIR:split`` keep their colon)."""
+    path, colon, tail = text.rpartition(":")
+    if colon and path:
+        try:
+            return {"path": path, "fraction": float(tail)}
+        except ValueError:
+            pass
+    return {"path": text}
+
+
 class DataConfig(Section):
     # One source, or a list of them (``TrainSource``: a path, or a mapping with its own reading
     # options and annotated_types); the model's types are those of all of them.
     train: str | list[TrainSource] = SYNTHETIC + ":train"
+    # Earlier training data mixed into each epoch (``ReplaySource``: PATH[:FRACTION] or a mapping),
+    # each read as a partial source annotated with its own types; None: no replay.
+    replay: list[ReplaySource] | None = None
     dev: str | None = SYNTHETIC + ":dev"
     test: str | None = None
     scheme: str = "auto"  # scheme of CoNLL inputs: auto, IOB1, BIO, BIOES
@@ -193,6 +252,11 @@ class DataConfig(Section):
     @classmethod
     def _train_list(cls, value: Any) -> Any:
         return _train_sources(value)
+
+    @field_validator("replay", mode="before")
+    @classmethod
+    def _replay_list(cls, value: Any) -> Any:
+        return _replay_sources(value)
 
     @field_validator("encoding")
     @classmethod
@@ -247,6 +311,24 @@ class DataConfig(Section):
             documents += max(numbered, default=-1) + 1
             examples.extend(read)
         return examples
+
+    def load_replay(self, tokenizer_rule: str | None = None) -> list[list[Example]]:
+        """The examples of each ``data.replay`` source, read with the section's options and marked
+        as annotating ``annotated_types`` (unset: the types found in it); empty without replay."""
+        from nerkit.data.partial import declare_annotated_types
+        from nerkit.data.sources import load_split
+
+        rule = {"tokenizer_rule": tokenizer_rule} if tokenizer_rule else {}
+        sets = []
+        for index, source in enumerate(self.replay or []):
+            where = f"data.replay[{index}] ({source.path})"
+            read = load_split(source.path, **self.read_options(), **rule)
+            found = sorted({span.type for example in read for span in example.spans})
+            if not found and source.annotated_types is None:
+                raise ConfigError(f"{where}: the replay data holds no entities, so it would teach nothing but O; "
+                                  "replay the data the model was trained on")
+            sets.append(declare_annotated_types(read, source.annotated_types or found, where))
+        return sets
 
     def train_names(self) -> str:
         """The training data as a message names it."""
@@ -304,6 +386,9 @@ class TrainingConfig(Section):
     select_for: Literal["micro", "macro"] | None = None
     # The largest fall of dev micro F1, in F1 points, that a tau chosen by select_for may cost.
     select_micro_bound: float = Field(1.0, ge=0, le=100)
+    # A trained model directory to start from (warm start, nerkit/training/warm.py): its weights,
+    # vocabulary and types, grown by the types and words of the new data; None: a new model.
+    init_from: str | None = Field(None, min_length=1)
 
 
 class Config(Section):
@@ -356,6 +441,44 @@ class Config(Section):
         atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
+# Encoder settings a warm start may change (nerkit/training/warm.py): the others fix the
+# architecture, or, like trained_words, are the parent's own record of its vocabulary.
+NOT_INHERITED = {"trained_words", "word_vectors", "word_vectors_extra", "word_vectors_vocab",
+                 "word_vectors_vocab_column", "min_count"}
+
+
+def parent_sections(directory: str) -> dict[str, Any]:
+    """The ``encoder`` and ``head`` sections of the model a warm start begins from, as defaults
+    under what the configuration sets: a warm start inherits the settings that cannot change, and
+    only those the configuration names are compared with the parent's. Empty when the directory
+    cannot be read: the warm start's checked load (``Tagger.from_pretrained``) then says why."""
+    from nerkit.data.untrusted import read_json
+    from nerkit.errors import NerkitError
+    from nerkit.modeldir import locate
+
+    try:
+        description = read_json(locate(Path(directory)) / "config.json")
+    except (NerkitError, ValueError, OSError):
+        return {}
+    if not isinstance(description, dict):
+        return {}
+    return {section: {key: value for key, value in description[section].items() if key not in NOT_INHERITED}
+            for section in ("encoder", "head") if isinstance(description.get(section), dict)}
+
+
+def _merged(base: dict[str, Any], tree: dict[str, Any]) -> dict[str, Any]:
+    """``tree`` over ``base``, section by section; a section naming another ``type`` than the base's
+    replaces it whole (so that the warm start refuses it instead of mixing two components' settings)."""
+    merged = dict(base)
+    for key, value in tree.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and value.get("type", base[key].get("type")) \
+                == base[key].get("type"):
+            merged[key] = _merged(base[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     node = tree
@@ -398,6 +521,9 @@ def load_config(path: str | Path | None = None, *, overrides: list[str] = (),
         _set_path(tree, *parse_override(override))
     for key, value in (values or {}).items():
         _set_path(tree, key, value)  # None is a value here (e.g. data.dev=None: no dev set)
+    training = tree.get("training")
+    if isinstance(training, dict) and isinstance(training.get("init_from"), str):
+        tree = _merged(parent_sections(training["init_from"]), tree)
     try:
         return Config.model_validate(tree)
     except ConfigError as error:  # raised by a registry's validation of a section's settings

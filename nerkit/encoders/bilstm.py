@@ -100,6 +100,27 @@ class BiLSTMEncoder(Encoder):
                                               word_vectors_vocab_column=word_vectors_vocab_column, **feature_settings)
         return cls(features.words, features.chars, **feature_settings, **lstm_settings, word_features=features)
 
+    def grow_vocabulary(self, examples: list[Example], settings: dict[str, Any]) -> None:
+        """Add the words and characters of new training data (a warm start): ``WordFeatures.grow``
+        with the configuration's ``min_count`` and ``word_vectors``; the grown tables are registered
+        again under this encoder's names."""
+        features = self.word_features
+        features.grow(examples, min_count=settings.get("min_count", 1), word_vectors=settings.get("word_vectors"),
+                      word_vectors_vocab=settings.get("word_vectors_vocab"),
+                      word_vectors_vocab_column=settings.get("word_vectors_vocab_column"))
+        grown = dict(features.named_children())
+        # Replaced where they stand: the parameters keep the order of a model rebuilt from its
+        # directory, which a resumed run's optimizer state is matched against.
+        for name in list(self._modules):
+            if name in grown:
+                self._modules[name] = grown[name]
+            elif name == "added_word_embedding":  # every added word became a training word
+                del self._modules[name]
+        self.words, self.chars = features.words, features.chars
+        self.settings.pop("trained_words", None)
+        if features.trained_words is not None:
+            self.settings["trained_words"] = features.trained_words
+
     @classmethod
     def from_directory(cls, directory: Path, settings: dict[str, Any]) -> "BiLSTMEncoder":
         return cls(load_vocabulary(directory / WORDS_FILE), load_vocabulary(directory / CHARS_FILE), **settings)

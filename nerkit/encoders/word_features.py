@@ -233,6 +233,78 @@ class WordFeatures(nn.Module):
             self.word_embedding.weight.copy_(whole.weight[:self.trained_words])
             self.added_word_embedding.weight.copy_(whole.weight[self.trained_words:])
 
+    def grow(self, examples: list[Example], *, min_count: int = 1, word_vectors: str | Path | None = None,
+             word_vectors_vocab: str | Path | None = None, word_vectors_vocab_column: str | None = None) -> int:
+        """Add the words and characters of ``examples`` that the vocabularies lack (a warm start on
+        new data, ``nerkit.training.warm``); returns the words added to the trained table. Every
+        existing row keeps its values. A word in the frozen table of added words
+        (``added_word_embedding``) that the new data uses moves to the trained table with its vector:
+        it is a training word now and learns like one. A new word takes its vector from
+        ``word_vectors`` when the file has it, else a draw from N(0, s^2), s the spread of the trained
+        table's values (``initialise_embedding``'s rule: as loud as the words beside it)."""
+        self._token_cache.clear()
+        if self.chars is not None:
+            new_chars = sorted({char for example in examples for token in example.tokens for char in token}
+                               - set(self.chars.entries))
+            if new_chars:
+                old = self.char_embedding
+                for char in new_chars:
+                    self.chars.add(char)
+                self.char_embedding = nn.Embedding(len(self.chars), old.embedding_dim, padding_idx=0)
+                with torch.no_grad():
+                    self.char_embedding.weight[:old.num_embeddings] = old.weight
+        if self.words is None:
+            return 0
+        counts = Counter(normalize_word(token) for example in examples for token in example.tokens)
+        trained_size = self.trained_words or len(self.words)
+        trained, added = self.words.entries[:trained_size], self.words.entries[trained_size:]
+        known = set(trained)
+        # In the order a fresh vocabulary would list them: most frequent first, then alphabetical.
+        newcomers = [word for word in sorted(counts, key=lambda word: (-counts[word], word))
+                     if counts[word] >= min_count and word not in known]
+        if not newcomers:
+            return 0
+        added_rows = {word: row for row, word in enumerate(added)}
+        moved = [word for word in newcomers if word in added_rows]
+        fresh = [word for word in newcomers if word not in added_rows]
+        kept_added = [word for word in added if word not in set(moved)]
+        old_trained = self.word_embedding.weight.detach()
+        spread = old_trained[1:].std().item() if old_trained.shape[0] > 2 else 1.0
+        fresh_rows = torch.empty(len(fresh), self.word_dim).normal_(0.0, spread if spread > 0 else 1.0)
+        if word_vectors is not None and fresh:
+            vocabulary = Vocabulary(fresh)
+            matched = match_word_vectors(word_vectors, vocabulary, word_dim=self.word_dim, normalize=normalize_word,
+                                         words_file=word_vectors_vocab, words_column=word_vectors_vocab_column)
+            for index, vector in matched.rows.items():  # vocabulary ids: 2 onwards (0, 1 are pad and unk)
+                fresh_rows[index - 2] = vector
+            logger.info("warm start: %d of %d new words have a vector in %s", len(matched.rows), len(fresh),
+                        word_vectors)
+        if moved:
+            added_weight = self.added_word_embedding.weight.detach()
+            moved_rows = added_weight[torch.tensor([added_rows[word] for word in moved])]  # shape: (moved, dim)
+        else:
+            moved_rows = torch.empty(0, self.word_dim)
+        trainable = self.word_embedding.weight.requires_grad
+        self.words = Vocabulary([*trained[2:], *moved, *fresh, *kept_added])
+        self.word_embedding = nn.Embedding(len(trained) + len(moved) + len(fresh), self.word_dim, padding_idx=0)
+        with torch.no_grad():
+            self.word_embedding.weight.copy_(torch.cat([old_trained, moved_rows, fresh_rows]))
+        self.word_embedding.weight.requires_grad_(trainable)
+        if kept_added:
+            remaining = self.added_word_embedding.weight.detach()[
+                torch.tensor([added_rows[word] for word in kept_added])]  # shape: (kept, dim)
+            self.added_word_embedding = nn.Embedding(len(kept_added), self.word_dim)
+            with torch.no_grad():
+                self.added_word_embedding.weight.copy_(remaining)
+            self.added_word_embedding.weight.requires_grad_(False)
+            self.trained_words = self.word_embedding.num_embeddings
+        elif self.trained_words is not None:  # every added word is a training word now: one table
+            del self.added_word_embedding
+            self.trained_words = None
+        logger.info("warm start: %d words added to the vocabulary (%d of them from the frozen table of added words)",
+                    len(newcomers), len(moved))
+        return len(newcomers)
+
     @classmethod
     def from_directory(cls, directory: Path, **settings: Any) -> "WordFeatures":
         """Rebuild from the vocabularies ``save_files`` wrote (those of the parts that are on)."""

@@ -33,6 +33,9 @@ class Tagger(TaggerModel):
     a list of texts, ``pipe`` for a stream, ``predict_examples`` for tokenized sentences."""
 
     rules: Rules | None = None  # patterns applied beside the model (``nerkit.predict.rules``)
+    # Patterns saved with the model but not applied: training keeps a run's (or a warm start's
+    # parent's) patterns.jsonl through every save without letting them change its dev scores.
+    kept_patterns: tuple = ()
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu", precision: str = "fp32",
@@ -69,8 +72,9 @@ class Tagger(TaggerModel):
     def _write_files(self, folder: Path) -> None:
         """The model's files, and its patterns (``patterns.jsonl``), which travel with it."""
         super()._write_files(folder)
-        if self.rules is not None:
-            (folder / PATTERNS_FILE).write_text(patterns_text(self.rules.patterns), encoding="utf-8")
+        patterns = self.rules.patterns if self.rules is not None else self.kept_patterns
+        if patterns:
+            (folder / PATTERNS_FILE).write_text(patterns_text(patterns), encoding="utf-8")
 
     def predict_examples(self, examples: list[Example], *, token_budget: int = 4000,
                          max_sentences: int = 128) -> list[list[ScoredSpan]]:

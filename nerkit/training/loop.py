@@ -25,9 +25,10 @@ from nerkit.errors import NerkitError
 from nerkit.evaluation import TauChoice
 from nerkit.metrics.entity_f1 import Report
 from nerkit.predict import Tagger
+from nerkit.predict.rules import model_patterns
 from nerkit.training import checkpoint as ckpt
 from nerkit.training import handlers as h
-from nerkit.training import rundir
+from nerkit.training import rundir, warm
 from nerkit.training.events import EpochEnd, Step, training_events
 from nerkit.training.sampler import BudgetBatchSampler
 
@@ -119,26 +120,57 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> T
     set_cpu_threads(config.training.cpu_threads)  # None: half the cores (nerkit/devices.py says why)
     deadline = time.monotonic() + 60 * config.training.max_minutes if config.training.max_minutes else None
     accelerator = _accelerator(config)
+    init_from = config.training.init_from
+    if init_from and resume and _started_from(output) != init_from:
+        raise NerkitError(f"--init-from {init_from} starts a new run from a trained model, --resume continues the "
+                          f"run in {output} from its checkpoint: give one of them, not both")
     checkpoint_dir = _checkpoint_to_resume(output) if resume else None
     # Checked on every process before anything is written, so a refusal stops them all.
+    parent = warm.load_parent(init_from) if init_from and not checkpoint_dir else None
+    if parent is not None:
+        warm.check_unchangeable(config, parent, init_from)
     if checkpoint_dir:
         run = rundir.check_resume(config, ckpt.load_trainer_state(checkpoint_dir), checkpoint_dir)
     else:
         new_run = rundir.plan_new_run(config, overwrite=overwrite)
         run = new_run.record
+        if parent is not None:
+            run.parent = warm.parent_record(init_from)
 
     # Build.
     _seed(config.training.seed)
     resumed = Tagger.from_pretrained(checkpoint_dir) if checkpoint_dir else None
-    # Character-offset texts are split by the rule the model records: a new model's, or the
-    # rule of a checkpoint written by an older nerkit.
-    rule = resumed.tokenizer_rule if resumed else TOKENIZER_RULE
+    # Character-offset texts are split by the rule the model records: a new model's, a warm
+    # start's parent's, or the rule of a checkpoint written by an older nerkit.
+    rule = (resumed or parent).tokenizer_rule if resumed or parent else TOKENIZER_RULE
     train_examples, dev_examples = config.data.load("train", rule), config.data.load("dev", rule)
-    tagger = resumed or Tagger.build(config, train_examples)
+    replay_sets = config.data.load_replay(rule)
+    replayed = [example for examples in replay_sets for example in examples]
+    if parent is not None:
+        warm.refuse_unknown_replay_types(replay_sets, config, parent.entity_types, f"the parent model {init_from}")
+        tagger = warm.warm_start(config, parent, train_examples, replay_examples=replayed)
+        tagger.kept_patterns = tuple(model_patterns(init_from))  # they travel with the child (not applied in training)
+    else:
+        if replay_sets and not resumed:
+            warm.refuse_unknown_replay_types(replay_sets, config, _entity_types(train_examples),
+                                             f"the training data ({config.data.train_names()})")
+        tagger = resumed or Tagger.build(config, [*train_examples, *replayed])
+    if resumed:
+        # The run's model's patterns (`nerkit patterns add`, or a warm start's parent's) are kept
+        # through the next save, and never applied: they would change the dev scores training selects by.
+        resumed.rules = None
+        tagger.kept_patterns = tuple(model_patterns(output))
     if accelerator.process_index:  # every process its own dropout; process 0 draws as a single process does
         _seed(config.training.seed + accelerator.process_index)
     train_examples = tagger.prepare(train_examples, overlapping=config.data.overlapping)
-    sampler = _sampler(config, tagger, train_examples, accelerator)
+    # Each replay source prepared on its own (document passages never join two sources); its
+    # sentences follow the new data's, and the sampler draws a share of them per epoch.
+    replay_groups = []
+    for source, examples in zip(config.data.replay or [], replay_sets):
+        prepared = tagger.prepare(examples, overlapping=config.data.overlapping)
+        replay_groups.append((range(len(train_examples), len(train_examples) + len(prepared)), source.fraction))
+        train_examples = train_examples + prepared
+    sampler = _sampler(config, tagger, train_examples, accelerator, replay_groups)
     # Its own generator: creating an iterator must not draw from the (restored) global RNG,
     # or a resumed run's dropout would differ from an uninterrupted one.
     loader = DataLoader(train_examples, batch_sampler=sampler, collate_fn=tagger.collate, generator=torch.Generator())
@@ -249,8 +281,19 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _sampler(config: Config, tagger: Tagger, train_examples, accelerator) -> BudgetBatchSampler:
-    sampler = BudgetBatchSampler(tagger.encoder.input_lengths(train_examples),
+def _started_from(output: Path) -> str | None:
+    """The parent a run directory's warm start began from (a resumed warm start keeps its
+    training.init_from in its saved configuration)."""
+    record = rundir.RunRecord.load(output) if output.is_dir() else None
+    return record.parent["path"] if record and record.parent else None
+
+
+def _entity_types(examples) -> list[str]:
+    return sorted({span.type for example in examples for span in example.spans})
+
+
+def _sampler(config: Config, tagger: Tagger, train_examples, accelerator, replay=()) -> BudgetBatchSampler:
+    sampler = BudgetBatchSampler(tagger.encoder.input_lengths(train_examples), replay=replay,
                                  token_budget=config.training.token_budget,
                                  max_sentences=config.training.max_sentences, seed=config.training.seed,
                                  cells_per_batch=tagger.head.cells_per_batch if tagger.head.max_cells else None,

@@ -36,9 +36,15 @@ logger = logging.getLogger(__name__)
 RUN_FILE = "run.json"
 # Names nerkit writes into a run directory: anything else there is not ours to replace.
 RUN_CONTENTS = {RUN_FILE, RUN_CONFIG_FILE, "config.json", "model.safetensors", "history.json", "history.png",
+                "patterns.jsonl",  # `nerkit patterns add` on the run's model, or a warm start's parent's
                 "checkpoint", "checkpoint.tmp", "checkpoint.old", "words.json", "chars.json", "encoder",
                 "history.json.tmp", MANIFEST_FILE, "onnx"}  # onnx: what `nerkit export` writes by default
 # (history.json.tmp: what a run killed mid-write left before nerkit.atomic, whose temporary files start with a dot)
+
+
+# Fields added after runs were first hashed, with their defaults.
+ADDED_FIELDS = {("training", "select_micro_bound"): TrainingConfig.model_fields["select_micro_bound"].default,
+                ("training", "init_from"): None, ("data", "replay"): None, ("encoder", "trained_words"): None}
 
 
 def config_hash(config: Config) -> str:
@@ -49,9 +55,11 @@ def config_hash(config: Config) -> str:
     tree["training"].pop("progress", None)
     # What --select-for writes after training, not a setting of it (a configuration holds none).
     tree["head"].pop("posthoc_selection", None)
-    # Added with issue 29: at its default the hash is the one runs trained before had (compare --resume).
-    if tree["training"].get("select_micro_bound") == TrainingConfig.model_fields["select_micro_bound"].default:
-        del tree["training"]["select_micro_bound"]
+    # Fields added after runs were first hashed: at their defaults the hash is the one runs trained
+    # before them had (compare --resume recognises those runs).
+    for (section, key), default in ADDED_FIELDS.items():
+        if key in tree.get(section, {}) and tree[section][key] == default:
+            del tree[section][key]
     return hashlib.sha256(json.dumps(tree, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -91,6 +99,8 @@ class RunRecord:
     train_sources: list[dict[str, Any]] | None = None
     # training.select_for: how the post-hoc tau was chosen (metrics.tau_choice.TauChoice.record)
     posthoc_selection: dict[str, Any] | None = None
+    # A warm start's parent model (training.init_from): its path and the sha256 of its manifest.
+    parent: dict[str, str] | None = None
 
     @classmethod
     def for_config(cls, config: Config) -> "RunRecord":
@@ -115,6 +125,8 @@ class RunRecord:
             del record["train_sources"]
         if record["posthoc_selection"] is None:  # no selection: run.json as before selections were recorded
             del record["posthoc_selection"]
+        if record["parent"] is None:  # a run from scratch
+            del record["parent"]
         atomic_write_text(directory / RUN_FILE, json.dumps(record, indent=2))
 
 
@@ -126,11 +138,13 @@ def data_fingerprints(config: Config) -> dict[str, str | None]:
 def train_fingerprint(config: Config) -> str | None:
     """The training data's fingerprint; for a list of sources, each source's, with the types it
     declares, in order."""
+    replayed = "".join(f" + replay {source_fingerprint(source.path)} x{source.fraction}"
+                       for source in config.data.replay or [])
     if isinstance(config.data.train, str):
-        return source_fingerprint(config.data.train)
+        return source_fingerprint(config.data.train) + replayed if replayed else source_fingerprint(config.data.train)
     return " + ".join(f"{source_fingerprint(source.path)}"
                       f"{'' if source.annotated_types is None else ' [' + ','.join(source.annotated_types) + ']'}"
-                      for source in config.data.train)
+                      for source in config.data.train) + replayed
 
 
 def train_sources(config: Config) -> list[dict[str, Any]] | None:
