@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -153,19 +153,26 @@ def _train_sources(value: Any) -> Any:
         return value
     if not value:
         raise PydanticCustomError("train_sources", "an empty list; expected at least one source")
+    return _source_entries(value, TrainSource, lambda path: {"path": path}, "train_sources",
+                           "a path or a mapping with a path (and annotated_types, format, scheme, ...)")
+
+
+def _source_entries(entries: list[Any], model: type[Section], from_string: Callable[[str], dict[str, Any]],
+                    kind: str, expected: str) -> list[Any]:
+    """Each entry of a list of data sources validated as ``model`` (a string read by ``from_string``);
+    a bad entry is an error naming its index and field."""
     sources = []
-    for index, entry in enumerate(value):
+    for index, entry in enumerate(entries):
         if isinstance(entry, str):
-            entry = {"path": entry}
+            entry = from_string(entry)
         if not isinstance(entry, dict):
-            raise PydanticCustomError("train_sources", f"entry {index} is {entry!r:.80}; expected a path or a "
-                                      "mapping with a path (and annotated_types, format, scheme, ...)")
+            raise PydanticCustomError(kind, f"entry {index} is {entry!r:.80}; expected {expected}")
         try:
-            sources.append(TrainSource.model_validate(entry))
+            sources.append(model.model_validate(entry))
         except ValidationError as error:
             problems = "; ".join(f"field {'.'.join(str(p) for p in item['loc']) or 'entry'!r}: {item['msg']}"
                                  for item in error.errors())
-            raise PydanticCustomError("train_sources", f"entry {index}: {problems}") from None
+            raise PydanticCustomError(kind, f"entry {index}: {problems}") from None
     return sources
 
 
@@ -194,20 +201,8 @@ def _replay_sources(value: Any) -> Any:
     entries = value if isinstance(value, list) else [value]
     if not entries:
         raise PydanticCustomError("replay_sources", "an empty list; leave data.replay unset for no replay")
-    sources = []
-    for index, entry in enumerate(entries):
-        if isinstance(entry, str):
-            entry = _replay_string(entry)
-        if not isinstance(entry, dict):
-            raise PydanticCustomError("replay_sources", f"entry {index} is {entry!r:.80}; expected PATH[:FRACTION] "
-                                      "or a mapping with a path (and fraction, annotated_types)")
-        try:
-            sources.append(ReplaySource.model_validate(entry))
-        except ValidationError as error:
-            problems = "; ".join(f"field {'.'.join(str(p) for p in item['loc']) or 'entry'!r}: {item['msg']}"
-                                 for item in error.errors())
-            raise PydanticCustomError("replay_sources", f"entry {index}: {problems}") from None
-    return sources
+    return _source_entries(entries, ReplaySource, _replay_string, "replay_sources",
+                           "PATH[:FRACTION] or a mapping with a path (and fraction, annotated_types)")
 
 
 def _replay_string(text: str) -> dict[str, Any]:

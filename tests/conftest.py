@@ -7,7 +7,10 @@ thousand parameters and step-limited training.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +137,36 @@ def tiny_vectors_like(settings: dict, folder: Path) -> dict[str, str]:
             (folder / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
             values["encoder.word_vectors_vocab"] = str(folder / "words.txt")
     return values
+
+
+def untrained_tagger_dir(directory: Path) -> Path:
+    """An untrained softmax tagger saved in ``directory``: its random tags give entities (and
+    mistakes) to compare, quickly (serve, the pages, the browser)."""
+    from nerkit import Tagger
+    from nerkit.data.synthetic import synthetic_examples
+
+    torch.manual_seed(0)
+    Tagger.build(tiny_config(directory, head__type="softmax"), synthetic_examples("train")[:60]).save_pretrained(directory)
+    return directory
+
+
+@contextlib.contextmanager
+def running(tagger, **settings):
+    """``nerkit serve``'s application on a free port of 127.0.0.1, served by uvicorn in a thread; its URL."""
+    from nerkit.serve import ServeSettings, bind, build_server, create_app
+
+    server = build_server(create_app(tagger, model_name="tiny", settings=ServeSettings(**settings)),
+                          log_level="warning")
+    sock = bind("127.0.0.1", 0)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        assert not thread.is_alive(), "the server did not stop"

@@ -6,11 +6,8 @@ against the JSON. Skipped, saying why, only where no Chromium or chromedriver is
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -26,11 +23,9 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from nerkit import Tagger  # noqa: E402
-from nerkit.data.synthetic import synthetic_examples  # noqa: E402
-from nerkit.serve import ServeSettings, bind, build_server, create_app  # noqa: E402
 from nerkit_cli.main import app as cli  # noqa: E402
 
-from conftest import tiny_config  # noqa: E402
+from conftest import running, untrained_tagger_dir  # noqa: E402
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -58,31 +53,9 @@ def browser():
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """An untrained softmax tagger: its random tags give entities to compare, quickly."""
-    import torch
-
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("browser-model")
-    Tagger.build(tiny_config(directory, head__type="softmax"), synthetic_examples("train")[:60]).save_pretrained(directory)
-    return directory
+    return untrained_tagger_dir(tmp_path_factory.mktemp("browser-model"))
 
 
-@contextlib.contextmanager
-def running(tagger, **settings):
-    """``nerkit serve``'s application on a free port of 127.0.0.1; its URL."""
-    server = build_server(create_app(tagger, model_name="tiny", settings=ServeSettings(**settings)),
-                          log_level="warning")
-    sock = bind("127.0.0.1", 0)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
 
 
 def post_texts(url: str, texts: list[str]) -> dict:

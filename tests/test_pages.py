@@ -23,7 +23,7 @@ from nerkit.metrics.entity_f1 import span_set_report
 from nerkit.metrics.errors import sentence_errors
 from nerkit_cli.main import app
 
-from conftest import tiny_config
+from conftest import untrained_tagger_dir
 
 runner = CliRunner()
 HOSTILE = '<script>window.pwned = 1</script> Angela Merkel <img src=x onerror="window.pwned = 2"> visited Paris.'
@@ -36,12 +36,7 @@ def invoke(*arguments):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """An untrained softmax tagger: its random tags give entities (and mistakes) quickly."""
-    import torch
-
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("pages-model")
-    Tagger.build(tiny_config(directory, head__type="softmax"), synthetic_examples("train")[:60]).save_pretrained(directory)
-    return directory
+    return untrained_tagger_dir(tmp_path_factory.mktemp("pages-model"))
 
 
 def marks(fragment: str) -> list[ElementTree.Element]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 
-import contextlib
 import json
 import os
 import re
@@ -28,11 +27,10 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
 from nerkit import NerkitError, Tagger  # noqa: E402
-from nerkit.data.synthetic import synthetic_examples, synthetic_texts  # noqa: E402
-from nerkit.serve import ServeSettings, bind, build_server, create_app  # noqa: E402
+from nerkit.data.synthetic import synthetic_texts  # noqa: E402
 from nerkit_cli.main import app as cli  # noqa: E402
 
-from conftest import REPO_ROOT, tiny_config  # noqa: E402
+from conftest import REPO_ROOT, running, untrained_tagger_dir  # noqa: E402
 
 TEXTS = synthetic_texts(6) + ["", "Angela Merkel visited Paris with Siemens.", "Zürich \u2028 Ünïcode 東京 ."]
 
@@ -40,12 +38,7 @@ TEXTS = synthetic_texts(6) + ["", "Angela Merkel visited Paris with Siemens.", "
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """An untrained softmax tagger: its random tags give entities to compare, quickly."""
-    import torch
-
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("serve-model")
-    Tagger.build(tiny_config(directory, head__type="softmax"), synthetic_examples("train")[:60]).save_pretrained(directory)
-    return directory
+    return untrained_tagger_dir(tmp_path_factory.mktemp("serve-model"))
 
 
 @pytest.fixture
@@ -53,24 +46,6 @@ def tagger(model_dir) -> Tagger:
     return Tagger.from_pretrained(model_dir)
 
 
-@contextlib.contextmanager
-def running(tagger, **settings):
-    """The application on a free port of 127.0.0.1, served by uvicorn in a thread; its URL."""
-    server = build_server(create_app(tagger, model_name="tiny", settings=ServeSettings(**settings)),
-                          log_level="warning")
-    sock = bind("127.0.0.1", 0)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
-        assert not thread.is_alive(), "the server did not stop"
 
 
 def call(url: str, body: bytes | None = None, *, method: str | None = None, headers: dict | None = None,
