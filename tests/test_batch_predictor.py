@@ -32,9 +32,11 @@ def cli_predictions(model, texts, tmp_path, *extra: str) -> list[list[dict]]:
 
 
 def same_entities(got: list[dict], expected: list[dict]) -> bool:
+    """The same spans, and scores equal to 4 decimals: both are rounded there, and texts batched
+    with other neighbours (other padding) may differ in the last bit and round to the next step."""
     key = lambda e: (e["start"], e["end"], e["type"], e["text"], e.get("source"))  # noqa: E731
     return [key(e) for e in got] == [key(e) for e in expected] and \
-        all(round(g["score"], 4) == round(x["score"], 4) for g, x in zip(got, expected))
+        all(abs(g["score"] - x["score"]) < 1.5e-4 for g, x in zip(got, expected))
 
 
 @pytest.fixture(scope="module")
