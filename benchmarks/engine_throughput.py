@@ -121,9 +121,11 @@ def compare(records: list[dict], expected: dict[int, list]) -> str:
         return f"WRONG: {len(ids)} records, {len(set(ids))} distinct ids, {len(expected)} expected"
     key = lambda e: (e["start"], e["end"], e["type"])  # noqa: E731
     # Scores are rounded to 4 decimals; texts batched with other neighbours may round to the next step.
-    differ = sum(1 for record in records
-                 if [key(e) for e in record["entities"]] != [key(e) for e in expected[record["id"]]]
-                 or any(abs(g["score"] - x["score"]) >= 1.5e-4 for g, x in zip(record["entities"], expected[record["id"]])))
+    differ = 0
+    for record in records:
+        got, wanted = record["entities"], expected[record["id"]]
+        differ += [key(e) for e in got] != [key(e) for e in wanted] or \
+            any(abs(g["score"] - x["score"]) >= 1.5e-4 for g, x in zip(got, wanted))
     return "identical" if differ == 0 else f"WRONG: {differ} records differ"
 
 
@@ -148,7 +150,8 @@ def main() -> None:
             if engine in runners:
                 startup, elapsed, records = runners[engine](arguments.model, source, folder, arguments.workers)
                 rate = words / elapsed
-                print(f"{engine + f' ({arguments.workers} workers)':30s} startup_s {startup:6.1f}  words/s {rate:9.0f}  "
+                name = f"{engine} ({arguments.workers} workers)"
+                print(f"{name:30s} startup_s {startup:6.1f}  words/s {rate:9.0f}  "
                       f"ratio {rate / base:.2f}  output {compare(records, expected)}")
 
 

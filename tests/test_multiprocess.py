@@ -147,10 +147,11 @@ def launch_nodes(environment: dict[str, str], arguments: list[str]) -> None:
     invocations (``torchrun --nnodes 2 --node-rank R``), one process each, meeting at the
     rendezvous endpoint on 127.0.0.1, as README's multi-node recipe says."""
     endpoint = f"127.0.0.1:{free_port()}"
-    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(rank),
-                               "--nproc-per-node", "1", "--rdzv-endpoint", endpoint, "-m", "nerkit", "train",
-                               "--no-progress", *arguments], env=environment, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT) for rank in (0, 1)]
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
+                               "--node-rank", str(rank), "--nproc-per-node", "1", "--rdzv-endpoint", endpoint,
+                               "-m", "nerkit", "train", "--no-progress", *arguments], env=environment,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+             for rank in (0, 1)]
     try:
         outputs = [node.communicate(timeout=240) for node in nodes]
     finally:
