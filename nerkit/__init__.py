@@ -12,12 +12,12 @@ from nerkit.data.readers import read_examples
 from nerkit.data.sources import load_split
 from nerkit.data.spans import Example, ScoredSpan, Span
 from nerkit.errors import ConfigError, DataError, NerkitError
-from nerkit.predict import Tagger
+from nerkit.predict import BatchPredictor, Tagger
 from nerkit.evaluation import evaluate
 from nerkit.rendering import render
 from nerkit.training.loop import TrainResult, train
 from nerkit.version import __version__
 
-__all__ = ["Config", "ConfigError", "DataError", "Example", "NerkitError", "ScoredSpan", "Span", "Tagger",
-           "TrainResult", "config_from_options", "evaluate", "load_config", "load_split", "read_examples",
+__all__ = ["BatchPredictor", "Config", "ConfigError", "DataError", "Example", "NerkitError", "ScoredSpan", "Span",
+           "Tagger", "TrainResult", "config_from_options", "evaluate", "load_config", "load_split", "read_examples",
            "render", "train", "__version__"]

@@ -142,6 +142,47 @@ def test_two_processes_resume_exactly(tmp_path, uninterrupted, environment, corp
         name: (resumed[name] - expected[name]).abs().max().item() for name in expected}
 
 
+def launch_nodes(environment: dict[str, str], arguments: list[str]) -> None:
+    """``nerkit train ARGUMENTS`` as two machines would run it, simulated here: two launcher
+    invocations (``torchrun --nnodes 2 --node-rank R``), one process each, meeting at the
+    rendezvous endpoint on 127.0.0.1, as README's multi-node recipe says."""
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
+                               "--node-rank", str(rank), "--nproc-per-node", "1", "--rdzv-endpoint", endpoint,
+                               "-m", "nerkit", "train", "--no-progress", *arguments], env=environment,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+             for rank in (0, 1)]
+    try:
+        outputs = [node.communicate(timeout=240) for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                node.kill()
+    for rank, (node, (stdout, stderr)) in enumerate(zip(nodes, outputs)):
+        assert node.returncode == 0, f"node {rank}: exit {node.returncode}\n{stdout}\n{stderr[-4000:]}"
+
+
+def test_two_nodes_train_and_resume_the_two_process_model(tmp_path, uninterrupted, environment, corpus):
+    """Two simulated nodes of one process each are the two-process run: the same weights after
+    STEPS steps, and after HALF steps and --resume (each node's process reads its own random
+    state back from the shared output directory)."""
+    reference, _ = uninterrupted
+    data = settings(f"data.train={corpus['train']}", f"data.dev={corpus['dev']}")
+    expected = load_file(str(reference / "checkpoint" / "model.safetensors"))
+
+    launch_nodes(environment, ["--output", str(tmp_path / "whole"), "--max-steps", str(STEPS), *data])
+    launch_nodes(environment, ["--output", str(tmp_path / "resumed"), "--max-steps", str(HALF), *data])
+    assert json.loads((tmp_path / "resumed" / "checkpoint" / "trainer_state.json").read_text())["step"] == HALF
+    launch_nodes(environment, ["--resume", str(tmp_path / "resumed"), "--max-steps", str(STEPS), *data])
+    for run in ("whole", "resumed"):
+        state = json.loads((tmp_path / run / "checkpoint" / "trainer_state.json").read_text())
+        assert (state["step"], state["num_processes"]) == (STEPS, 2)
+        weights = load_file(str(tmp_path / run / "checkpoint" / "model.safetensors"))
+        assert weights.keys() == expected.keys()
+        assert all(torch.equal(weights[name], expected[name]) for name in expected), (run, {
+            name: (weights[name] - expected[name]).abs().max().item() for name in expected})
+
+
 def test_command_line_leaves_the_process_group(tmp_path, monkeypatch):
     """Each launched process leaves its group when its command ends, however it ends (here
     `nerkit --version`, which exits through SystemExit): a group left to the interpreter's
