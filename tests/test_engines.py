@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
 from nerkit import BatchPredictor
 from nerkit.data.synthetic import synthetic_texts
 
+from conftest import REPO_ROOT
 from test_batch_predictor import cli_predictions, same_entities
+
+README = REPO_ROOT / "README.md"
 
 RECORDS = 3000
 
@@ -35,6 +40,19 @@ def corpus(tmp_path_factory, trained_models):
     expected = cli_predictions(trained_models["crf"], texts, folder)
     assert sum(map(len, expected)) > RECORDS // 10, "too few entities for the comparison to mean anything"
     return source, expected
+
+
+def run_readme_recipe(marker: str, model: Path, source: Path, output: Path, **names) -> None:
+    """Run README's recipe (its ```py block that names ``marker``) as written, on ``model``,
+    ``source`` and ``output`` in place of its runs/default, texts.jsonl and tagged."""
+    blocks = [block for block in re.findall(r"^```py\n(.*?)^```", README.read_text(encoding="utf-8"), re.M | re.S)
+              if marker in block]
+    assert len(blocks) == 1, f"README.md has {len(blocks)} recipe blocks naming {marker}, expected 1"
+    code = blocks[0]
+    for shown, real in (('"runs/default"', model), ('"texts.jsonl"', source), ('"tagged"', output)):
+        assert shown in code, f"README's {marker} recipe no longer names {shown}"
+        code = code.replace(shown, repr(str(real)))
+    exec(compile(code, f"README.md ({marker} recipe)", "exec"), dict(names))
 
 
 def check_output(records: list[dict], expected: list[list[dict]]) -> None:
@@ -65,18 +83,8 @@ def ray_local():
 def test_ray_data_recipe_gives_the_predictions_of_nerkit_predict(ray_local, corpus, trained_models, tmp_path):
     import pyarrow.parquet as pq
 
-    ray = ray_local
     source, expected = corpus
-    # The README recipe.
-    predictor = BatchPredictor(trained_models["crf"], text_column="text")  # the model is checked here, once
-    dataset = ray.data.read_json(str(source))
-    predictor.check_columns(dataset.schema().names, dataset.schema().types)
-    # Each actor asks for half a CPU: two whole-CPU actors would hold both of Ray's CPUs and leave
-    # none to the tasks that read the file, which then never run.
-    tagged = dataset.map_batches(BatchPredictor, fn_constructor_kwargs=predictor.arguments, concurrency=2,
-                                 num_cpus=0.5, batch_size=256, batch_format="pyarrow")
-    tagged.write_parquet(str(tmp_path / "tagged"))
-
+    run_readme_recipe("ray.data", trained_models["crf"], source, tmp_path / "tagged")
     check_output(pq.read_table(tmp_path / "tagged").to_pylist(), expected)
 
 
@@ -114,12 +122,7 @@ def test_spark_recipe_gives_the_predictions_of_nerkit_predict(spark, corpus, tra
     import pyarrow.parquet as pq
 
     source, expected = corpus
-    # The README recipe.
-    predictor = BatchPredictor(trained_models["crf"], text_column="text")
-    frame = spark.read.json(str(source)).repartition(4)
-    tagged = frame.mapInPandas(predictor.iterate, schema=predictor.spark_schema(frame.schema))
-    tagged.write.parquet(str(tmp_path / "tagged"))
-
+    run_readme_recipe("mapInPandas", trained_models["crf"], source, tmp_path / "tagged", spark=spark)
     check_output(pq.read_table(tmp_path / "tagged").to_pylist(), expected)
 
 
