@@ -306,7 +306,7 @@ def test_a_model_of_the_first_rule_loads_and_splits_text_by_it(v1_model, trained
                     encoding="utf-8")
     import nerkit.evaluation
 
-    scored = record_tokens(monkeypatch, nerkit.evaluation, "evaluate")
+    scored = record_tokens(monkeypatch, nerkit.evaluation, "score_predictions")
     nerkit.evaluation.evaluate_model(v1_model, str(path), device="cpu")
     assert scored == [tokenize(text, {22, 28}, rule=TOKENIZER_V1)[0]]
 
