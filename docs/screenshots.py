@@ -27,7 +27,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from nerkit import load_config, train
 from nerkit.evaluation import evaluate_model
 from nerkit.predict import Tagger
-from nerkit.serve import ServeSettings, bind, build_server, create_app
+from nerkit.serve import bind, build_server, create_app
 
 DOCS = Path(__file__).resolve().parent
 SENTENCE = "Angela Merkel visited Paris with Siemens, and John Smith met the University of Berlin in London."

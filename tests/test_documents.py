@@ -9,7 +9,7 @@ import random
 import pytest
 
 from nerkit import Tagger, train
-from nerkit.data.documents import Passage, join_documents, split_spans
+from nerkit.data.documents import join_documents, split_spans
 from nerkit.data.readers import read_conll
 from nerkit.data.schemes import spans_to_tags
 from nerkit.data.spans import Example, ScoredSpan, Span

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from nerkit import read_examples
-from nerkit.config import DataConfig, load_config
+from nerkit.config import load_config
 from nerkit.data.formats import FORMATS, detect_format, read_records, to_example
 from nerkit.data.formats import labelstudio
 from nerkit.data.formats.records import AnnotatedText, CharSpan, Where

@@ -19,17 +19,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from nerkit import DataError, NerkitError, Tagger
+from nerkit import DataError, NerkitError
 from nerkit.data.formats import detect_format, read_records
 from nerkit.data.formats.convert import convert
 from nerkit.data.readers import read_examples
 from nerkit.data.strict_json import dumps
-from nerkit.data.synthetic import synthetic_examples
 from nerkit.predict.documents import read_jsonl_records
-from nerkit.predict.files import predict_file
 from nerkit_cli.main import app
 
-from conftest import TINY_SET_ARGS, tiny_config
+from conftest import TINY_SET_ARGS, untrained_tagger_dir
 
 runner = CliRunner()
 
@@ -46,13 +44,7 @@ def write_lines(path: Path, *lines: str) -> Path:
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     """An untrained tiny tagger: these tests need records through, not good entities."""
-    import torch
-
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("hostile-model")
-    tagger = Tagger.build(tiny_config(directory, head__type="softmax"), synthetic_examples("train")[:40])
-    tagger.save_pretrained(directory)
-    return directory
+    return untrained_tagger_dir(tmp_path_factory.mktemp("hostile-model"))
 
 
 GOOD_TOKENS = '{"tokens": ["Angela", "Merkel"], "spans": [{"start": 0, "end": 2, "type": "PER"}]}'

@@ -20,7 +20,7 @@ from nerkit.modeldir import MANIFEST_FILE, read_manifest
 from nerkit.predict.rules import PATTERNS_FILE, RuleSpan, Rules, read_patterns, save_patterns, word_shape
 from nerkit_cli.main import app
 
-from conftest import tiny_config
+from conftest import untrained_tagger_dir
 
 runner = CliRunner()
 
@@ -47,13 +47,7 @@ def write_lines(path: Path, lines: list[str]) -> Path:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """An untrained softmax tagger: its random tags give model entities for rules to meet."""
-    import torch
-
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("rules-model")
-    tagger = Tagger.build(tiny_config(directory, head__type="softmax"), synthetic_examples("train")[:60])
-    tagger.save_pretrained(directory)
-    return directory
+    return untrained_tagger_dir(tmp_path_factory.mktemp("rules-model"))
 
 
 @pytest.fixture

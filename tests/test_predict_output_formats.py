@@ -5,7 +5,6 @@ where the format streams; `--format jsonl` keeps its old layout (offsets)."""
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,11 @@ from nerkit.data.formats.conll import iter_conll_rows
 from nerkit.data.formats.convert import convert
 from nerkit.data.spans import Span, keep_outermost
 from nerkit.data.strict_json import dumps
-from nerkit.data.synthetic import synthetic_examples
 from nerkit.predict.formats import PREDICT_ALIASES, stream_predictions
 from nerkit.predict.predictor import predict_conll
 from nerkit_cli.main import app
 
-from conftest import tiny_config
+from conftest import untrained_tagger_dir
 
 TEXTS = ["Angela Merkel visited Paris with Siemens.", "", "Macron met Smith in Berlin caf\u00e9 \u6771\u4eac.",
          "Siemens hired Angela."]
@@ -61,13 +59,7 @@ register_format("readonly", kind="text", detect=detect, read=read)
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     """An untrained softmax tagger: its random tags give many entities, nested ones too."""
-    import torch
-
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("output-formats-model")
-    tagger = Tagger.build(tiny_config(directory, head__type="softmax"), synthetic_examples("train")[:60])
-    tagger.save_pretrained(directory)
-    return directory
+    return untrained_tagger_dir(tmp_path_factory.mktemp("output-formats-model"))
 
 
 @pytest.fixture

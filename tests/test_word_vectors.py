@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from nerkit.data.spans import Example, Span
+from nerkit.data.spans import Example
 from nerkit.encoders.bilstm import BiLSTMEncoder
 from nerkit.errors import ConfigError, DataError
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from typing import Sequence
+from typing import Collection, Sequence
 
 from nerkit.data.schemes import spans_to_tags, split_tag
 from nerkit.data.spans import Example
@@ -31,12 +31,18 @@ def declare_annotated_types(examples: list[Example], annotated_types: Sequence[s
                         f"annotates (its types: {', '.join(sorted(found)) or 'none'}); correct the name or drop it")
     undeclared = sorted(found.keys() - declared)
     if undeclared:
-        first = next(example for example in examples if any(s.type in undeclared for s in example.spans))
         raise DataError(f"{source}: the data annotates {', '.join(map(repr, undeclared))} "
-                        f"({sum(found[t] for t in undeclared)} entities, the first at {first.source or 'its start'}), "
+                        f"({sum(found[t] for t in undeclared)} entities, the first at "
+                        f"{first_with_types(examples, undeclared)}), "
                         f"which annotated_types [{', '.join(sorted(declared))}] does not declare; add them to "
                         "annotated_types or remove their tags")
     return [dataclasses.replace(example, annotated_types=declared) for example in examples]
+
+
+def first_with_types(examples: list[Example], types: Collection[str]) -> str:
+    """Where the first example with a span of one of ``types`` comes from (for an error message)."""
+    first = next(example for example in examples if any(span.type in types for span in example.spans))
+    return first.source or "its start"
 
 
 def refuse_partial(examples: list[Example] | None, what: str) -> None:

@@ -72,25 +72,26 @@ class WeightedCrossEntropy(TokenLoss):
         if self.normalize == "tokens":
             return super().forward_partial(logits, allowed, mask)
         z, allowed, valid = partial_inputs(logits, allowed, mask)
-        weights = torch.where(valid, self.allowed_weights(z, allowed), 0.0)  # shape: (batch, words)
         _, log_p_allowed = allowed_log_probs(z, allowed)  # shape: (batch, words)
-        total = torch.where(valid, weights * -log_p_allowed, 0.0).sum()
-        weight_sum = weights.sum()
-        if not bool(weight_sum > 0):
-            return attached_zero(logits)
-        return total / weight_sum
+        return weighted_mean(logits, valid, self.allowed_weights(z, allowed), -log_p_allowed)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.normalize == "tokens":
             return super().forward(logits, labels, mask)
         z, safe_labels, valid = token_inputs(logits, labels, mask)
-        weights = torch.where(valid, self.gold_weights(z, safe_labels), 0.0)  # shape: (batch, words)
         _, log_p_gold = gold_terms(z, safe_labels)  # shape: (batch, words)
-        total = torch.where(valid, weights * -log_p_gold, 0.0).sum()
-        weight_sum = weights.sum()
-        if not bool(weight_sum > 0):
-            return attached_zero(logits)  # empty batch, or only zero-weight tokens
-        return total / weight_sum
+        return weighted_mean(logits, valid, self.gold_weights(z, safe_labels), -log_p_gold)
+
+
+def weighted_mean(logits: torch.Tensor, valid: torch.Tensor, weights: torch.Tensor, nll: torch.Tensor) -> torch.Tensor:
+    """sum(w * nll) / sum(w) over the valid tokens (weights and nll of shape (batch, words)); an
+    attached zero for an empty batch, or one of only zero-weight tokens."""
+    weights = torch.where(valid, weights, 0.0)
+    total = torch.where(valid, weights * nll, 0.0).sum()
+    weight_sum = weights.sum()
+    if not bool(weight_sum > 0):
+        return attached_zero(logits)
+    return total / weight_sum
 
 
 @register_loss("weighted-ce", applies_to=("token",),

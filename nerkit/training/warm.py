@@ -21,16 +21,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from nerkit import modeldir
 from nerkit.config import NOT_INHERITED, Config, HeadConfig
+from nerkit.data.partial import first_with_types
 from nerkit.data.spans import Example
 from nerkit.errors import ConfigError, NerkitError
 from nerkit.predict import Tagger
-from nerkit.predict.rules import model_patterns
 from nerkit.tagger import count_labels, flat_examples
 
 logger = logging.getLogger(__name__)
@@ -91,9 +90,8 @@ def refuse_unknown_replay_types(replay_sets: list[list[Example]], config: Config
     for index, (source, examples) in enumerate(zip(config.data.replay or [], replay_sets)):
         found = sorted({span.type for example in examples for span in example.spans} - set(known))
         if found:
-            first = next(example for example in examples if any(span.type in found for span in example.spans))
             raise NerkitError(f"data.replay[{index}] ({source.path}) annotates {', '.join(map(repr, found))} "
-                              f"(first at {first.source or 'its start'}), which {whose} does not have (its types: "
+                              f"(first at {first_with_types(examples, found)}), which {whose} does not have (its types: "
                               f"{', '.join(known)}); replay earlier data of the model's types, and put data of a "
                               "new type in data.train")
 
