@@ -170,6 +170,30 @@ def test_a_page_not_written_by_nerkit_is_not_read_as_one(tmp_path):
     assert "no records" in result.output and "other.html" in result.output
 
 
+@pytest.mark.parametrize("start", ["\u00b2", "9" * 5000, "-1", "99"])
+def test_a_damaged_mark_is_an_error_naming_the_page_and_line(tmp_path, start):
+    # A nerkit page edited by hand (or crafted): offsets that are no plain number, or outside the text.
+    page = tmp_path / "damaged.html"
+    page.write_text('<!DOCTYPE html><html><head><meta name="generator" content="nerkit"></head><body>\n'
+                    '<section class="record"><div class="text">Angela <mark data-start="' + start +
+                    '" data-end="3" data-type="PER">Merkel</mark></div></section></body></html>\n', encoding="utf-8")
+    result = invoke("convert", page, tmp_path / "out.jsonl", "--to", "offsets", "--from", "html")
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "damaged.html" in result.output and "line 2" in result.output
+
+
+def test_a_page_of_many_marks_reads_back_whole(tmp_path):
+    records = [{"text": "a " * 20000, "entities": [{"start": 2 * i, "end": 2 * i + 1, "type": "PER"}
+                                                    for i in range(20000)]}]
+    source = tmp_path / "many.jsonl"
+    source.write_text(json.dumps(records[0]) + "\n", encoding="utf-8")
+    assert invoke("convert", source, tmp_path / "many.html", "--to", "html", "--from", "offsets").exit_code == 0
+    result = invoke("convert", tmp_path / "many.html", tmp_path / "back.jsonl", "--to", "offsets", "--from", "html")
+    assert result.exit_code == 0, result.output
+    back = json.loads((tmp_path / "back.jsonl").read_text(encoding="utf-8"))
+    assert back["text"] == records[0]["text"] and len(back["entities"]) == 20000
+
+
 # --------------------------------------------------------------------------- nerkit.render
 
 

@@ -274,22 +274,22 @@ class _PageReader(HTMLParser):
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
-        self.records: list[tuple[str, list[tuple[int, int, str]], int]] = []
+        # (pieces of text, spans, line) per record: pieces are joined once, at the end, so a text
+        # cut by many marks costs its length, not its length times its marks.
+        self.records: list[tuple[list[str], list[tuple[str, str, str]], int]] = []
         self.depth = 0  # inside div.text: nesting of its elements, its text being the record's
         self.line = 0
 
     def handle_starttag(self, tag, attrs):
         attributes = dict(attrs)
         if tag == "section" and attributes.get("class") == "record":
-            self.records.append(("", [], self.getpos()[0]))
+            self.records.append(([], [], self.getpos()[0]))
         elif tag == "div" and attributes.get("class") == "text" and self.records:
             self.depth = 1
         elif self.depth:
             self.depth += 1
             if tag == "mark" and {"data-start", "data-end", "data-type"} <= set(attributes):
-                text, spans, line = self.records[-1]
-                span = (attributes["data-start"], attributes["data-end"], attributes["data-type"])
-                spans.append(span)
+                self.records[-1][1].append((attributes["data-start"], attributes["data-end"], attributes["data-type"]))
 
     def handle_endtag(self, tag):
         if self.depth:
@@ -297,8 +297,7 @@ class _PageReader(HTMLParser):
 
     def handle_data(self, data):
         if self.depth:
-            text, spans, line = self.records[-1]
-            self.records[-1] = (text + data, spans, line)
+            self.records[-1][0].append(data)
 
 
 def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
@@ -306,7 +305,8 @@ def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
     reader = _PageReader()
     reader.feed(path.read_text(encoding=encoding))
     records = []
-    for text, spans, line in reader.records:
+    for pieces, spans, line in reader.records:
+        text = "".join(pieces)
         checker = SpanChecker(text, Where(str(path), line))
         unique = list(dict.fromkeys(spans))  # the pieces of one span cut by another
         records.append(AnnotatedText(text, [checker.span(f"mark {i}", _number(start), _number(end), label)
@@ -318,4 +318,6 @@ def read(path: Path, *, encoding: str = "utf-8") -> list[AnnotatedText]:
 
 
 def _number(value: str) -> int | str:
-    return int(value) if value.isdigit() else value  # SpanChecker names what is not a number
+    # SpanChecker names what is not a number; "²" is a digit to isdigit() and 5,000 digits are one to
+    # int() only after an error, so only a plain ASCII number of a sane length becomes an int.
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else value
