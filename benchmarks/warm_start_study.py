@@ -9,12 +9,14 @@ Warm start (``--study warm``), MISC as the type added later:
 * warm+replay: the same, with ``data.replay`` = the base's training data, ``--replay-fraction`` of it
   drawn afresh each epoch and read as annotating LOC, ORG and PER only;
 * scratch-union: a new model on the union of both data (the MISC-less data as a partial source);
-* full: a new model on all training data, MISC included (the reference for MISC's target).
+* full: a new model on all training data, MISC included (the reference for MISC's target; the
+  partial study's full run of the same seed).
 
 Partial annotations (``--study partial``): the training data in two halves (seeded), one annotated
 with PER and LOC only, the other with ORG and MISC only; ``partial`` (each half declares its
 ``annotated_types``), ``naive`` (the same files read as fully annotated) and ``full``, for each
-of ``--seeds``.
+of ``--seeds``; the runs are also shown as ``nerkit compare`` shows them (the mean over seeds, and
+the paired differences to ``full`` with their 95% intervals, pooled over the seeds).
 
 Every model is scored on the test data with ``--bootstrap`` resamples (the 95% percentile
 intervals of ``nerkit evaluate --bootstrap`` and ``nerkit compare``); the tables give test F1 per
@@ -35,11 +37,13 @@ import dataclasses
 import json
 import random
 import sys
+from collections import Counter
 from pathlib import Path
 
 from common import DATA, RESULTS
 
 from nerkit import Tagger, load_config, train
+from nerkit.compare import Comparison, add_comparison_intervals, score_run
 from nerkit.data.formats.conll import write
 from nerkit.data.sources import load_split
 from nerkit.evaluation import evaluate
@@ -114,7 +118,9 @@ def warm_study(arguments, train_examples, dev_examples, test) -> dict:
                                             "data.replay": [{"path": old, "fraction": arguments.replay_fraction}]})
     union = run(arguments, "scratch-union", {"data.train": [{"path": old, "annotated_types": OLD_TYPES}, misc],
                                              "data.dev": dev})
-    full = run(arguments, "full", {"data.train": arguments.train, "data.dev": dev})
+    # The partial study's full run of the same seed: trained once, used by both studies.
+    seed = load_config(arguments.config, overrides=arguments.set).training.seed
+    full = run(arguments, f"full-seed{seed}", {"data.train": arguments.train, "data.dev": dev, "training.seed": seed})
     return {name: scores(arguments, model, test) for name, model in
             [("base (no MISC)", base), ("warm", warm), ("warm + replay", replay), ("scratch on the union", union),
              ("full from scratch", full)]}
@@ -135,12 +141,17 @@ def partial_study(arguments, train_examples, test) -> dict:
                         {"path": halves[1], "annotated_types": ["MISC", "ORG"]}],
             "naive": halves, "full": arguments.train}
     rows = {}
+    # The paired differences to full of `nerkit compare` (full is its first row: the baseline).
+    comparison = Comparison(dict(Counter(s.type for e in train_examples for s in e.spans).most_common()))
     for seed in arguments.seeds:
         for arm, sources in arms.items():
             model = run(arguments, f"{arm}-seed{seed}", {"data.train": sources, "data.dev": arguments.dev,
                                                          "training.seed": seed})
             rows[f"{arm}, seed {seed}"] = scores(arguments, model, test, seed=seed)
-    return rows
+            comparison.runs.append(score_run(Tagger.from_pretrained(model), arm, seed, {"test": test}, bootstrap=0))
+    comparison.runs.sort(key=lambda r: (r.label != "full", r.label != "partial"))
+    add_comparison_intervals(comparison, arguments.bootstrap)
+    return rows, comparison
 
 
 def main() -> None:
@@ -180,9 +191,11 @@ def main() -> None:
         print("\n## Adding MISC by warm start: test F1 per type (95% bootstrap interval)\n")
         print(table(results["warm"], [*OLD_TYPES, "MISC", "micro"]))
     if arguments.study in ("partial", "both"):
-        results["partial"] = partial_study(arguments, train_examples, test)
+        results["partial"], comparison = partial_study(arguments, train_examples, test)
         print("\n## Partial annotations (halves: PER+LOC / ORG+MISC): test F1 (95% bootstrap interval)\n")
         print(table(results["partial"], ["micro", *OLD_TYPES, "MISC"]))
+        print("\n## The same runs as `nerkit compare` shows them: mean over seeds, paired differences to full\n")
+        print(comparison.markdown())
     (arguments.out / "results.json").write_text(json.dumps(
         {study: {name: {key: {"f1": f1, "f1_ci": interval} for key, (f1, interval) in row.items()}
                  for name, row in rows.items()} for study, rows in results.items()}, indent=1), encoding="utf-8")
