@@ -82,6 +82,25 @@ def test_a_gain_that_is_noise_keeps_tau_zero():
     assert choice.gain is not None and choice.gain.low <= 0.0
 
 
+def test_a_tau_that_wins_one_half_by_chance_and_loses_the_other_is_named_a_loss():
+    # Every tau but 0 is a worse model (74 % of its labels right against 80 %), each with its own
+    # noise: one may win a half of dev by chance, and then loses on the other half. The reason
+    # says so instead of calling a significant loss "within dev's noise".
+    rng = np.random.default_rng(8)
+    gold = rng.choice(3, size=1000, p=[0.6, 0.3, 0.1])
+    draws = {}
+
+    def counts_at(tau: float) -> UnitCounts:
+        if tau not in draws:
+            right = 0.8 if tau == 0.0 else 0.74
+            draws[tau] = np.where(rng.random(1000) < right, gold, rng.choice(3, size=1000))
+        return outcome_counts(gold, draws[tau])
+
+    choice = choose_tau(counts_at, "macro", seed=1)
+    assert choice.tau == 0.0 and choice.gain.high < 0.0
+    assert "is a loss" in choice.reason and "within dev's noise" not in choice.reason
+
+
 def test_identical_models_have_a_zero_gain_and_keep_tau_zero():
     # A model whose decisions do not depend on tau at all: nothing can be confirmed.
     same = fake_model(300, rare_bias=0.0)

@@ -124,6 +124,9 @@ def choose_tau(counts_at: Callable[[float], UnitCounts], metric: str, *, grid: S
     if tau_a == 0.0 and tau_b == 0.0:
         return choice(0.0, "kept tau 0: on neither half of dev does another tau do better within the micro bound",
                       **found)
+    if gain.high < 0.0:  # the taus chosen on one half lose on the other: the winner's curse, measured
+        return choice(0.0, f"kept tau 0: the cross-fitted {metric} gain {points} is a loss (its interval lies "
+                           "below 0: the taus chosen on one half of dev do worse on the other)", **found)
     if gain.low <= 0.0:
         return choice(0.0, f"kept tau 0: the cross-fitted {metric} gain {points} does not exclude 0 "
                            "(the gain is within dev's noise)", **found)
