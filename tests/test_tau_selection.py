@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -60,6 +61,19 @@ def outcome_counts(gold: np.ndarray, predicted: np.ndarray) -> UnitCounts:
     return UnitCounts(TYPES, tp, fp, fn)
 
 
+def redrawn_for_each_tau(gold: np.ndarray, rng: np.random.Generator, right: Callable[[float], float]):
+    """``counts_at(tau)`` of a fake tagger that decodes a fresh draw at every tau: each label is
+    gold with probability ``right(tau)``, else drawn uniformly (the same draw when a tau returns)."""
+    draws = {}
+
+    def counts_at(tau: float) -> UnitCounts:
+        if tau not in draws:
+            draws[tau] = np.where(rng.random(len(gold)) < right(tau), gold, rng.choice(3, size=len(gold)))
+        return outcome_counts(gold, draws[tau])
+
+    return counts_at
+
+
 def dev_f1(counts: UnitCounts, metric: str) -> float:
     return float(f1_from_counts(counts.tp.sum(0), counts.fp.sum(0), counts.fn.sum(0))[metric])
 
@@ -68,14 +82,7 @@ def test_a_gain_that_is_noise_keeps_tau_zero():
     # Every tau decodes a fresh draw from the same distribution: the curve's wiggles are noise only.
     rng = np.random.default_rng(4)
     gold = rng.choice(3, size=400, p=[0.6, 0.3, 0.1])
-    draws = {}
-
-    def counts_at(tau: float) -> UnitCounts:
-        if tau not in draws:
-            draws[tau] = np.where(rng.random(400) < 0.8, gold, rng.choice(3, size=400))
-        return outcome_counts(gold, draws[tau])
-
-    choice = choose_tau(counts_at, "macro", seed=1)
+    choice = choose_tau(redrawn_for_each_tau(gold, rng, lambda tau: 0.8), "macro", seed=1)
     # The winner's curse is there to be taken: the old rule (argmax over the grid) would have moved.
     assert max(choice.scores.values()) > choice.scores[0.0]
     assert choice.tau == 0.0 and choice.reason.startswith("kept tau 0")
@@ -88,15 +95,7 @@ def test_a_tau_that_wins_one_half_by_chance_and_loses_the_other_is_named_a_loss(
     # says so instead of calling a significant loss "within dev's noise".
     rng = np.random.default_rng(8)
     gold = rng.choice(3, size=1000, p=[0.6, 0.3, 0.1])
-    draws = {}
-
-    def counts_at(tau: float) -> UnitCounts:
-        if tau not in draws:
-            right = 0.8 if tau == 0.0 else 0.74
-            draws[tau] = np.where(rng.random(1000) < right, gold, rng.choice(3, size=1000))
-        return outcome_counts(gold, draws[tau])
-
-    choice = choose_tau(counts_at, "macro", seed=1)
+    choice = choose_tau(redrawn_for_each_tau(gold, rng, lambda tau: 0.8 if tau == 0.0 else 0.74), "macro", seed=1)
     assert choice.tau == 0.0 and choice.gain.high < 0.0
     assert "is a loss" in choice.reason and "within dev's noise" not in choice.reason
 
