@@ -87,20 +87,24 @@ def pooled(comparisons: list[Comparison], label: str, resamples: int) -> dict[st
     resampled on its own sentences, every setting on the same resamples; seeds pooled as in
     ``nerkit compare``)."""
     seeds = sorted(set.intersection(*({r.seed for r in c.runs if r.label == label} for c in comparisons)))
+    keys = ("macro", "micro")
+    points, resampled = {key: [] for key in keys}, {key: [] for key in keys}
+    for seed in seeds:
+        per_domain = {key: [] for key in keys}
+        for index, comparison in enumerate(comparisons):
+            runs: dict[str, LossRun] = {r.label: r for r in comparison.runs if r.seed == seed}
+            base, system = runs["ce"].counts["test"], runs[label].counts["test"]
+            weights = resample_weights(base.units, resamples, seed=index)
+            of_base, of_system = resampled_f1(base, weights), resampled_f1(system, weights)
+            for key in keys:
+                per_domain[key].append(of_system[key] - of_base[key])
+                points[key].append(runs[label].test[key]["f1"] - runs["ce"].test[key]["f1"])
+        for key in keys:
+            resampled[key].append(np.mean(per_domain[key], axis=0))
     result = {}
-    for key in ("macro", "micro"):
-        points, resampled = [], []
-        for seed in seeds:
-            per_domain = []
-            for index, comparison in enumerate(comparisons):
-                runs: dict[str, LossRun] = {r.label: r for r in comparison.runs if r.seed == seed}
-                base, system = runs["ce"].counts["test"], runs[label].counts["test"]
-                weights = resample_weights(base.units, resamples, seed=index)
-                per_domain.append(resampled_f1(system, weights)[key] - resampled_f1(base, weights)[key])
-                points.append(runs[label].test[key]["f1"] - runs["ce"].test[key]["f1"])
-            resampled.append(np.mean(per_domain, axis=0))
-        low, high = percentile_interval(np.concatenate(resampled))
-        result[key] = (100 * float(np.mean(points)), 100 * float(low), 100 * float(high))
+    for key in keys:
+        low, high = percentile_interval(np.concatenate(resampled[key]))
+        result[key] = (100 * float(np.mean(points[key])), 100 * float(low), 100 * float(high))
     return result
 
 
@@ -137,14 +141,14 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95%% intervals")
     parser.add_argument("--out", type=Path, default=RESULTS / "crossner")
     arguments = parser.parse_args()
-    results = {}
     for encoder in arguments.encoders.split(","):
         comparisons = {domain: run_domain(encoder, domain, arguments) for domain in arguments.domains.split(",")}
         table = summary(encoder, comparisons, arguments.bootstrap)
         print(table, flush=True)
-        results[encoder] = {domain: c.as_dict() for domain, c in comparisons.items()}
+        # One file per encoder: a run of one encoder leaves the other's results as they are.
         (arguments.out / encoder / "summary.md").write_text(table + "\n", encoding="utf-8")
-    (arguments.out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+        (arguments.out / encoder / "results.json").write_text(
+            json.dumps({domain: c.as_dict() for domain, c in comparisons.items()}, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":

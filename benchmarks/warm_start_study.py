@@ -43,10 +43,9 @@ from pathlib import Path
 from common import DATA, RESULTS
 
 from nerkit import Tagger, load_config, train
-from nerkit.compare import Comparison, add_comparison_intervals, score_run
+from nerkit.compare import Comparison, LossRun, add_comparison_intervals, score_run
 from nerkit.data.formats.conll import write
 from nerkit.data.sources import load_split
-from nerkit.evaluation import evaluate
 from nerkit.training.rundir import RunRecord
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,11 +78,18 @@ def run(arguments, name: str, values: dict) -> Path:
     return output
 
 
-def scores(arguments, model: Path, test, seed: int = 0) -> dict:
-    report = evaluate(Tagger.from_pretrained(model), test, bootstrap=arguments.bootstrap, seed=seed)
-    cells = {t: (s.f1, s.f1_ci) for t, s in report.per_type.items()}
-    cells["micro"] = (report.micro.f1, report.micro.f1_ci)
-    return cells
+def scored(arguments, model: Path, test, label: str, seed: int = 0) -> LossRun:
+    """The model scored once on ``test``: F1 with its interval (``nerkit evaluate --bootstrap``) and
+    the per-sentence counts the paired differences of ``nerkit compare`` are drawn from."""
+    return score_run(Tagger.from_pretrained(model), label, seed, {"test": test}, bootstrap=arguments.bootstrap,
+                     bootstrap_seed=seed)
+
+
+def cells(run: LossRun) -> dict:
+    """Test F1 and interval per type and micro, for the tables."""
+    report = run.test
+    return {key: (scores["f1"], scores.get("f1_ci")) for key, scores in
+            [*report["per_type"].items(), ("micro", report["micro"])]}
 
 
 def cell(value) -> str:
@@ -121,12 +127,12 @@ def warm_study(arguments, train_examples, dev_examples, test) -> dict:
     # The partial study's full run of the same seed: trained once, used by both studies.
     seed = load_config(arguments.config, overrides=arguments.set).training.seed
     full = run(arguments, f"full-seed{seed}", {"data.train": arguments.train, "data.dev": dev, "training.seed": seed})
-    return {name: scores(arguments, model, test) for name, model in
+    return {name: cells(scored(arguments, model, test, name)) for name, model in
             [("base (no MISC)", base), ("warm", warm), ("warm + replay", replay), ("scratch on the union", union),
              ("full from scratch", full)]}
 
 
-def partial_study(arguments, train_examples, test) -> dict:
+def partial_study(arguments, train_examples, test) -> tuple[dict, Comparison]:
     folder = arguments.out / "data"
     folder.mkdir(parents=True, exist_ok=True)
     order = list(range(len(train_examples)))
@@ -147,8 +153,8 @@ def partial_study(arguments, train_examples, test) -> dict:
         for arm, sources in arms.items():
             model = run(arguments, f"{arm}-seed{seed}", {"data.train": sources, "data.dev": arguments.dev,
                                                          "training.seed": seed})
-            rows[f"{arm}, seed {seed}"] = scores(arguments, model, test, seed=seed)
-            comparison.runs.append(score_run(Tagger.from_pretrained(model), arm, seed, {"test": test}, bootstrap=0))
+            comparison.runs.append(scored(arguments, model, test, arm, seed=seed))
+            rows[f"{arm}, seed {seed}"] = cells(comparison.runs[-1])
     comparison.runs.sort(key=lambda r: (r.label != "full", r.label != "partial"))
     add_comparison_intervals(comparison, arguments.bootstrap)
     return rows, comparison
