@@ -93,6 +93,10 @@ def _debugging() -> bool:
     return _options["debug"] or os.environ.get("NERKIT_DEBUG", "").strip() not in ("", "0")
 
 
+# The packages of the `train` extra: a command that needs one where it is missing says to install it.
+TRAIN_PACKAGES = ("torch", "transformers", "accelerate", "datasets", "seqeval", "safetensors")
+
+
 def friendly_errors(command):
     """The error boundary: import the ``--code`` files first, then run the command. A mistake the
     user can fix (``NerkitError``, a file the system refuses) ends with one paragraph on stderr
@@ -124,6 +128,12 @@ def friendly_errors(command):
         except Exception as error:
             if _debugging():
                 raise
+            if isinstance(error, ModuleNotFoundError) and error.name in TRAIN_PACKAGES:
+                # A light install (`pip install nerkit`) predicts from ONNX exports; the rest needs PyTorch.
+                typer.echo(f"error: this command needs {error.name}, which is not installed: pip install "
+                           "'nerkit[train]' (PyTorch, transformers, accelerate, datasets, seqeval). Without them "
+                           "nerkit predicts and serves from an ONNX export: --runtime onnx", err=True)
+                raise typer.Exit(2) from None
             typer.echo(f"error: internal error ({type(error).__name__}: {error}). This is a bug in nerkit, not "
                        "in what you gave it: please report it on nerkit's issue tracker with the command you ran "
                        "and the traceback that `NERKIT_DEBUG=1` (or --debug) prints.", err=True)
@@ -160,10 +170,11 @@ ThreadsOption = Annotated[Optional[int], typer.Option(help="CPU threads (default
                                                       "delays one).")]
 
 
-def _threads(threads: int | None) -> None:
-    from nerkit.devices import set_cpu_threads
+def _threads(threads: int | None, runtime: str = "torch") -> None:
+    """CPU threads for torch, or with --runtime onnx for ONNX Runtime alone (torch is not imported)."""
+    from nerkit.predict.loading import set_threads
 
-    set_cpu_threads(threads)
+    set_threads(threads, runtime)
 
 
 def _setup_logging() -> None:
@@ -316,7 +327,7 @@ def evaluate(
     from nerkit.evaluation import evaluate_model
 
     _setup_logging()  # the warnings about entity types that the model and the gold data do not share
-    _threads(threads)
+    _threads(threads, runtime)
 
     scores = evaluate_model(model, data, scheme=scheme, decoding=_decoding(posthoc_tau), device=device,
                             precision=precision, runtime=runtime, export_dir=export_dir, bootstrap=bootstrap,
@@ -370,7 +381,7 @@ def predict(
     Input and output are UTF-8; each input line (ended by a newline) gives one output record."""
     from nerkit.predict.files import predict_file
 
-    _threads(threads)
+    _threads(threads, runtime)
 
     summary = predict_file(model, file, output, format=format, token_budget=batch_words,
                            decoding=_decoding(posthoc_tau), errors=errors, input_format=input_format,
@@ -409,16 +420,16 @@ def serve(
 
     Concurrent requests are micro-batched into one model call. Needs pip install 'nerkit\\[serve]'.
     SIGTERM or Ctrl-C stops it after the requests in flight are answered."""
-    from nerkit.predict import Tagger
+    from nerkit.predict.loading import load_tagger
     from nerkit.serve import ServeSettings, serve as run_server
 
     settings = ServeSettings(max_batch_words=max_batch_words, max_wait_ms=max_wait_ms,
                              max_request_bytes=max_request_bytes, max_texts=max_texts,
                              max_request_chars=max_request_chars, split_sentences=split_sentences)
     _setup_logging()
-    _threads(threads)
-    tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir,
-                                    patterns=patterns, patterns_mode=patterns_mode)
+    _threads(threads, runtime)
+    tagger = load_tagger(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir,
+                         patterns=patterns, patterns_mode=patterns_mode)
     run_server(tagger, model_name=str(model), host=host, port=port, settings=settings)
 
 

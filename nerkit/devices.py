@@ -18,7 +18,6 @@ with two threads and 47 s with one (45 s with one on the idle machine, 38 s with
 
 from __future__ import annotations
 
-import os
 import re
 import warnings
 
@@ -26,6 +25,8 @@ import torch
 from torch import nn
 
 from nerkit.errors import NerkitError
+from nerkit.threads import default_cpu_threads  # noqa: F401  (where it was, for callers)
+from nerkit.threads import set_cpu_threads as record_cpu_threads
 
 PRECISIONS = ("fp32", "bf16", "int8")
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
@@ -77,25 +78,11 @@ def check_precision(precision: str, device: torch.device) -> None:
                           "use --device cpu, or --precision bf16 on a GPU")
 
 
-def default_cpu_threads() -> int:
-    """Half the cores this process may run on (its CPU affinity), shared among the processes of a
-    multi-process run on this machine (``LOCAL_WORLD_SIZE``, set by torchrun and accelerate), at
-    least one."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    local = os.environ.get("LOCAL_WORLD_SIZE", "").strip()
-    processes = int(local) if local.isdigit() and int(local) >= 1 else 1
-    return max(1, cores // 2 // processes)
-
-
 def set_cpu_threads(threads: int | None = None) -> int:
     """Set torch's CPU threads (intra-op; ONNX Runtime sessions take the same number) to ``threads``,
-    or when None to ``OMP_NUM_THREADS`` if set, else ``default_cpu_threads()``; returns the number."""
-    if threads is None:
-        from_environment = os.environ.get("OMP_NUM_THREADS", "").strip()
-        threads = int(from_environment) if from_environment.isdigit() and int(from_environment) >= 1 \
-            else default_cpu_threads()
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise NerkitError(f"--threads {threads!r}: expected a whole number of CPU threads >= 1")
+    or when None to ``OMP_NUM_THREADS`` if set, else ``default_cpu_threads()``; returns the number.
+    ``nerkit.threads.set_cpu_threads`` records it without torch, for the ONNX runtime alone."""
+    threads = record_cpu_threads(threads)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads

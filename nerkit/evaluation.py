@@ -26,6 +26,7 @@ from nerkit.metrics.entity_f1 import Report, entity_report
 from nerkit.metrics.errors import SpanError, confusion, error_counts, sentence_errors
 from nerkit.metrics.tau_choice import MICRO_BOUND, REFINEMENTS, RESAMPLES, TAU_GRID, TauChoice, choose_tau
 from nerkit.predict import Tagger
+from nerkit.predict.loading import load_tagger
 
 logger = logging.getLogger(__name__)
 
@@ -163,8 +164,8 @@ def evaluate_model(model: str | Path, data: str, *, scheme: str | None = None,
     The report carries the error analysis (``error_analysis``); ``report_page``: where to write it
     as an HTML page too (``nerkit.evaluation_report``)."""
     check_resamples(bootstrap)
-    tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir,
-                                    patterns=patterns, patterns_mode=patterns_mode)
+    tagger = load_tagger(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir,
+                         patterns=patterns, patterns_mode=patterns_mode)
     tagger.configure_decoding(**(decoding or {}))
     options = reading_options(tagger, model, [*overrides, *([f"data.scheme={scheme}"] if scheme else [])])
     examples = load_split(data, **options, tokenizer_rule=tagger.tokenizer_rule)

@@ -50,6 +50,8 @@ from nerkit.errors import NerkitError
 logger = logging.getLogger(__name__)
 
 MANIFEST_FILE = "model-manifest.json"
+# The model's description and weights (written by nerkit.tagger, read by it and by the ONNX runtime).
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 STAGING_PREFIX = ".saving-"  # also the prefix of the staging folders of nerkit before manifests
 MANIFEST_VERSION = 1
 
@@ -315,3 +317,32 @@ CHANGED_REMEDY = ("Restore the directory from a copy or train the model again. n
 
 __all__ = ["ModelDirectoryError", "MANIFEST_FILE", "STAGING_PREFIX", "write_directory", "update_files", "recover",
            "locate", "not_loadable", "read_manifest", "manifest_problems", "complete_manifest", "fsync_path", "digest"]
+
+
+def description_problems(description: dict[str, Any]) -> list[str]:
+    """What a model description lacks or holds of the wrong type."""
+    problems = []
+    for section in ("encoder", "head"):
+        settings = description.get(section)
+        if not isinstance(settings, dict) or not isinstance(settings.get("type"), str):
+            problems.append(f"{section!r} must be an object with a 'type'")
+    if not isinstance(description.get("loss"), dict):
+        problems.append("'loss' must be an object")
+    for key in ("entity_types", "label_names"):
+        names = description.get(key)
+        if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names) \
+                or len(set(names)) != len(names):
+            problems.append(f"{key!r} must be a list of distinct names, not {names!r:.80}")
+    counts = description.get("label_counts")
+    if not isinstance(counts, list) or not all(type(count) is int and count >= 0 for count in counts):
+        problems.append(f"'label_counts' must be a list of counts (integers from 0), not {counts!r:.80}")
+    elif isinstance(description.get("label_names"), list) and len(counts) != len(description["label_names"]):
+        problems.append(f"{len(counts)} label_counts for {len(description['label_names'])} label_names")
+    context = description.get("document_context")
+    if context is not None and (type(context) is not int or context < 1):
+        problems.append(f"'document_context' must be a number of words (1 or more) or null, not {context!r:.80}")
+    reading = description.get("data", {})
+    if not isinstance(reading, dict) or not all(isinstance(value, str) for value in reading.values()):
+        problems.append(f"'data' must be an object of reading options (scheme, encoding, format, ...), not "
+                        f"{reading!r:.80}")
+    return problems

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+CONFIG_FILE, WEIGHTS_FILE = modeldir.CONFIG_FILE, modeldir.WEIGHTS_FILE
 # 2: the head and encoder sections hold only their own registry settings; in 1 the head section
 # held every built-in head's fields (``upgrade_format_1`` reads it).
 FORMAT_VERSION = 2
@@ -84,7 +84,7 @@ def read_description(folder: Path, directory: Path) -> dict[str, Any]:
         raise modeldir.not_loadable(directory, f"{CONFIG_FILE} has format version {version!r}; this nerkit "
                                                f"reads versions 1 to {FORMAT_VERSION}",
                                     "If a newer nerkit wrote it, upgrade nerkit; otherwise train the model again.")
-    problems = description_problems(description)
+    problems = modeldir.description_problems(description)
     if problems:
         raise modeldir.not_loadable(directory, f"{CONFIG_FILE}: " + "; ".join(problems))
     plugins.check_registered(description, directory, CONFIG_FILE)  # a plug-in's name: which --code to give
@@ -92,35 +92,6 @@ def read_description(folder: Path, directory: Path) -> dict[str, Any]:
         with rebuilding(directory):
             description = upgrade_format_1(description)
     return description
-
-
-def description_problems(description: dict[str, Any]) -> list[str]:
-    """What a model description lacks or holds of the wrong type."""
-    problems = []
-    for section in ("encoder", "head"):
-        settings = description.get(section)
-        if not isinstance(settings, dict) or not isinstance(settings.get("type"), str):
-            problems.append(f"{section!r} must be an object with a 'type'")
-    if not isinstance(description.get("loss"), dict):
-        problems.append("'loss' must be an object")
-    for key in ("entity_types", "label_names"):
-        names = description.get(key)
-        if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names) \
-                or len(set(names)) != len(names):
-            problems.append(f"{key!r} must be a list of distinct names, not {names!r:.80}")
-    counts = description.get("label_counts")
-    if not isinstance(counts, list) or not all(type(count) is int and count >= 0 for count in counts):
-        problems.append(f"'label_counts' must be a list of counts (integers from 0), not {counts!r:.80}")
-    elif isinstance(description.get("label_names"), list) and len(counts) != len(description["label_names"]):
-        problems.append(f"{len(counts)} label_counts for {len(description['label_names'])} label_names")
-    context = description.get("document_context")
-    if context is not None and (type(context) is not int or context < 1):
-        problems.append(f"'document_context' must be a number of words (1 or more) or null, not {context!r:.80}")
-    reading = description.get("data", {})
-    if not isinstance(reading, dict) or not all(isinstance(value, str) for value in reading.values()):
-        problems.append(f"'data' must be an object of reading options (scheme, encoding, format, ...), not "
-                        f"{reading!r:.80}")
-    return problems
 
 
 def check_labels(description: dict[str, Any], directory: Path) -> None:
@@ -536,6 +507,14 @@ class TaggerModel(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The training loss of a collated batch."""
         return self.head.loss(self.encoder(batch), batch)
+
+    def input_lengths(self, examples: list[Example]) -> list[int]:
+        """Each example's length in the encoder's units (words, or sub-words), for batching."""
+        return self.encoder.input_lengths(examples)
+
+    def report(self) -> str | None:
+        """A line about the inputs seen since loading (how many needed overlapping windows), or None."""
+        return self.encoder.report()
 
     def encode(self, examples: list[Example]) -> dict[str, torch.Tensor]:
         """The inference features of a batch of examples (no targets), on the model's device."""

@@ -143,7 +143,7 @@ def test_a_model_path_a_worker_cannot_read_is_one_error_naming_it(trained_models
     def unreadable(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(batch_module.Tagger, "from_pretrained", unreadable)
+    monkeypatch.setattr(batch_module, "load_tagger", unreadable)
     with pytest.raises(NerkitError, match=f"^{predictor.model_dir}: the worker on .* cannot read the model "
                                           r"\(Permission denied\); .* storage all nodes see"):
         predictor({"text": ["a text"]})

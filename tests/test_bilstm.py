@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nerkit.data.spans import Example
-from nerkit.encoders import word_features
+from nerkit.data import features
 from nerkit.encoders.bilstm import BiLSTMEncoder
 
 TINY = {"word_dim": 6, "char_dim": 4, "char_filters": 5, "case_dim": 2, "hidden_size": 4}
@@ -62,12 +62,12 @@ def test_the_token_memo_never_changes_the_features(monkeypatch):
     model = encoder()
     fresh = model.featurize(BATCH)
     again = model.featurize(BATCH)  # every token memoised now
-    monkeypatch.setattr(word_features, "TOKEN_CACHE_SIZE", 2)  # the memo starts afresh every third token
-    model.word_features._token_cache.clear()
+    monkeypatch.setattr(features, "TOKEN_CACHE_SIZE", 2)  # the memo starts afresh every third token
+    model.word_features.featurizer.forget()
     small = model.featurize(BATCH)
     for name, tensor in fresh.items():
         assert torch.equal(tensor, again[name]) and torch.equal(tensor, small[name]), name
-    assert len(model.word_features._token_cache) <= 2
+    assert len(model.word_features.featurizer._memo) <= 2
 
 
 @pytest.mark.parametrize("examples", [[Example(["x"])], [Example(["x"]), Example(["y", "x"])]])

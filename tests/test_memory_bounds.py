@@ -18,7 +18,8 @@ from nerkit.data.spans import Example
 from nerkit.data.synthetic import synthetic_examples
 from nerkit.encoders import bilstm, word_features
 from nerkit.errors import ConfigError
-from nerkit.heads.global_pointer import BAND_ROWS, GlobalPointerHead
+from nerkit.data.decoding import BAND_ROWS
+from nerkit.heads.global_pointer import GlobalPointerHead
 from nerkit.losses import build_loss
 from nerkit.modeldir import MANIFEST_FILE
 

@@ -93,7 +93,11 @@ class TestParity:
         examples = [Example(text.split()) for text in TEXTS if text.split()]
         for batch in (examples, examples[-1:], examples[:3]):  # padding, one sentence, another shape
             features = torch_tagger.encode(batch)
-            expected, actual = torch_scores(torch_tagger, features), onnx_tagger.score_runtime(features)
+            arrays = onnx_tagger.encode(batch)  # featurized without torch: the same ids, windows and masks
+            assert set(arrays) == set(features)
+            assert all(torch.equal(torch.from_numpy(arrays[name]), features[name]) for name in features)
+            expected = torch_scores(torch_tagger, features)
+            actual = {name: torch.from_numpy(value) for name, value in onnx_tagger.scores(arrays).items()}
             assert set(actual) == set(expected)
             assert max_difference(expected, actual, features["mask"]) <= SCORE_TOLERANCE
             if head == "span":  # the (types, words, words) grid decoding forms from the start/end vectors
@@ -138,13 +142,18 @@ def test_the_export_describes_itself(models):
 
     directory = models["transformer", "span"]
     manifest = json.loads((directory / "onnx" / "export.json").read_text(encoding="utf-8"))
-    assert manifest["format_version"] == 3 and manifest["nerkit_version"] == __version__
+    assert manifest["format_version"] == 4 and manifest["nerkit_version"] == __version__
     assert (manifest["encoder"], manifest["head"]) == ("transformer", "span")
     assert manifest["inputs"] == ["input_ids", "attention_mask", "word_window", "word_start"]  # no unused inputs
     assert manifest["outputs"] == ["q", "k"]
     assert manifest["files"] == {"fp32": "model.onnx", "int8": "model.int8.onnx"}
     assert manifest["weights_sha256"] == weights_sha256(directory)
     assert manifest["verified_max_difference"] <= 1e-4
+    # What the runtime needs to featurize and decode without torch: the tokenizer, bound by its hash.
+    featurizer = manifest["featurizer"]
+    assert featurizer["type"] == "subwords" and featurizer["window"] == WINDOW - 2
+    assert (directory / "onnx" / featurizer["tokenizer"]).is_file() and len(featurizer["tokenizer_sha256"]) == 64
+    assert manifest["decoding"] == {}  # the span head decodes from its saved settings alone
     assert not [path for path in (directory / "onnx").iterdir() if path.name.startswith(".")]  # no staging left
 
 
@@ -174,7 +183,7 @@ def test_an_export_of_an_older_format_is_refused(models, tmp_path):
     manifest_path = directory / "onnx" / "export.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest_path.write_text(json.dumps({**manifest, "format_version": 1}), encoding="utf-8")
-    with pytest.raises(NerkitError, match=r"export format 1, not the one this nerkit reads \(3\); run `nerkit export"):
+    with pytest.raises(NerkitError, match=r"export format 1, not the one this nerkit reads \(4\); run `nerkit export"):
         Tagger.from_pretrained(directory, runtime="onnx")
 
 

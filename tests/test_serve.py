@@ -402,13 +402,15 @@ def test_device_precision_runtime_and_threads_reach_the_served_model(model_dir, 
     try:
         result = CliRunner().invoke(cli, ["serve", "--model", str(model_dir), "--precision", "int8", "--threads", "1"])
         assert result.exit_code == 0, result.output
-        assert served[-1].precision == "int8" and served[-1].score_runtime is None
+        assert served[-1].precision == "int8" and isinstance(served[-1], Tagger)
         assert torch.get_num_threads() == 1
         export_onnx(model_dir, tmp_path / "export", int8=False)
         result = CliRunner().invoke(cli, ["serve", "--model", str(model_dir), "--runtime", "onnx",
                                           "--export-dir", str(tmp_path / "export")])
         assert result.exit_code == 0, result.output
-        assert served[-1].score_runtime is not None
+        from nerkit.predict.onnx_tagger import OnnxTagger
+
+        assert isinstance(served[-1], OnnxTagger)  # the export, run without torch
         assert served[-1].predict(TEXTS) == Tagger.from_pretrained(model_dir).predict(TEXTS)
     finally:
         torch.set_num_threads(threads)

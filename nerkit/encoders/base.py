@@ -42,6 +42,12 @@ class Encoder(nn.Module):
         """Parameters by learning-rate group; transformers separate the pretrained body."""
         return {"encoder": list(self.parameters())}
 
+    def featurizer_spec(self, export_dir: Path) -> dict[str, Any] | None:
+        """How the ONNX runtime featurizes for this encoder without torch (JSON, saved in
+        ``export.json``; files it needs may be written into ``export_dir``), or None when it
+        featurizes only here: such an encoder predicts with ``--runtime torch`` only."""
+        return None
+
     def report(self) -> str | None:
         """A line for the user about the inputs seen since loading (transformers: how many
         needed overlapping windows), or None."""

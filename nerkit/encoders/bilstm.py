@@ -133,13 +133,14 @@ class BiLSTMEncoder(Encoder):
 
     # ----------------------------------------------------------------- features and forward
 
+    def featurizer_spec(self, export_dir: Path) -> dict[str, Any]:
+        return {"type": "words", **self.word_features.featurizer.spec()}
+
     def featurize(self, examples: list[Example]) -> dict[str, torch.Tensor]:
-        """Word, casing and character ids (``WordFeatures.featurize``), word counts and the mask."""
-        features = self.word_features.featurize(examples)
-        lengths = torch.tensor([len(example) for example in examples])
-        words = features["word_ids"].shape[1]
-        mask = torch.arange(words).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (batch, words)
-        return {**features, "lengths": lengths, "mask": mask}
+        """Word, casing and character ids, word counts and the mask, as tensors
+        (``nerkit.data.features.WordFeaturizer.featurize_sentences``)."""
+        arrays = self.word_features.featurizer.featurize_sentences(examples)
+        return {name: torch.from_numpy(ids) for name, ids in arrays.items()}
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = self.word_features(features)  # shape: (batch, words, word_dim + char_filters + case_dim)

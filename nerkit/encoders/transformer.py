@@ -29,13 +29,14 @@ from pydantic import Field
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from nerkit.data.features import SubwordFeaturizer
 from nerkit.data.spans import Example
 from nerkit.data.untrusted import check_files, load_config, load_tokenizer
 from nerkit.encoders.base import Encoder
 from nerkit.encoders.registry import EncoderContext, register_encoder
 from nerkit.encoders.word_features import (DEFAULT_MAX_TOKEN_CHARS, WordFeatures, check_vector_settings,
                                            refuse_trained_words)
-from nerkit.errors import ConfigError, DataError, NerkitError
+from nerkit.errors import ConfigError, NerkitError
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ SAVED_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
 # enormous line has thousands of windows, and their attention and feed-forward activations at
 # once would take gigabytes; passes of 8,192 sub-words (16 windows of 512) keep them to tens of MB.
 PIECES_PER_PASS = 8192
+TOKENIZER_FILE = "tokenizer.json"  # the fast tokenizer, beside an ONNX export (nerkit.export.manifest)
 
 
 def _quiet_transformers() -> None:
@@ -120,13 +122,37 @@ class TransformerEncoder(Encoder):
         special = tokenizer.num_special_tokens_to_add(pair=False)
         limit = settings.get("max_window") or min(getattr(model.config, "max_position_embeddings", 512),
                                                   tokenizer.model_max_length)
-        self.window = int(limit) - special  # sub-words of text per window
+        window = int(limit) - special  # sub-words of text per window
         overlap = settings["window_overlap"]
-        if overlap is not None and overlap >= self.window:
+        if overlap is not None and overlap >= window:
             raise ConfigError(f"encoder.window_overlap={overlap} must be smaller than the window "
-                              f"({self.window} sub-words)")
-        self.overlap = min(128, self.window // 2) if overlap is None else overlap
-        self.windowed_inputs = 0  # inputs that needed more than one window since the last reset
+                              f"({window} sub-words)")
+        cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+        sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+        # Sub-word ids and windows come from the torch-free featurizer, which the ONNX runtime uses too.
+        self.featurizer = SubwordFeaturizer(
+            self._encode, prefix=[cls_id] if cls_id is not None else [], suffix=[sep_id] if sep_id is not None else [],
+            special=special, pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+            unk_id=tokenizer.unk_token_id, window=window,
+            overlap=min(128, window // 2) if overlap is None else overlap, long_inputs=settings["long_inputs"],
+            word_features=word_features.featurizer if word_features is not None else None)
+
+    @property
+    def window(self) -> int:
+        return self.featurizer.window
+
+    @property
+    def windowed_inputs(self) -> int:
+        """Inputs that needed more than one window since the last reset (set it to 0)."""
+        return self.featurizer.windowed_inputs
+
+    @windowed_inputs.setter
+    def windowed_inputs(self, count: int) -> None:
+        self.featurizer.windowed_inputs = count
+
+    def _encode(self, words: list[list[str]]) -> list[tuple[list[int], list[int | None]]]:
+        encoded = self.tokenizer(words, is_split_into_words=True, add_special_tokens=False)
+        return [(encoded["input_ids"][row], encoded.word_ids(row)) for row in range(len(words))]
 
     # ----------------------------------------------------------------- building and saving
 
@@ -197,113 +223,22 @@ class TransformerEncoder(Encoder):
 
     # ----------------------------------------------------------------- features
 
+    def featurizer_spec(self, export_dir: Path) -> dict[str, Any]:
+        """Writes the fast tokenizer as it runs here (``tokenizer.json`` of its backend, without
+        truncation or padding: the featurizer cuts windows itself) beside the export."""
+        backend = json.loads(self.tokenizer.backend_tokenizer.to_str())
+        backend["truncation"] = backend["padding"] = None
+        (export_dir / TOKENIZER_FILE).write_text(json.dumps(backend, ensure_ascii=False), encoding="utf-8")
+        return {"type": "subwords", "tokenizer": TOKENIZER_FILE, **self.featurizer.spec()}
+
     def input_lengths(self, examples: list[Example]) -> list[int]:
-        """Sub-words per example, special tokens and window overlaps included: what the model
-        actually processes, so batches grouped by it carry the least padding."""
-        special = self.tokenizer.num_special_tokens_to_add(pair=False)
-        lengths = []
-        for example, pieces in zip(examples, self._word_pieces(examples)):
-            windows = self._windows(pieces, example.source)
-            lengths.append(sum(sum(len(p) for p in pieces[first:last]) + special for first, last in windows))
-        return lengths
-
-    def _word_pieces(self, examples: list[Example]) -> list[list[list[int]]]:
-        """Sub-word ids of every word; a word the tokenizer drops entirely (control
-        characters, odd unicode) gets the unknown token, so no word loses its vector."""
-        encoded = self.tokenizer([e.tokens for e in examples], is_split_into_words=True, add_special_tokens=False)
-        unknown = self.tokenizer.unk_token_id
-        pieces_per_example = []
-        for row, example in enumerate(examples):
-            pieces: list[list[int]] = [[] for _ in example.tokens]
-            for piece, word in zip(encoded["input_ids"][row], encoded.word_ids(row)):
-                if word is not None:
-                    pieces[word].append(piece)
-            for word_pieces in pieces:
-                if not word_pieces:
-                    if unknown is None:
-                        raise DataError("a word has no sub-words and the tokenizer has no unknown token",
-                                        path=example.source)
-                    word_pieces.append(unknown)
-            pieces_per_example.append(pieces)
-        return pieces_per_example
-
-    def _windows(self, pieces: list[list[int]], source: str | None) -> list[tuple[int, int]]:
-        """Word ranges ``[first, last)`` of the windows of one input, overlapping by about
-        ``window_overlap`` sub-words and cut at word boundaries."""
-        sizes = [len(p) for p in pieces]
-        if sum(sizes) <= self.window:
-            return [(0, len(pieces))]
-        if self.settings["long_inputs"] == "error":
-            raise DataError(f"{sum(sizes)} sub-words, more than the encoder's window of {self.window} "
-                            "(encoder.long_inputs=error)", path=source)
-        longest = max(sizes)
-        if longest > self.window:
-            raise DataError(f"one word has {longest} sub-words, more than a whole window ({self.window})",
-                            path=source)
-        windows = []
-        first = 0
-        while True:
-            total, last = 0, first
-            while last < len(pieces) and total + sizes[last] <= self.window:
-                total += sizes[last]
-                last += 1
-            windows.append((first, last))
-            if last == len(pieces):
-                return windows
-            # Next window: step back from `last` until about window_overlap sub-words are shared,
-            # always moving forward by at least one word.
-            overlap, next_first = 0, last
-            while next_first - 1 > first and overlap + sizes[next_first - 1] <= self.overlap:
-                next_first -= 1
-                overlap += sizes[next_first]
-            first = next_first
+        """Sub-words per example, special tokens and window overlaps included (``SubwordFeaturizer``)."""
+        return self.featurizer.input_lengths(examples)
 
     def featurize(self, examples: list[Example]) -> dict[str, torch.Tensor]:
-        tokenizer = self.tokenizer
-        cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
-        sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
-        prefix = [cls_id] if cls_id is not None else []
-        suffix = [sep_id] if sep_id is not None else []
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-
-        words = max(len(e) for e in examples)
-        window_ids: list[list[int]] = []
-        # Per word: (window index, first piece position, end piece position, distance to the window edge)
-        word_window = torch.zeros(len(examples), words, dtype=torch.long)
-        word_start = torch.zeros(len(examples), words, dtype=torch.long)
-        word_end = torch.ones(len(examples), words, dtype=torch.long)
-        for row, (example, pieces) in enumerate(zip(examples, self._word_pieces(examples))):
-            windows = self._windows(pieces, example.source)
-            if len(windows) > 1:
-                self.windowed_inputs += 1
-            best_distance = [-1] * len(pieces)
-            for first, last in windows:
-                window_index = len(window_ids)
-                ids = list(prefix)
-                for word in range(first, last):
-                    start = len(ids)
-                    ids.extend(pieces[word])
-                    # Distance in sub-words to the nearer edge of the window's text.
-                    distance = min(start - len(prefix), (len(prefix) + self.window) - len(ids))
-                    if distance > best_distance[word]:
-                        best_distance[word] = distance
-                        word_window[row, word] = window_index
-                        word_start[row, word] = start
-                        word_end[row, word] = len(ids)
-                window_ids.append(ids + suffix)
-        longest = max(len(ids) for ids in window_ids)
-        input_ids = torch.full((len(window_ids), longest), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros(len(window_ids), longest, dtype=torch.long)
-        for index, ids in enumerate(window_ids):
-            input_ids[index, :len(ids)] = torch.tensor(ids)
-            attention_mask[index, :len(ids)] = 1
-        lengths = torch.tensor([len(e) for e in examples])
-        mask = torch.arange(words).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (batch, words)
-        features = {"input_ids": input_ids, "attention_mask": attention_mask, "word_window": word_window,
-                    "word_start": word_start, "word_end": word_end, "lengths": lengths, "mask": mask}
-        if self.word_features is not None:  # word_ids, case_ids, char_ids, token_index: the parts that are on
-            features.update(self.word_features.featurize(examples))
-        return features
+        """Sub-word windows and word positions, and the word features when they are on, as tensors
+        (``nerkit.data.features.SubwordFeaturizer.featurize``)."""
+        return {name: torch.from_numpy(ids) for name, ids in self.featurizer.featurize(examples).items()}
 
     # ----------------------------------------------------------------- forward
 

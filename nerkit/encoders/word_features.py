@@ -20,17 +20,16 @@ word, so an exported ONNX graph keeps one fixed gather per table. A model saved 
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections import Counter
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from nerkit.data.features import (CASINGS, CHARS_FILE, DEFAULT_MAX_TOKEN_CHARS,  # noqa: F401
+                                   WORDS_FILE, WordFeaturizer, casing, load_vocabulary, normalize_word)
 from nerkit.data.spans import Example
 from nerkit.data.vocab import Vocabulary
 from nerkit.encoders.word_vectors import VectorCoverage, initialise_embedding, match_word_vectors
@@ -38,40 +37,11 @@ from nerkit.errors import ConfigError, NerkitError
 
 logger = logging.getLogger(__name__)
 
-WORDS_FILE, CHARS_FILE = "words.json", "chars.json"
-CASINGS = ("pad", "lower", "upper", "title", "mixed", "numeric", "has_digit", "other")
-_DIGITS = re.compile(r"\d")
-UNKNOWN_ID = 1  # Vocabulary's <unk>
-TOKEN_CACHE_SIZE = 200_000  # distinct tokens whose ids are memoised (then the memo starts afresh)
-# Characters of a token the character CNN reads: a batch's character ids are (distinct tokens x
-# the longest token, capped here), so one 100,000-character token cannot blow a batch up. Words
-# of natural text are far shorter (the longest English dictionary words have about 30 letters);
-# what is longer (URLs, base64, chemical names) is read by its first and last characters.
-DEFAULT_MAX_TOKEN_CHARS = 50
 # Character cells (tokens x characters) the CNN reads in one pass at prediction: its activations
 # take about 130 float32 per cell at the default sizes, so a pass stays under about 20 MB however
 # many distinct tokens one enormous line holds.
 CHAR_CELLS_PER_PASS = 2**15
-
-
-def normalize_word(word: str) -> str:
-    return _DIGITS.sub("0", word.lower())
-
-
-def casing(word: str) -> int:
-    if word.isdigit():
-        return CASINGS.index("numeric")
-    if any(c.isdigit() for c in word):
-        return CASINGS.index("has_digit")
-    if word.islower():
-        return CASINGS.index("lower")
-    if word.isupper():
-        return CASINGS.index("upper")
-    if word[:1].isupper() and word[1:].islower():
-        return CASINGS.index("title")
-    if any(c.isalpha() for c in word):
-        return CASINGS.index("mixed")
-    return CASINGS.index("other")
+UNKNOWN_ID = 1  # Vocabulary's <unk>
 
 
 def check_vector_settings(*, word_dim: int, word_vectors: str | Path | None, word_vectors_extra: int,
@@ -94,21 +64,6 @@ def check_vector_settings(*, word_dim: int, word_vectors: str | Path | None, wor
         raise ConfigError(f"encoder.{option} is a setting of the word embedding, which is off "
                           "(encoder.word_dim=0); set encoder.word_dim to its size (the vectors' dimension, "
                           "e.g. 50 for GloVe 6B 50d)")
-
-
-def load_vocabulary(path: Path) -> Vocabulary:
-    """A vocabulary ``save_files`` wrote (a JSON list of strings), or an error naming the file."""
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NerkitError(f"{path.name}, a vocabulary of the encoder's word features, is missing") from None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise NerkitError(f"{path.name} is not a readable vocabulary ({type(error).__name__}: {error}); expected "
-                          "the JSON list of strings nerkit wrote") from None
-    if not isinstance(entries, list) or not all(isinstance(entry, str) for entry in entries):
-        held = "a list of other things than strings" if isinstance(entries, list) else f"a {type(entries).__name__}"
-        raise NerkitError(f"{path.name} holds {held}; expected the JSON list of strings nerkit wrote")
-    return Vocabulary(entries)
 
 
 def refuse_trained_words(trained_words: int | None) -> None:
@@ -146,7 +101,8 @@ class WordFeatures(nn.Module):
         if trained_words is not None and words is not None and not 2 <= trained_words <= len(words):
             raise NerkitError(f"encoder.trained_words={trained_words}, the rows of the word embedding learned in "
                               f"training, must lie between 2 and the {len(words)} words of {WORDS_FILE}")
-        self.words, self.chars = words, chars
+        # The ids come from the torch-free featurizer, which the ONNX runtime uses too.
+        self.featurizer = WordFeaturizer(words, chars, case=case_dim > 0, max_token_chars=max_token_chars)
         self.word_dim, self.case_dim, self.char_filters = word_dim, case_dim, char_filters
         self.word_dropout, self.max_token_chars = word_dropout, max_token_chars
         self.output_size = word_dim + char_filters + case_dim
@@ -172,7 +128,20 @@ class WordFeatures(nn.Module):
             self.added_word_embedding = nn.Embedding(len(words) - self.trained_words, word_dim)
             self.added_word_embedding.weight.requires_grad_(False)
         self.char_dropout = nn.Dropout(dropout)
-        self._token_cache: dict[str, tuple[int, int, tuple[int, ...]]] = {}
+
+    # The vocabularies are the featurizer's; a warm start replaces or grows them (``grow``).
+    @property
+    def words(self) -> Vocabulary | None:
+        return self.featurizer.words
+
+    @words.setter
+    def words(self, words: Vocabulary | None) -> None:
+        self.featurizer.words = words
+        self.featurizer.forget()
+
+    @property
+    def chars(self) -> Vocabulary | None:
+        return self.featurizer.chars
 
     # ----------------------------------------------------------------- building and saving
 
@@ -242,7 +211,7 @@ class WordFeatures(nn.Module):
         it is a training word now and learns like one. A new word takes its vector from
         ``word_vectors`` when the file has it, else a draw from N(0, s^2), s the spread of the trained
         table's values (``initialise_embedding``'s rule: as loud as the words beside it)."""
-        self._token_cache.clear()
+        self.featurizer.forget()
         if self.chars is not None:
             new_chars = sorted({char for example in examples for token in example.tokens for char in token}
                                - set(self.chars.entries))
@@ -321,63 +290,8 @@ class WordFeatures(nn.Module):
     # ----------------------------------------------------------------- features
 
     def featurize(self, examples: list[Example]) -> dict[str, torch.Tensor]:
-        """Word, casing and character ids of the parts that are on. Characters are given once per
-        distinct token of the batch (``char_ids``, row 0 is padding) and ``token_index`` points
-        each word at its row, so that prediction runs the character CNN once per distinct token (a
-        batch of news text repeats "the", "said" and "." hundreds of times). A token longer than
-        ``max_token_chars`` gives the CNN its first and last characters only (``_token_features``),
-        so ``char_ids`` has at most ``max_token_chars`` columns whatever the input."""
-        words = max(len(example) for example in examples)
-        rows: dict[str, int] = {}  # token -> its row of char_ids
-        word_rows, case_rows, index_rows = [], [], []
-        memo, compute = self._token_cache.get, self._token_features
-        for example in examples:
-            features = [memo(token) or compute(token) for token in example.tokens]
-            padding = [0] * (words - len(features))
-            word_rows.append([word for word, _, _ in features] + padding)
-            case_rows.append([case for _, case, _ in features] + padding)
-            index_rows.append([rows.setdefault(token, len(rows) + 1) for token in example.tokens] + padding)
-        features = {}
-        if self.words is not None:
-            features["word_ids"] = torch.tensor(word_rows)  # shape: (batch, words)
-        if self.case_dim > 0:
-            features["case_ids"] = torch.tensor(case_rows)  # shape: (batch, words)
-        if self.chars is not None:
-            token_chars = [(memo(token) or compute(token))[2] for token in rows]  # at most max_token_chars each
-            token_lengths = torch.tensor([0, *map(len, token_chars)])  # shape: (distinct tokens + 1,)
-            char_ids = torch.zeros(len(token_lengths), int(token_lengths.max()), dtype=torch.long)
-            # Filled in one go: the True cells of the mask, row by row, are the tokens' characters in order.
-            char_ids[torch.arange(char_ids.shape[1]) < token_lengths.unsqueeze(1)] = torch.tensor(
-                list(chain.from_iterable(token_chars)), dtype=torch.long)
-            features["char_ids"] = char_ids  # shape: (distinct tokens + 1, min(longest word, max_token_chars))
-            features["token_index"] = torch.tensor(index_rows)  # shape: (batch, words)
-        return features
-
-    def _token_features(self, token: str) -> tuple[int, int, tuple[int, ...]]:
-        """(word id, casing id, character ids) of a token (0 and () for the parts that are off),
-        memoised: the vocabularies never change after construction, and a text repeats its tokens.
-        The word embedding and the casing read the whole token; the character ids of a token longer
-        than ``max_token_chars`` are its first and last characters with a padding id between them."""
-        features = self._token_cache.get(token)
-        if features is None:
-            if len(self._token_cache) >= TOKEN_CACHE_SIZE:
-                self._token_cache.clear()
-            if self.chars is None:
-                characters = []
-            elif len(token) > self.max_token_chars:
-                # Prefixes and suffixes carry what characters tell about a word (capitals,
-                # "-ville", "-ing", "Mc-"); the middle of a long token is rarely more than noise.
-                # The padding id (0) between the two halves is masked out of the max-pooling and
-                # reads as a word edge to the convolution, so no window spans the cut.
-                head = (self.max_token_chars - 1) // 2
-                tail = self.max_token_chars - 1 - head
-                characters = [*map(self.chars.lookup, token[:head]), 0, *map(self.chars.lookup, token[-tail:])]
-            else:
-                characters = [self.chars.lookup(char) for char in token]
-            word = self.words.lookup(normalize_word(token)) if self.words is not None else 0
-            features = (word, casing(token), tuple(characters))
-            self._token_cache[token] = features
-        return features
+        """The featurizer's ids as tensors (``nerkit.data.features.WordFeaturizer.featurize``)."""
+        return {name: torch.from_numpy(ids) for name, ids in self.featurizer.featurize(examples).items()}
 
     # ----------------------------------------------------------------- forward
 

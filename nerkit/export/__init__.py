@@ -7,14 +7,30 @@
     from nerkit import Tagger
     tagger = Tagger.from_pretrained("runs/default", runtime="onnx")
 
-The graph computes the encoder and the head's decoding scores; nerkit keeps tokenizing,
-featurizing and decoding (``graph.py`` says why and how). onnx and onnxruntime are imported
-only when an export is written or run.
+The graph computes the encoder and the head's decoding scores (``graph.py`` says why and how);
+the runtime (``runtime.py``) featurizes and decodes around it in NumPy, without torch. onnx and
+onnxruntime are imported only when an export is written or run.
 """
 
-from nerkit.export.graph import DEFAULT_OPSET, SCORE_TOLERANCE, ExportSummary, export_onnx
-from nerkit.export.manifest import EXPORT_SUBDIR, MANIFEST_FILE
-from nerkit.export.runtime import OnnxScores, load_onnx_scores
+from __future__ import annotations
 
-__all__ = ["DEFAULT_OPSET", "EXPORT_SUBDIR", "MANIFEST_FILE", "SCORE_TOLERANCE", "ExportSummary", "OnnxScores",
-           "export_onnx", "load_onnx_scores"]
+import importlib
+from typing import TYPE_CHECKING
+
+from nerkit.export.manifest import EXPORT_SUBDIR, MANIFEST_FILE
+
+if TYPE_CHECKING:
+    from nerkit.export.graph import DEFAULT_OPSET, SCORE_TOLERANCE, ExportSummary, export_onnx
+    from nerkit.export.runtime import OnnxModel
+
+__all__ = ["DEFAULT_OPSET", "EXPORT_SUBDIR", "MANIFEST_FILE", "SCORE_TOLERANCE", "ExportSummary", "OnnxModel",
+           "export_onnx"]
+
+
+def __getattr__(name: str):
+    # Writing an export needs torch (graph.py); running one does not (runtime.py): each is imported
+    # when first used, so the runtime never imports torch.
+    home = {"OnnxModel": "nerkit.export.runtime"}.get(name, "nerkit.export.graph")
+    if name in __all__:
+        return getattr(importlib.import_module(home), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,9 +33,11 @@ from torch import nn
 
 from nerkit.atomic import atomic_directory
 from nerkit.data.spans import Example
+from nerkit.encoders import Encoder
 from nerkit.errors import NerkitError
-from nerkit.export.manifest import (EXPORT_SUBDIR, GRAPH_FILES, MANIFEST_FILE, require, weights_sha256,
-                                    write_manifest)
+from nerkit.export.manifest import (EXPORT_SUBDIR, GRAPH_FILES, MANIFEST_FILE, TOKENIZER_FILE, file_sha256, require,
+                                    weights_sha256, write_manifest)
+from nerkit.export.runtime import DECODERS, inference_session
 from nerkit.heads import decodes_from_scores
 from nerkit.tagger import WEIGHTS_FILE, TaggerModel
 from nerkit.version import __version__
@@ -119,6 +121,15 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, *, opse
     if not decodes_from_scores(model.head):
         raise NerkitError(f"the {model.head.kind} head cannot be exported: it decodes word vectors itself; a head "
                           "needs decoding_scores and decode_scores (see nerkit/heads/base.py) to run in ONNX")
+    refusal = ("predict this model with --runtime torch, or give its encoder featurizer_spec and its head "
+               "decoding_spec (nerkit/encoders/base.py, nerkit/heads/base.py)")
+    if type(model.encoder).featurizer_spec is Encoder.featurizer_spec:
+        raise NerkitError(f"the {model.encoder.config()['type']} encoder cannot be exported: it featurizes in "
+                          f"PyTorch only, and the ONNX runtime predicts without PyTorch; {refusal}")
+    decoding = model.head.decoding_spec()
+    if decoding is None or model.head.kind not in DECODERS:
+        raise NerkitError(f"the {model.head.kind} head cannot be exported: it decodes in PyTorch only, and the ONNX "
+                          f"runtime predicts without PyTorch; {refusal}")
     output = Path(output) if output is not None else model_dir / EXPORT_SUBDIR
     _check_output(output)
     # The graphs and export.json are written into a folder beside the output that then takes its
@@ -135,11 +146,15 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, *, opse
         if int8:
             _quantize(staging / GRAPH_FILES["fp32"], staging / GRAPH_FILES["int8"])  # False: no int8 graph
         files = {precision: output / name for precision, name in GRAPH_FILES.items() if (staging / name).is_file()}
+        featurizer = model.encoder.featurizer_spec(staging)
+        if featurizer.get("tokenizer") is not None:  # bound to the export like the graphs
+            featurizer["tokenizer_sha256"] = file_sha256(staging / featurizer["tokenizer"])
         write_manifest(staging, {
             "nerkit_version": __version__, "torch_version": torch.__version__, "opset": opset,
             "encoder": model.encoder.config()["type"], "head": model.head.kind, "inputs": inputs, "outputs": outputs,
             "files": {precision: path.name for precision, path in files.items()},
             "weights_sha256": weights, "verified_max_difference": difference,
+            "featurizer": featurizer, "decoding": decoding,
         })
     return ExportSummary(output, files, difference)
 
@@ -149,7 +164,7 @@ def _check_output(output: Path) -> None:
     the folder as a whole, which would delete the rest."""
     if output.exists() and not output.is_dir():
         raise NerkitError(f"--output {output} is a file; the export is a directory of graphs and {MANIFEST_FILE}")
-    ours = {MANIFEST_FILE, *GRAPH_FILES.values()}
+    ours = {MANIFEST_FILE, TOKENIZER_FILE, *GRAPH_FILES.values()}
     # .exporting-*: the staging folders that exports of earlier nerkit versions could leave behind
     others = sorted(path.name for path in output.iterdir()
                     if path.name not in ours and not path.name.startswith(".exporting-")) if output.is_dir() else []
@@ -176,17 +191,6 @@ def _trace(model: TaggerModel, path: Path, opset: int) -> tuple[list[str], list[
     # Inputs the graph does not read (the mask, a transformer's word lengths) are left out of it.
     kept = [graph_input.name for graph_input in onnx.load(str(path), load_external_data=False).graph.input]
     return kept, output_names
-
-
-def inference_session(path: Path, providers: list | None = None):
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    # As many threads as torch uses (nerkit's thread setting), not onnxruntime's one per core.
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only
-    return onnxruntime.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
 
 
 def _run(path: Path, features: dict[str, torch.Tensor], outputs: list[str]) -> dict[str, torch.Tensor]:

@@ -22,16 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from nerkit.atomic import atomic_write_text
-from nerkit.data.untrusted import read_json
 from nerkit import extras
+from nerkit.data.untrusted import read_json
 from nerkit.errors import NerkitError
-from nerkit.tagger import WEIGHTS_FILE
+from nerkit.modeldir import WEIGHTS_FILE
 
 EXPORT_SUBDIR = "onnx"  # inside the model directory: where `nerkit export` writes and the runtime looks
 MANIFEST_FILE = "export.json"
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
-# 2: the BiLSTM graph reads characters once per distinct token (char_ids, token_index); 3: graph_sha256
-FORMAT_VERSION = 3
+TOKENIZER_FILE = "tokenizer.json"  # a transformer's fast tokenizer, for featurizing without torch
+# 2: the BiLSTM graph reads characters once per distinct token (char_ids, token_index); 3: graph_sha256;
+# 4: featurizer and decoding (predicting without torch)
+FORMAT_VERSION = 4
 
 
 def require(purpose: str, *modules: str) -> None:
@@ -58,7 +60,7 @@ def weights_sha256(model_dir: str | Path) -> str:
 
 # The fields the runtime reads, with their JSON types: an export.json missing one is refused whole.
 REQUIRED_FIELDS = {"encoder": str, "head": str, "inputs": list, "outputs": list, "files": dict,
-                   "weights_sha256": str, "graph_sha256": dict}
+                   "weights_sha256": str, "graph_sha256": dict, "featurizer": dict, "decoding": dict}
 
 
 def manifest_problem(manifest: dict[str, Any]) -> str | None:

@@ -30,8 +30,9 @@ import math
 import torch
 from torch import nn
 
+from nerkit.data.decoding import tag_spans
 from nerkit.data.partial import allowed_tags
-from nerkit.data.schemes import normalize_scheme, parts_to_spans, scheme_tags, spans_to_tags, split_tag
+from nerkit.data.schemes import normalize_scheme, scheme_tags, spans_to_tags, split_tag
 from nerkit.data.spans import Example, ScoredSpan
 from nerkit.errors import ConfigError
 from nerkit.losses import IGNORE_INDEX, hooks, loss_config, supports_partial_labels
@@ -59,6 +60,12 @@ class Head(nn.Module):
         """Spans from ``decoding_scores`` (float32), one list per sequence; ``batch["mask"]`` gives
         the lengths."""
         raise NotImplementedError
+
+    def decoding_spec(self) -> dict[str, Any] | None:
+        """What the torch-free decoders (``nerkit.data.decoding``) need beyond the head's saved
+        settings and the graph's scores, as JSON (``export.json`` keeps it): trained decoding
+        parameters and what the loss adds at decoding. None: the head decodes in PyTorch only."""
+        return None
 
     def config(self) -> dict[str, Any]:
         """The head's registry type and settings, which ``config.json`` saves as its ``head``
@@ -129,17 +136,16 @@ class TaggingHead(Head):
     def spans_from_tags(self, tag_ids: list[int], tag_scores: list[float]) -> list[ScoredSpan]:
         """Turn one sequence of predicted tag ids into spans; a span's score is the mean
         of its words' scores (probabilities of the predicted tags)."""
-        spans, _ = parts_to_spans([self.tag_parts[i] for i in tag_ids], self.scheme)
-        return [ScoredSpan(s.start, s.end, s.type, sum(tag_scores[s.start:s.end]) / (s.end - s.start))
-                for s in spans]
+        return self.spans_from_batch(torch.tensor([tag_ids]), torch.tensor([tag_scores]),
+                                     torch.ones(1, len(tag_ids), dtype=torch.bool))[0]
 
     def spans_from_batch(self, tag_ids: torch.Tensor, tag_scores: torch.Tensor,
                          mask: torch.Tensor) -> list[list[ScoredSpan]]:
-        """``spans_from_tags`` for every row of a batch: tag ids and their scores of shape (batch,
-        words), each row read up to its length in ``mask`` (one ``tolist`` per tensor, not per row)."""
-        lengths = mask.sum(dim=1).tolist()
-        return [self.spans_from_tags(tags[:length], scores[:length])
-                for tags, scores, length in zip(tag_ids.tolist(), tag_scores.tolist(), lengths)]
+        """The spans of every row of a batch: tag ids and their scores of shape (batch, words), each
+        row read up to its length in ``mask`` (``nerkit.data.decoding.tag_spans``, which the ONNX
+        runtime decodes with too)."""
+        return tag_spans(self.tag_parts, self.scheme, tag_ids.cpu().numpy(), tag_scores.float().cpu().numpy(),
+                         mask.cpu().numpy())
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "scheme": self.scheme}
@@ -160,6 +166,19 @@ class AdjustedTaggingHead(TaggingHead):
         self.posthoc_selection = posthoc_selection
         self.register_buffer("log_prior", log_prior if log_prior is not None else torch.zeros(len(self.tags)),
                              persistent=False)
+
+    def decoding_spec(self) -> dict[str, Any]:
+        """The loss's decode-time shift per tag (``adjust_logits``, which must be one: a loss that
+        changes the scores otherwise decodes in PyTorch only) and the log prior tau multiplies."""
+        probe = torch.randn(2, 3, len(self.tags), generator=torch.Generator().manual_seed(0))  # shape: (batch, words, tags)
+        adjust = hooks(self.loss_function).adjust_logits
+        with torch.no_grad():
+            shift = adjust(torch.zeros(1, 1, len(self.tags))).float().flatten()  # shape: (tags,)
+            if not torch.allclose(adjust(probe).float() - probe, shift.expand_as(probe), atol=1e-5):
+                raise ConfigError(f"the {loss_config(self.loss_function)['name']} loss changes the scores at decoding "
+                                  "(adjust_logits) by more than a shift per tag, which the ONNX runtime cannot "
+                                  "apply without PyTorch; predict this model with --runtime torch")
+        return {"shift": shift.tolist() if bool(shift.any()) else None, "log_prior": self.log_prior.tolist()}
 
     def adjusted_scores(self, scores: torch.Tensor) -> torch.Tensor:
         scores = hooks(self.loss_function).adjust_logits(scores)  # shape: (batch, words, tags)

@@ -22,35 +22,18 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from nerkit.data.schemes import allowed_transition, split_tag
+from nerkit.data import decoding
 from nerkit.data.spans import ScoredSpan
 from nerkit.heads.base import AdjustedTaggingHead
 from nerkit.heads.registry import HeadContext, register_head
 from nerkit.losses import hooks, log_prior
 
-# Finite, so that forbidden paths never produce inf - inf = NaN; exp(-1e4) is exactly 0 in float32.
-FORBIDDEN = -1e4
+FORBIDDEN = decoding.FORBIDDEN  # finite: forbidden paths never give inf - inf = NaN; exp(-1e4) is 0 in float32
 
 
 def transition_table(tags: list[str], scheme: str) -> torch.Tensor:
-    """``allowed[a, b]``: may tag ``b`` follow tag ``a``. Whether it may depends only on the two
-    prefixes and on whether the types are the same, so the table is decided once for each such
-    case and spread by indexing: one decision per pair of tags would be tags^2 Python calls, hours
-    for a crafted config.json of 20,000 types before its weights could be checked."""
-    prefixes, types = zip(*(split_tag(tag) for tag in tags))
-    codes = sorted(set(prefixes))
-
-    def example(prefix: str, entity_type: str) -> str:
-        return "O" if prefix == "O" else f"{prefix}-{entity_type}"
-
-    # shape: (prefix of a, prefix of b, same type) -> allowed
-    decided = torch.tensor([[[allowed_transition(example(a, "X"), example(b, "X" if same else "Y"), scheme)
-                              for same in (False, True)] for b in codes] for a in codes])
-    prefix_ids = torch.tensor([codes.index(prefix) for prefix in prefixes])  # shape: (tags,)
-    type_index = {name: index for index, name in enumerate(dict.fromkeys(t for t in types if t is not None))}
-    type_ids = torch.tensor([type_index.get(t, -1) for t in types])  # shape: (tags,)
-    same = (type_ids.unsqueeze(1) == type_ids.unsqueeze(0)).long()  # shape: (tags, tags)
-    return decided[prefix_ids.unsqueeze(1), prefix_ids.unsqueeze(0), same]  # shape: (tags, tags)
+    """``allowed[a, b]``: may tag ``b`` follow tag ``a`` (``nerkit.data.decoding.transition_table``)."""
+    return torch.from_numpy(decoding.transition_table(tags, scheme))
 
 
 class CRFHead(AdjustedTaggingHead):
@@ -66,10 +49,9 @@ class CRFHead(AdjustedTaggingHead):
         self.start_transitions = nn.Parameter(torch.zeros(tags))
         self.end_transitions = nn.Parameter(torch.zeros(tags))
         self.register_buffer("allowed", transition_table(self.tags, self.scheme), persistent=False)
-        self.register_buffer("start_allowed", torch.tensor([allowed_transition("START", t, self.scheme)
-                                                            for t in self.tags]), persistent=False)
-        self.register_buffer("end_allowed", torch.tensor([allowed_transition(t, "END", self.scheme)
-                                                          for t in self.tags]), persistent=False)
+        start_allowed, end_allowed = decoding.edge_tables(self.tags, self.scheme)
+        self.register_buffer("start_allowed", torch.from_numpy(start_allowed), persistent=False)
+        self.register_buffer("end_allowed", torch.from_numpy(end_allowed), persistent=False)
 
     # ----------------------------------------------------------------- scores
 
@@ -221,6 +203,11 @@ class CRFHead(AdjustedTaggingHead):
         logit adjustment (docs/losses.md 2.6), ``e - tau * log prior`` for every word and tag,
         the softmax tagger's rule applied before Viterbi; transitions are left as trained."""
         return self.adjusted_scores(emissions)  # shape: (batch, words, tags)
+
+    def decoding_spec(self) -> dict[str, Any]:
+        """With the trained transition, start and end scores (the scheme forbids moves at decoding)."""
+        return {**super().decoding_spec(), "transitions": self.transitions.float().tolist(),
+                "start": self.start_transitions.float().tolist(), "end": self.end_transitions.float().tolist()}
 
     def decoding_scores(self, word_vectors, batch) -> dict[str, torch.Tensor]:
         return {"emissions": self.emissions(word_vectors)}  # shape: (batch, words, tags)

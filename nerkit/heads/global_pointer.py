@@ -33,6 +33,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from nerkit.data.decoding import rows_per_block, select_spans
 from nerkit.data.partial import known_span_types
 from nerkit.data.spans import Example, ScoredSpan, Span
 from nerkit.errors import ConfigError, DataError
@@ -44,9 +45,6 @@ logger = logging.getLogger(__name__)
 
 VARIANTS = ("standard", "efficient")
 ROPE_BASE = 10000.0  # w_r = 10000^(-2r/d), as in the sinusoidal embeddings RoPE derives from
-# Start rows of a decoding block under a span length limit: enough that Python's cost per block is
-# small, few enough that the cells of the block outside the band cost little.
-BAND_ROWS = 64
 
 
 def rotary_position_embedding(vectors: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -260,6 +258,9 @@ class GlobalPointerHead(Head):
 
     # ----------------------------------------------------------------- decoding
 
+    def decoding_spec(self) -> dict[str, Any]:
+        return {}  # everything is in the head's settings (variant, head_size, max_span_length, ...)
+
     def decoding_scores(self, word_vectors, batch) -> dict[str, torch.Tensor]:
         """The rotated start and end vectors (and the efficient variant's type term): span scores
         in factored form. The ``(types, words, words)`` grid is formed while decoding, in blocks of
@@ -286,18 +287,8 @@ class GlobalPointerHead(Head):
         return [self.select(spans) for spans in found]
 
     def rows_per_block(self, batch_size: int, words: int) -> int:
-        """Start rows per decoding block, so that one block of scores holds at most ``max_cells``
-        cells (or one row when a single row is over): ``rows x words`` cells per sentence and type,
-        ``rows x (rows + max_span_length - 1)`` in the band of a span length limit."""
-        budget = max(1, self.max_cells // max(1, batch_size * len(self.entity_types)))  # cells per sentence and type
-        if self.max_span_length is None or self.max_span_length >= words:
-            return max(1, budget // max(1, words))
-        # The largest r with r * (r + m - 1) <= budget, m = max_span_length ...
-        extra = self.max_span_length - 1
-        largest = max(1, int((math.isqrt(extra * extra + 4 * budget) - extra) // 2))
-        # ... but no more than BAND_ROWS (or 4 m): of a block's r + m - 1 columns, a row has at most m
-        # spans, so square blocks of thousands of rows would compute 99% of cells only to mask them.
-        return min(largest, max(BAND_ROWS, 4 * self.max_span_length))
+        """Start rows per decoding block (``nerkit.data.decoding.rows_per_block``)."""
+        return rows_per_block(self.max_cells, batch_size, len(self.entity_types), words, self.max_span_length)
 
     def spans_from_scores(self, scores: torch.Tensor, row_offset: int = 0,
                           column_offset: int = 0) -> list[list[ScoredSpan]]:
@@ -312,17 +303,8 @@ class GlobalPointerHead(Head):
         return spans
 
     def select(self, spans: list[ScoredSpan]) -> list[ScoredSpan]:
-        """All spans (nested decoding), or with ``flat_decoding`` the non-overlapping ones kept
-        greedily from the highest score down (ties: earlier, shorter, by type)."""
-        if not self.flat_decoding:
-            return sorted(spans, key=lambda s: (s.start, s.end, s.type))
-        taken = [False] * (max((s.end for s in spans), default=0))
-        kept = []
-        for span in sorted(spans, key=lambda s: (-s.score, s.start, s.end, s.type)):
-            if not any(taken[span.start:span.end]):
-                taken[span.start:span.end] = [True] * (span.end - span.start)
-                kept.append(span)
-        return sorted(kept, key=lambda s: (s.start, s.end, s.type))
+        """All spans, or with ``flat_decoding`` the non-overlapping ones (``nerkit.data.decoding.select_spans``)."""
+        return select_spans(spans, self.flat_decoding)
 
     def configure_decoding(self, *, max_span_length: int | None = None, **options: Any) -> None:
         """``max_span_length``: the longest span (in words) decoding returns, e.g. to bound a model

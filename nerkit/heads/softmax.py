@@ -49,6 +49,9 @@ class SoftmaxHead(AdjustedTaggingHead):
         applied to the projection's ``logits`` (scaled for a cosine classifier)."""
         return self.adjusted_scores(logits.float() * self.score_scale)
 
+    def decoding_spec(self) -> dict[str, Any]:
+        return {**super().decoding_spec(), "score_scale": self.score_scale}
+
     def decoding_scores(self, word_vectors, batch) -> dict[str, torch.Tensor]:
         return {"logits": self.logits(word_vectors)}  # shape: (batch, words, tags)
 

@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 from nerkit import modeldir
 from nerkit.errors import NerkitError
 from nerkit.predict.rules import MODES, model_patterns, read_patterns
-from nerkit.predict.tagger import RUNTIMES, Tagger
+from nerkit.predict.loading import load_tagger, set_threads
+from nerkit.predict.methods import PredictionMethods
+from nerkit.predict.onnx_tagger import RUNTIMES
 
 if TYPE_CHECKING:
     import pyarrow
@@ -42,7 +44,7 @@ ENTITY_FIELDS = [("start", "int64", "bigint"), ("end", "int64", "bigint"), ("typ
 SOURCE_FIELDS = [("source", "string", "string"), ("pattern_id", "string", "string")]
 
 # Models loaded in this process, by the predictor options that made them (see the module docstring).
-_LOADED: dict[str, Tagger] = {}
+_LOADED: dict[str, PredictionMethods] = {}
 
 
 class BatchPredictor:
@@ -88,7 +90,7 @@ class BatchPredictor:
                              "export_dir": None if export_dir is None else str(Path(export_dir).absolute()),
                              "patterns": given or None, "patterns_mode": patterns_mode}
         self.has_rules = bool(given) or bool(model_patterns(model_dir))
-        self._tagger: Tagger | None = None
+        self._tagger: PredictionMethods | None = None
 
     @property
     def arguments(self) -> dict[str, Any]:
@@ -198,17 +200,15 @@ class BatchPredictor:
         for batch in batches:
             yield self(batch)
 
-    def tagger(self) -> Tagger:
+    def tagger(self) -> PredictionMethods:
         """The model, loaded on first use in this process (once per process, see the module docstring)."""
         if self._tagger is None:
             key = json.dumps([self.model_dir, self.load_options], sort_keys=True)
             if key not in _LOADED:
                 if self.threads is not None:
-                    from nerkit.devices import set_cpu_threads
-
-                    set_cpu_threads(self.threads)
+                    set_threads(self.threads, self.load_options.get("runtime", "torch"))
                 try:
-                    _LOADED[key] = Tagger.from_pretrained(self.model_dir, **self.load_options)
+                    _LOADED[key] = load_tagger(self.model_dir, **self.load_options)
                 except OSError as error:  # a path the driver read and this worker cannot
                     raise NerkitError(f"{self.model_dir}: the worker on {socket.gethostname()} cannot read the "
                                       f"model ({error.strerror or error}); every worker reads it from this path, so "

@@ -37,7 +37,7 @@ from nerkit.extras import require
 from nerkit.predict.predictor import CHUNK, check_stream, predict_records, predict_texts, whole_text
 
 if TYPE_CHECKING:  # the pipeline runs the model through its batch interface and never imports torch itself
-    from nerkit.tagger import TaggerModel
+    from nerkit.predict.predictor import Model
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def _json_type(value: Any) -> str:
             type(None): "null"}.get(type(value), type(value).__name__)
 
 
-def predict_documents(model: TaggerModel, items: Iterable[str | Mapping[str, Any]], *, batch_size: int = CHUNK,
+def predict_documents(model: Model, items: Iterable[str | Mapping[str, Any]], *, batch_size: int = CHUNK,
                       split_sentences: bool = False, token_budget: int = 4000,
                       max_sentences: int = 128) -> Iterator[dict[str, Any]]:
     """Stream one output record per input item (a text or a record with a ``"text"`` str), in
@@ -140,7 +140,7 @@ def _checked_items(items: Iterable[str | Mapping[str, Any]]) -> Iterator[tuple[s
                               "(or a record: a dict with a \"text\" str)")
 
 
-def predict_lines(model: TaggerModel, lines: Iterable[str], *, name: str, input_format: str = "text",
+def predict_lines(model: Model, lines: Iterable[str], *, name: str, input_format: str = "text",
                   split_sentences: bool = False, errors: str = "strict", **options) -> Iterator[dict[str, Any]]:
     """Records for the lines of a raw-text input (what ``nerkit predict`` reads): with
     ``input_format='text'`` each line is one text; with ``'jsonl'`` each line is a JSON record

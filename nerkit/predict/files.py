@@ -20,7 +20,7 @@ from nerkit.data.encoding import iter_utf8_lines
 from nerkit.errors import NerkitError
 from nerkit.predict.documents import INPUT_FORMATS
 from nerkit.predict.formats import output_format, stream_predictions, write_predictions
-from nerkit.predict.tagger import Tagger
+from nerkit.predict.loading import load_tagger
 
 DECODING_ERRORS = ("strict", "replace")
 
@@ -108,7 +108,7 @@ def predict_file(model: str | Path, source: str, output: str | Path | None = Non
                           "brat), not streamed to standard output; name it with --output")
     if errors not in DECODING_ERRORS:
         raise NerkitError(f"--errors {errors!r}: expected {' or '.join(DECODING_ERRORS)}")
-    tagger = Tagger.from_pretrained(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir,
+    tagger = load_tagger(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir,
                                     patterns=patterns, patterns_mode=patterns_mode)
     tagger.configure_decoding(**(decoding or {}))
     if source != "-" and not Path(source).is_file():
@@ -122,12 +122,12 @@ def predict_file(model: str | Path, source: str, output: str | Path | None = Non
                                           token_budget=token_budget, **documents)
             except OSError as error:  # a missing folder, no permission
                 raise NerkitError(f"{output}: cannot write ({error.strerror or error})") from None
-        return PredictSummary(count, tagger.encoder.report())
+        return PredictSummary(count, tagger.report())
     with _input_bytes(source) as stream, _output_sink(output) as sink:
         lines = iter_utf8_lines(stream, name=name, errors=errors)
         count = stream_predictions(tagger, lines, sink, format=format, name=name, token_budget=token_budget,
                                    **documents)
-    return PredictSummary(count, tagger.encoder.report())
+    return PredictSummary(count, tagger.report())
 
 
 __all__ = ["PredictSummary", "predict_file"]

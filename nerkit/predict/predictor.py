@@ -6,8 +6,11 @@ chunk is read, so memory stays flat on files of any size. Models trained with do
 context read the sentences of a document together, as passages, and get their spans back
 per sentence.
 
-Everything here takes the model (``nerkit.tagger.TaggerModel``) as an argument and uses
-only its batch interface (``encode``/``decode``), so the model never calls back here.
+Everything here takes the model as an argument and uses only its batch interface
+(``input_lengths``, ``encode``, ``decode``, ``tokenizer_rule``, ``document_context``): the PyTorch
+model (``nerkit.tagger.TaggerModel``) or an export run by ONNX Runtime
+(``nerkit.export.runtime.OnnxModel``, which predicts without torch). Nothing here imports torch,
+and the model never calls back here.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from nerkit.errors import NerkitError
 from nerkit.predict.rules import Rules, source_fields
 
 if TYPE_CHECKING:  # the pipeline runs the model through its batch interface and never imports torch itself
+    from nerkit.export.runtime import OnnxModel
     from nerkit.tagger import TaggerModel
+
+    Model = TaggerModel | OnnxModel
 
 CHUNK = 2048  # inputs read ahead and sorted together
 
@@ -48,25 +54,27 @@ class Prediction(TypedDict):
     entities: list[Entity]
 
 
-def predict_spans(model: TaggerModel, examples: list[Example], *, token_budget: int = 4000,
+def predict_spans(model: Model, examples: list[Example], *, token_budget: int = 4000,
                   max_sentences: int = 128) -> list[list[ScoredSpan]]:
     """Predicted spans of each example, in input order. Empty examples get no spans."""
     results: list[list[ScoredSpan]] = [[] for _ in examples]
     non_empty = [index for index, example in enumerate(examples) if len(example) > 0]
-    lengths = model.encoder.input_lengths([examples[index] for index in non_empty]) if non_empty else []
+    lengths = model.input_lengths([examples[index] for index in non_empty]) if non_empty else []
     was_training = model.training
-    model.eval()
+    if was_training:  # a PyTorch model in training (dev evaluation): dropout off while it predicts
+        model.eval()
     try:
         for batch_indices in budget_batches(lengths, token_budget=token_budget, max_sentences=max_sentences):
             batch = model.encode([examples[non_empty[i]] for i in batch_indices])
             for i, spans in zip(batch_indices, model.decode(batch)):
                 results[non_empty[i]] = spans
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train(True)
     return results
 
 
-def predict_examples(model: TaggerModel, examples: list[Example], *, token_budget: int = 4000,
+def predict_examples(model: Model, examples: list[Example], *, token_budget: int = 4000,
                      max_sentences: int = 128) -> list[list[ScoredSpan]]:
     """Spans for tokenized examples, in input order. With document context, the sentences of
     one document are predicted together as passages and the spans split back per sentence."""
@@ -83,13 +91,13 @@ def predict_examples(model: TaggerModel, examples: list[Example], *, token_budge
     return with_rules(model, examples, results)
 
 
-def model_rules(model: TaggerModel) -> Rules | None:
+def model_rules(model: Model) -> Rules | None:
     """The rules a ``Tagger`` holds beside its model (``Tagger.from_pretrained(patterns=...)``, or
     saved in its directory); None for a model without them."""
     return getattr(model, "rules", None)
 
 
-def with_rules(model: TaggerModel, examples: list[Example], predicted: list[list[ScoredSpan]]) \
+def with_rules(model: Model, examples: list[Example], predicted: list[list[ScoredSpan]]) \
         -> list[list[ScoredSpan]]:
     """The model's spans of each example merged with what its rules find (``nerkit.predict.rules``)."""
     rules = model_rules(model)
@@ -134,7 +142,7 @@ def _in_whole_characters(text: str, entities: list[Entity]) -> list[Entity]:
     return sorted((whole for _, whole in kept), key=lambda e: (e["start"], -e["end"], e["type"]))
 
 
-def predict_texts(model: TaggerModel, texts: Iterable[str], *, batch_size: int = CHUNK, token_budget: int = 4000,
+def predict_texts(model: Model, texts: Iterable[str], *, batch_size: int = CHUNK, token_budget: int = 4000,
                   max_sentences: int = 128) -> Iterator[Prediction]:
     """Stream ``{"text", "entities"}`` records for a stream of raw texts, in input order.
     ``batch_size`` texts are read ahead and sorted by length together; nothing is read
@@ -159,7 +167,7 @@ def whole_text(text: str) -> list[tuple[int, int]]:
     return [(0, len(text))]
 
 
-def predict_records(model: TaggerModel, items: Iterable[tuple[Any, str]], batch_size: int,
+def predict_records(model: Model, items: Iterable[tuple[Any, str]], batch_size: int,
                     split: Callable[[str], list[tuple[int, int]]], **options) -> Iterator[dict[str, Any]]:
     """The prediction pipeline, for every way in (``nerkit predict``, ``Tagger.predict`` and
     ``pipe``, ``serve``): ``(item, text)`` pairs -> pieces of each text (``split``: sentences, or
@@ -192,7 +200,7 @@ def _checked_texts(texts: Iterable[str]) -> Iterator[tuple[str, str]]:
         yield text, text
 
 
-def predict_conll(model: TaggerModel, examples: Iterable[Example],
+def predict_conll(model: Model, examples: Iterable[Example],
                   **options) -> Iterator[tuple[Example, list[ScoredSpan]]]:
     """Stream ``(example, spans)`` for tokenized examples (CoNLL in -> CoNLL out); a model
     trained with document context reads each chunk's documents as passages."""

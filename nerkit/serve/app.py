@@ -17,7 +17,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -26,9 +26,11 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from nerkit.errors import NerkitError
-from nerkit.predict import Tagger
 from nerkit.serve.batcher import MicroBatcher
 from nerkit.serve.page import demo_page
+
+if TYPE_CHECKING:  # a model with prediction methods; torch-free for --runtime onnx
+    from nerkit.predict import Tagger
 
 logger = logging.getLogger(__name__)
 

@@ -11,12 +11,15 @@ import signal
 import socket
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from nerkit.errors import NerkitError
-from nerkit.predict import Tagger
 from nerkit.serve.app import ServeSettings, create_app
+
+if TYPE_CHECKING:  # a model with prediction methods; torch-free for --runtime onnx
+    from nerkit.predict import Tagger
 
 GRACEFUL_SECONDS = 60  # longest wait for requests in flight after SIGTERM
 
