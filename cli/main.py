@@ -27,19 +27,30 @@ CodeOption = Annotated[Optional[list[Path]], typer.Option(
     "(repeatable); give it again to evaluate or predict with a model trained with them.")]
 
 
+# The packages of the `train` extra: a command that needs one where it is missing says to install it.
+TRAIN_PACKAGES = ("torch", "transformers", "accelerate", "datasets", "seqeval", "safetensors")
+
+
 REGISTERED = ("{heads}", "{losses}", "{encoders}", "{formats}", "{writable_formats}", "{posthoc_heads}")
 
 
 def _registered() -> dict[str, str]:
     """What the placeholders of option help stand for: the names in nerkit's registries."""
     from nerkit.data.formats import FORMATS
-    from nerkit.encoders import ENCODERS
-    from nerkit.heads import HEADS
-    from nerkit.losses import LOSSES
 
-    return {"{heads}": ", ".join(HEADS.names()), "{losses}": ", ".join(LOSSES.names()),
-            "{encoders}": ", ".join(ENCODERS.names()), "{formats}": ", ".join(FORMATS),
-            "{writable_formats}": ", ".join(entry.name for entry in FORMATS.formats() if entry.writable),
+    formats = {"{formats}": ", ".join(FORMATS),
+               "{writable_formats}": ", ".join(entry.name for entry in FORMATS.formats() if entry.writable)}
+    try:
+        from nerkit.encoders import ENCODERS
+        from nerkit.heads import HEADS
+        from nerkit.losses import LOSSES
+    except ModuleNotFoundError as error:  # a light install: the model registries are PyTorch code
+        if error.name not in TRAIN_PACKAGES:
+            raise
+        unlisted = "(listed where PyTorch is installed: pip install 'nerkit[train]')"
+        return {**dict.fromkeys(REGISTERED, unlisted), **formats}
+    return {**formats, "{heads}": ", ".join(HEADS.names()), "{losses}": ", ".join(LOSSES.names()),
+            "{encoders}": ", ".join(ENCODERS.names()),
             "{posthoc_heads}": ", ".join(spec.name for spec in HEADS.specs()
                                          if any(setting.name == "posthoc_tau" for setting in spec.settings))}
 
@@ -91,10 +102,6 @@ _options = {"debug": False}
 
 def _debugging() -> bool:
     return _options["debug"] or os.environ.get("NERKIT_DEBUG", "").strip() not in ("", "0")
-
-
-# The packages of the `train` extra: a command that needs one where it is missing says to install it.
-TRAIN_PACKAGES = ("torch", "transformers", "accelerate", "datasets", "seqeval", "safetensors")
 
 
 def friendly_errors(command):

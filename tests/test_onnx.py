@@ -188,6 +188,33 @@ def test_an_export_of_an_older_format_is_refused(models, tmp_path):
 
 
 @needs_onnx
+@pytest.mark.parametrize("damage", ["window", "transitions", "tokenizer", "vocabulary ids"])
+def test_a_damaged_export_description_or_tokenizer_is_refused_naming_it(models, tmp_path, damage):
+    """What the torch-free runtime reads beside the graph (the featurizer, the decoding constants,
+    the tokenizer) is checked when the export loads, not when a text meets it."""
+    import shutil
+
+    kind = ("bilstm", "crf") if damage in ("transitions", "vocabulary ids") else ("transformer", "crf")
+    directory = tmp_path / "model"
+    shutil.copytree(models[kind], directory)
+    manifest_path = directory / "onnx" / "export.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if damage == "window":
+        manifest["featurizer"]["window"] = "512"
+    elif damage == "transitions":
+        manifest["decoding"]["transitions"] = manifest["decoding"]["transitions"][:-1]  # a row short
+    elif damage == "vocabulary ids":
+        manifest["featurizer"]["max_token_chars"] = 50.5
+    else:
+        tokenizer = directory / "onnx" / "tokenizer.json"
+        tokenizer.write_text(tokenizer.read_text(encoding="utf-8").replace('"[UNK]"', '"[UNK2]"'), encoding="utf-8")
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    expected = "not the tokenizer this export wrote" if damage == "tokenizer" else "does not fit the model"
+    with pytest.raises(NerkitError, match=f"{expected}.*run `nerkit export"):
+        Tagger.from_pretrained(directory, runtime="onnx")
+
+
+@needs_onnx
 def test_a_missing_export_says_to_run_nerkit_export(tmp_path, models):
     import shutil
 

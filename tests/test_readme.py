@@ -417,7 +417,10 @@ def check_pip(words: list[str], where: str) -> None:
     from packaging.utils import canonicalize_name
 
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    ours = {canonicalize_name(Requirement(text).name): Requirement(text) for text in project["dependencies"]}
+    # The base and its extras: torch is the `train` extra's.
+    requirements = [*project["dependencies"], *(text for extra in project.get("optional-dependencies", {}).values()
+                                                 for text in extra)]
+    ours = {canonicalize_name(Requirement(text).name): Requirement(text) for text in requirements}
     for word in [word for word in words[1:] if not word.startswith("-")]:
         local = re.fullmatch(r"([./][^\[]*)(?:\[(.*)\])?", word)
         if local:
@@ -435,7 +438,7 @@ def check_pip(words: list[str], where: str) -> None:
                 raise ReadmeError(f"{where}: pip install {word}: pyproject.toml has no extra {', '.join(sorted(missing))}")
             continue
         if name not in ours:
-            raise ReadmeError(f"{where}: pip install {word}: {wanted.name} is not a dependency of nerkit")
+            raise ReadmeError(f"{where}: pip install {word}: {wanted.name} is not a dependency of nerkit or its extras")
         pinned = [spec.version for spec in wanted.specifier if spec.operator == "=="]
         refused = [version for version in pinned if not ours[name].specifier.contains(version, prereleases=True)]
         if refused:

@@ -102,7 +102,12 @@ class WordFeaturizer:
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], folder: Path) -> "WordFeaturizer":
-        """Rebuilt from ``spec()`` and the vocabularies of the model directory ``folder``."""
+        """Rebuilt from ``spec()`` and the vocabularies of the model directory ``folder``; a spec
+        of other types (an edited export description) is a ``ValueError``."""
+        if not all(type(spec.get(part)) is bool for part in ("words", "chars", "case")) \
+                or type(spec.get("max_token_chars")) is not int:
+            raise ValueError(f"word features {spec!r:.200}: expected booleans words, chars, case and a whole "
+                             "number max_token_chars")
         words = load_vocabulary(folder / WORDS_FILE) if spec["words"] else None
         chars = load_vocabulary(folder / CHARS_FILE) if spec["chars"] else None
         return cls(words, chars, case=bool(spec["case"]), max_token_chars=int(spec["max_token_chars"]))
@@ -202,6 +207,13 @@ class SubwordFeaturizer:
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], encode: Encode, folder: Path) -> "SubwordFeaturizer":
+        """Rebuilt from ``spec()``; a spec of other types or values is a ``ValueError``."""
+        ids = [*spec["prefix"], *spec["suffix"], spec["pad_id"], *([] if spec["unk_id"] is None else [spec["unk_id"]])]
+        if not all(type(value) is int and value >= 0 for value in ids) \
+                or not all(type(spec[name]) is int for name in ("special", "window", "overlap")) \
+                or not 0 <= spec["overlap"] < spec["window"] or spec["long_inputs"] not in ("window", "error"):
+            raise ValueError(f"sub-word featurizer {spec!r:.200}: expected token ids, a window over its overlap "
+                             "and long_inputs window or error")
         word_features = (WordFeaturizer.from_spec(spec["word_features"], folder)
                          if spec.get("word_features") else None)
         return cls(encode, prefix=spec["prefix"], suffix=spec["suffix"], special=spec["special"],
