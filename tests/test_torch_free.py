@@ -147,3 +147,22 @@ def test_commands_that_need_torch_say_how_to_install_it(exported, tmp_path):
         assert result.returncode == 2, result.stderr
         assert "pip install 'nerkit[train]'" in result.stderr and "--runtime onnx" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_the_python_tagger_and_batch_predictor_without_torch(exported):
+    """`from nerkit import Tagger, BatchPredictor` where torch is not installed: the export's tagger."""
+    directory = exported["transformer-crf"]
+    code = (f"import json, sys\nfrom nerkit import BatchPredictor, Tagger\ntexts = {TEXTS!r}\n"
+            f"tagger = Tagger.from_pretrained({str(directory)!r}, runtime='onnx')\n"
+            "rows = BatchPredictor(" f"{str(directory)!r}" ", runtime='onnx')({'text': texts})['entities']\n"
+            "print(json.dumps({'records': tagger.predict(texts), 'rows': rows, 'class': type(tagger).__name__,\n"
+            "                  'torch': 'torch' in sys.modules}))\n")
+    command = [TORCH_FREE_PYTHON, "-c", code] if TORCH_FREE_PYTHON else [sys.executable, "-c", BLOCKER + code]
+    result = subprocess.run(command, capture_output=True, text=True, env=environment(), timeout=300)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["class"] == "OnnxTagger" and not found["torch"]
+    expected = Tagger.from_pretrained(directory).predict(TEXTS)
+    assert_same_entities(expected, found["records"])
+    assert [[(e["start"], e["end"], e["type"]) for e in row] for row in found["rows"]] == \
+        [[(e["start"], e["end"], e["type"]) for e in record["entities"]] for record in expected]
