@@ -4,9 +4,9 @@ start to the first prediction, PyTorch against the torch-free install (issue 30)
 Two virtual environments are built from the package registries in a temporary folder (or --venvs):
 
 * full:  torch==2.13.0 (the CPU wheel) and ``pip install ".[train,onnx,serve]"``;
-* light: ``pip install ".[onnx,serve]"`` (no torch, no transformers).
+* light: ``pip install ".[runtime,serve]"`` (no torch, no transformers).
 
-Install size: the bytes of each environment's site-packages. Cold start: ``nerkit predict FILE
+Install size: the bytes of each environment's site-packages, pip and setuptools left out. Cold start: ``nerkit predict FILE
 --model MODEL`` on a one-line file, wall time from process start to exit (the first prediction
 written), for the full install with ``--runtime torch`` and ``--runtime onnx`` and the light one
 with ``--runtime onnx``; interleaved rounds, medians, one thread (OMP_NUM_THREADS=1). The model is
@@ -48,10 +48,15 @@ def build_venv(path: Path, extras: str, *, torch: bool) -> Path:
     return python
 
 
+# What every virtual environment holds, whatever is installed in it: not counted.
+VENV_TOOLS = ("pip", "setuptools", "_distutils_hack", "pkg_resources", "distutils-precedence.pth")
+
+
 def site_packages_bytes(python: Path) -> int:
     folder = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                       capture_output=True, text=True).stdout.strip())
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink()
+               and path.relative_to(folder).parts[0].split("-")[0] not in VENV_TOOLS)
 
 
 def environment() -> dict[str, str]:
@@ -78,10 +83,10 @@ def main() -> None:
     args = parser.parse_args()
     venvs = args.venvs or Path(tempfile.mkdtemp(prefix="nerkit-cold-start-"))
     full = build_venv(venvs / "full", "train,onnx,serve", torch=True)
-    light = build_venv(venvs / "light", "onnx,serve", torch=False)
+    light = build_venv(venvs / "light", "runtime,serve", torch=False)
     model = ensure_model(full, args.model or DEFAULT_MODEL)
     sizes = {"full": site_packages_bytes(full), "light": site_packages_bytes(light)}
-    print(f"install size (site-packages): full {sizes['full'] / 2**20:.0f} MiB, light {sizes['light'] / 2**20:.0f} "
+    print(f"install size (site-packages without pip and setuptools): full {sizes['full'] / 2**20:.0f} MiB, light {sizes['light'] / 2**20:.0f} "
           f"MiB ({sizes['full'] / sizes['light']:.1f}x smaller)")
     text = Path(tempfile.mkdtemp()) / "one.txt"
     text.write_text("Angela Merkel visited Paris with Siemens.\n", encoding="utf-8")

@@ -328,9 +328,9 @@ def test_export_without_the_extra_says_how_to_install_it(tmp_path, monkeypatch, 
 def test_the_onnx_runtime_without_the_extra_says_how_to_install_it(trained_models, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(NerkitError, match=r"--runtime onnx needs the optional package onnxruntime: "
-                                          r"pip install 'nerkit\[onnx\]'"):
+                                          r"pip install 'nerkit\[runtime\]'"):
         Tagger.from_pretrained(trained_models["crf"], runtime="onnx")
     texts = tmp_path / "texts.txt"
     texts.write_text("Paris\n", encoding="utf-8")
     result = run("predict", str(texts), "--model", str(trained_models["crf"]), "--runtime", "onnx")
-    assert result.exit_code == 2 and "pip install 'nerkit[onnx]'" in result.stderr
+    assert result.exit_code == 2 and "pip install 'nerkit[runtime]'" in result.stderr

@@ -5,7 +5,7 @@ transformer CRF (a tiny BERT standing in for MiniLM) and a span model.
 
 The process is either
 * an environment where torch is not installed at all: `NERKIT_TORCH_FREE_PYTHON` names its
-  interpreter (`.ci/run` builds it from the package registries: `pip install ".[onnx,serve]"`); or
+  interpreter (`.ci/run` builds it from the package registries: `pip install ".[runtime,serve]"`); or
 * this interpreter with torch, transformers, accelerate, datasets and seqeval made unimportable
   (an import hook raises ModuleNotFoundError as if they were not installed): how the suite runs
   anywhere else.

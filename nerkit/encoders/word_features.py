@@ -89,9 +89,6 @@ class WordFeatures(nn.Module):
                  dropout: float = 0.0, word_dropout: float = 0.0, freeze_word_vectors: bool = False,
                  max_token_chars: int = DEFAULT_MAX_TOKEN_CHARS, trained_words: int | None = None):
         super().__init__()
-        if max_token_chars < 3:
-            raise ConfigError(f"encoder.max_token_chars={max_token_chars}: expected 3 or more (the first "
-                              "characters, a cut, the last characters)")
         if (words is not None) != (word_dim > 0) or (chars is not None) != (char_filters > 0):
             raise ValueError("WordFeatures: a word vocabulary goes with word_dim > 0, a character one with "
                              "char_filters > 0")

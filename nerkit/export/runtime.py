@@ -26,7 +26,8 @@ from nerkit.data.spans import Example, ScoredSpan
 from nerkit.data.text import TOKENIZER_RULES, TOKENIZER_V1
 from nerkit.data.untrusted import read_json
 from nerkit.errors import ConfigError, NerkitError
-from nerkit.export.manifest import (checked_graph, default_export_dir, file_sha256, read_manifest, require)
+from nerkit.export.manifest import checked_graph, default_export_dir, file_sha256, read_manifest
+from nerkit.extras import require
 from nerkit.threads import cpu_threads
 
 PRECISIONS = ("fp32", "int8")
@@ -88,7 +89,7 @@ class OnnxModel:
         """The export of ``model_dir`` in ``export_dir`` (default ``model_dir/onnx``): its fp32 or
         int8 graph on the CPU (or a CUDA GPU with onnxruntime-gpu). Refuses a missing, stale or
         damaged export, saying to run ``nerkit export``."""
-        require("--runtime onnx", "onnxruntime")
+        require("onnxruntime", "runtime", "--runtime onnx")
         model_dir = Path(model_dir)
         export_dir = Path(export_dir) if export_dir is not None else default_export_dir(model_dir)
         folder = modeldir.locate(model_dir)
@@ -205,7 +206,7 @@ def build_featurizer(spec: dict[str, Any], folder: Path, export_dir: Path):
         return SentenceWords(WordFeaturizer.from_spec(spec, folder))
     if spec["type"] != "subwords":
         raise ValueError(f"a featurizer of type {spec['type']!r}, which this nerkit does not know")
-    require("--runtime onnx for a transformer", "tokenizers")
+    require("tokenizers", "runtime", "--runtime onnx for a transformer")
     from tokenizers import Tokenizer
 
     name = spec["tokenizer"]
