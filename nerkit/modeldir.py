@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 MANIFEST_FILE = "model-manifest.json"
 # The model's description and weights (written by nerkit.tagger, read by it and by the ONNX runtime).
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+# Of config.json. 2: the head and encoder sections hold only their own registry settings; in 1 the
+# head section held every built-in head's fields (``nerkit.tagger.upgrade_format_1`` reads it).
+FORMAT_VERSION = 2
 STAGING_PREFIX = ".saving-"  # also the prefix of the staging folders of nerkit before manifests
 MANIFEST_VERSION = 1
 
@@ -346,3 +349,30 @@ def description_problems(description: dict[str, Any]) -> list[str]:
         problems.append(f"'data' must be an object of reading options (scheme, encoding, format, ...), not "
                         f"{reading!r:.80}")
     return problems
+
+
+def read_description(folder: Path, directory: Path, newest_version: int) -> dict[str, Any]:
+    """``config.json`` of a located model folder: a JSON object of a format version from 1 to
+    ``newest_version``, with every section and label list of the type a model needs (``directory``
+    is the one the user named, for the message). The PyTorch model (``nerkit.tagger``) and the
+    ONNX runtime both read it so."""
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise ModelDirectoryError(f"{directory}: not a nerkit model directory (no {CONFIG_FILE}); "
+                                  "train one with `nerkit train` or pass the directory of a trained model")
+    try:
+        description = read_json(path)
+    except ValueError as error:
+        raise not_loadable(directory, f"{CONFIG_FILE} is {error}") from None
+    if not isinstance(description, dict):
+        raise not_loadable(directory, f"{CONFIG_FILE} holds a {type(description).__name__}, "
+                                      "not the JSON object that describes a model")
+    version = description.get("format_version")
+    if type(version) is not int or not 1 <= version <= newest_version:
+        raise not_loadable(directory, f"{CONFIG_FILE} has format version {version!r}; this nerkit "
+                                      f"reads versions 1 to {newest_version}",
+                           "If a newer nerkit wrote it, upgrade nerkit; otherwise train the model again.")
+    problems = description_problems(description)
+    if problems:
+        raise not_loadable(directory, f"{CONFIG_FILE}: " + "; ".join(problems))
+    return description

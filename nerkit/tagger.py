@@ -33,7 +33,6 @@ from nerkit.config import Config, EncoderConfig, HeadConfig, LossConfig
 from nerkit.data.documents import join_documents
 from nerkit.data.schemes import scheme_tags, spans_to_tags
 from nerkit.data.text import TOKENIZER_RULE, TOKENIZER_RULES, TOKENIZER_V1
-from nerkit.data.untrusted import read_json
 from nerkit.data.spans import Example, ScoredSpan, is_flat, keep_outermost
 from nerkit.data.strict_json import escape_line_breaks
 from nerkit.devices import check_precision, quantize_linear_layers, resolve_device
@@ -48,9 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE, WEIGHTS_FILE = modeldir.CONFIG_FILE, modeldir.WEIGHTS_FILE
-# 2: the head and encoder sections hold only their own registry settings; in 1 the head section
-# held every built-in head's fields (``upgrade_format_1`` reads it).
-FORMAT_VERSION = 2
+FORMAT_VERSION = modeldir.FORMAT_VERSION  # of config.json
 
 
 def build_encoder(config: EncoderConfig, context: EncoderContext):
@@ -68,27 +65,9 @@ def upgrade_format_1(description: dict[str, Any]) -> dict[str, Any]:
 def read_description(folder: Path, directory: Path) -> dict[str, Any]:
     """``config.json`` of a located model folder, as format 2, with every section and label list
     of the type the model needs (``directory`` is the one the user named, for the message)."""
-    path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise modeldir.ModelDirectoryError(f"{directory}: not a nerkit model directory (no {CONFIG_FILE}); "
-                                           "train one with `nerkit train` or pass the directory of a trained model")
-    try:
-        description = read_json(path)
-    except ValueError as error:
-        raise modeldir.not_loadable(directory, f"{CONFIG_FILE} is {error}") from None
-    if not isinstance(description, dict):
-        raise modeldir.not_loadable(directory, f"{CONFIG_FILE} holds a {type(description).__name__}, "
-                                               "not the JSON object that describes a model")
-    version = description.get("format_version")
-    if type(version) is not int or version not in (1, FORMAT_VERSION):
-        raise modeldir.not_loadable(directory, f"{CONFIG_FILE} has format version {version!r}; this nerkit "
-                                               f"reads versions 1 to {FORMAT_VERSION}",
-                                    "If a newer nerkit wrote it, upgrade nerkit; otherwise train the model again.")
-    problems = modeldir.description_problems(description)
-    if problems:
-        raise modeldir.not_loadable(directory, f"{CONFIG_FILE}: " + "; ".join(problems))
+    description = modeldir.read_description(folder, directory, FORMAT_VERSION)
     plugins.check_registered(description, directory, CONFIG_FILE)  # a plug-in's name: which --code to give
-    if version == 1:
+    if description["format_version"] == 1:
         with rebuilding(directory):
             description = upgrade_format_1(description)
     return description

@@ -24,7 +24,6 @@ from nerkit.data.features import Arrays, SubwordFeaturizer, WordFeaturizer
 from nerkit.data.schemes import normalize_scheme, scheme_tags, split_tag
 from nerkit.data.spans import Example, ScoredSpan
 from nerkit.data.text import TOKENIZER_RULES, TOKENIZER_V1
-from nerkit.data.untrusted import read_json
 from nerkit.errors import ConfigError, NerkitError
 from nerkit.export.manifest import checked_graph, default_export_dir, file_sha256, read_manifest
 from nerkit.extras import require
@@ -165,23 +164,11 @@ class OnnxModel:
 
 def read_model_description(folder: Path, directory: Path) -> dict[str, Any]:
     """``config.json`` of a verified model folder, checked for what the runtime reads."""
-    path = folder / modeldir.CONFIG_FILE
-    if not path.is_file():
-        raise modeldir.ModelDirectoryError(f"{directory}: not a nerkit model directory (no {modeldir.CONFIG_FILE}); "
-                                           "train one with `nerkit train` or pass the directory of a trained model")
-    try:
-        description = read_json(path)
-    except ValueError as error:
-        raise modeldir.not_loadable(directory, f"{modeldir.CONFIG_FILE} is {error}") from None
-    if not isinstance(description, dict):
-        raise modeldir.not_loadable(directory, f"{modeldir.CONFIG_FILE} holds a {type(description).__name__}, "
-                                               "not the JSON object that describes a model")
-    problems = modeldir.description_problems(description)
+    description = modeldir.read_description(folder, directory, modeldir.FORMAT_VERSION)
     rule = description.get("tokenizer", TOKENIZER_V1)
     if rule not in TOKENIZER_RULES:
-        problems.append(f"its tokenizer rule {rule!r} is not one this nerkit knows ({', '.join(TOKENIZER_RULES)})")
-    if problems:
-        raise modeldir.not_loadable(directory, f"{modeldir.CONFIG_FILE}: " + "; ".join(problems))
+        raise modeldir.not_loadable(directory, f"{modeldir.CONFIG_FILE}: its tokenizer rule {rule!r} is not one this "
+                                               f"nerkit knows ({', '.join(TOKENIZER_RULES)})")
     return description
 
 
