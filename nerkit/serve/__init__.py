@@ -7,18 +7,19 @@
 Starlette rather than FastAPI: the server has two routes and validates its one body by hand
 (to say exactly what is wrong, and to enforce the size limit while reading), so FastAPI's
 models and generated docs would add a dependency and nothing used. An optional extra:
-``pip install 'nerkit[serve]'``.
+``pip install 'nerkit[serve]'``, with httptools: uvicorn's pure-Python HTTP parser (h11) was the
+largest cost of a request on the event loop, about half of it (see ``server.build_server``).
 """
 
 from __future__ import annotations
 
 from nerkit.extras import require
 
-for _module in ("starlette", "uvicorn"):  # the serve extra, asked for before the app imports them
+for _module in ("starlette", "uvicorn", "httptools"):  # the serve extra, asked for before the app imports them
     require(_module, "serve", "nerkit serve")
 
 from nerkit.serve.app import ServeSettings, create_app  # noqa: E402
 from nerkit.serve.batcher import MicroBatcher  # noqa: E402
-from nerkit.serve.server import bind, build_server, serve  # noqa: E402
+from nerkit.serve.server import WorkerSpec, bind, build_server, serve, serve_workers  # noqa: E402
 
-__all__ = ["MicroBatcher", "ServeSettings", "bind", "build_server", "create_app", "serve"]
+__all__ = ["MicroBatcher", "ServeSettings", "WorkerSpec", "bind", "build_server", "create_app", "serve", "serve_workers"]
