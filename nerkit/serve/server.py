@@ -44,8 +44,11 @@ def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True)
     ``reuse_port``: other sockets of this user with ``SO_REUSEPORT`` may bind the port too (the
     workers); ``listen=False``: bound only, holding the port."""
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        family, kind, protocol = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][:3]
+        # With its protocol named (IPPROTO_TCP, not 0), asyncio turns Nagle's algorithm off on each
+        # connection it accepts (TCP_NODELAY): else the body of an answer, written after its headers,
+        # waited for the client's delayed ACK of them, 40 ms, on every request of a keep-alive connection.
+        sock = socket.socket(family, kind, protocol)
     except (OSError, UnicodeError) as error:
         raise NerkitError(f"--host {host!r}: {getattr(error, 'strerror', None) or error}") from None
     try:
