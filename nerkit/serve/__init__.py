@@ -7,15 +7,14 @@
 Starlette rather than FastAPI: the server has two routes and validates its one body by hand
 (to say exactly what is wrong, and to enforce the size limit while reading), so FastAPI's
 models and generated docs would add a dependency and nothing used. An optional extra:
-``pip install 'nerkit[serve]'``, with httptools: uvicorn's pure-Python HTTP parser (h11) was the
-largest cost of a request on the event loop, about half of it (see ``server.build_server``).
+``pip install 'nerkit[serve]'``.
 """
 
 from __future__ import annotations
 
 from nerkit.extras import require
 
-for _module in ("starlette", "uvicorn", "httptools"):  # the serve extra, asked for before the app imports them
+for _module in ("starlette", "uvicorn"):  # the serve extra, asked for before the app imports them
     require(_module, "serve", "nerkit serve")
 
 from nerkit.serve.app import ServeSettings, create_app  # noqa: E402
