@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -157,3 +158,15 @@ def test_workers_below_one_are_refused(model_dir, workers):
     assert result.exit_code == 2, result.output
     assert f"--workers {workers}: expected a whole number of worker processes >= 1" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_port_in_use_is_refused_before_any_worker_starts(model_dir):
+    """Even by another server's SO_REUSEPORT group, which the workers could otherwise join and mix
+    their answers with its own."""
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", "--model", str(model_dir), "--port", str(port), "--workers", "2"])
+    assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr, result.output
