@@ -26,6 +26,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -258,7 +259,7 @@ def _run_worker(spec: WorkerSpec, number: int, workers: int, model_name: str | N
 
     def watch_parent() -> None:  # a parent killed outright (SIGKILL) would leave the workers serving
         while os.getppid() == parent and not server.should_exit:
-            threading.Event().wait(1.0)
+            time.sleep(1.0)
         server.should_exit = True
 
     threading.Thread(target=watch_parent, name="nerkit-parent-watch", daemon=True).start()
