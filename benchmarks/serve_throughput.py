@@ -1,15 +1,18 @@
-"""`nerkit serve` under load: 16 concurrent clients sending single sentences, requests/s and
-p50/p99 latency with micro-batching against the same server with batching off
-(`--max-batch-words 0`: one model call per request).
+"""`nerkit serve` under load: 16 and 64 concurrent clients sending single sentences, requests/s and
+p50/p99 latency with batching off (`--max-batch-words 0`: one model call per request), with
+micro-batching, and with micro-batching in 2 worker processes (`--workers 2`).
 
     python benchmarks/serve_throughput.py                     # trains the default model once
-    python benchmarks/serve_throughput.py --model runs/default --clients 16 --seconds 8 --rounds 3
+    python benchmarks/serve_throughput.py --model runs/default --clients 16,64 --workers 2 --seconds 8 --rounds 3
 
-Both servers run as `nerkit serve` subprocesses on 127.0.0.1 with one torch thread, started
-once; the rounds alternate between them, so drift in the machine's load hits both alike, and
-the medians of the rounds are printed. The clients are threads of this process, each with a
-keep-alive connection, sending the next sentence as soon as the last one is answered; every
-loop is bounded by --seconds.
+Each server runs as a `nerkit serve` subprocess on 127.0.0.1 with one torch thread per process,
+started once; the rounds alternate between them (and between the numbers of clients), so drift in
+the machine's load hits all alike, and the medians of the rounds are printed. The clients are
+threads of this process, each with a keep-alive connection, sending the next sentence as soon as
+the last one is answered (http.client, as a Python client of the server would; its Nagle's
+algorithm left on); every loop is bounded by --seconds. On a machine with few cores the clients
+compete with the servers for them (about 0.1 ms of CPU per request here, a fifth of the server's),
+the workers most.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import os
 import re
 import statistics
@@ -70,7 +74,7 @@ class Server:
         self.process.wait(timeout=60)
 
 
-def load(port: int, sentences: list[str], *, clients: int, seconds: float) -> dict:
+def load(port: int, bodies: list[bytes], *, clients: int, seconds: float) -> dict:
     """``clients`` threads sending one sentence per request for ``seconds``: latencies and errors."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
@@ -82,14 +86,14 @@ def load(port: int, sentences: list[str], *, clients: int, seconds: float) -> di
         start.wait()
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
-            body = json.dumps({"texts": [sentences[index % len(sentences)]]})
             sent = time.perf_counter()
-            connection.request("POST", "/predict", body, {"Content-Type": "application/json"})
+            connection.request("POST", "/predict", bodies[index % len(bodies)], {"Content-Type": "application/json"})
             response = connection.getresponse()
             response.read()
             latencies[number].append(time.perf_counter() - sent)
             errors[number] += response.status != 200
             index += clients
+        connection.close()
 
     threads = [threading.Thread(target=client, args=(number,)) for number in range(clients)]
     for thread in threads:
@@ -105,11 +109,27 @@ def load(port: int, sentences: list[str], *, clients: int, seconds: float) -> di
             "errors": sum(errors)}
 
 
+def per_call(run: dict) -> str:
+    return "-" if math.isnan(run["per_call"]) else f"{run['per_call']:.1f}"
+
+
+def numbers(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected whole numbers separated by commas, e.g. 16,64") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers >= 1")
+    return values
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help=f"model directory [default: {DEFAULT_MODEL}, "
                         "trained with `nerkit train` defaults if missing]")
-    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--clients", type=numbers, default=[16, 64], help="numbers of concurrent clients [16,64]")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of the third server, "
+                        "micro-batching [2; 1: no such server]")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of one measured run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
@@ -120,41 +140,54 @@ def main() -> None:
 
     model = ensure_model(args.model or DEFAULT_MODEL)
     sentences = synthetic_texts(2000)
+    bodies = [json.dumps({"texts": [sentence]}).encode("utf-8") for sentence in sentences]  # encoded once
     words = statistics.mean(len(sentence.split()) for sentence in sentences)
-    modes = {"micro-batching": Server(model, "--max-batch-words", str(args.max_batch_words), "--max-wait-ms",
-                                      str(args.max_wait_ms)),
-             "batching off": Server(model, "--max-batch-words", "0")}
-    runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+    batching = ["--max-batch-words", str(args.max_batch_words), "--max-wait-ms", str(args.max_wait_ms)]
+    modes = {"batching off": Server(model, "--max-batch-words", "0"), "micro-batching": Server(model, *batching)}
+    if args.workers > 1:
+        modes[f"{args.workers} workers"] = Server(model, *batching, "--workers", str(args.workers))
+    runs: dict[tuple[int, str], list[dict]] = {(clients, mode): [] for clients in args.clients for mode in modes}
     try:
-        for server in modes.values():  # warm-up: first calls allocate and fill caches
-            load(server.port, sentences, clients=args.clients, seconds=1.0)
+        for server in modes.values():  # warm-up: first calls allocate and fill caches, in every worker
+            load(server.port, bodies, clients=max(args.clients), seconds=1.0)
         for round_number in range(1, args.rounds + 1):
-            for mode, server in modes.items():
-                before = server.health()
-                run = load(server.port, sentences, clients=args.clients, seconds=args.seconds)
-                after = server.health()
-                run["per_call"] = (after["requests"] - before["requests"]) / max(1, after["model_calls"]
-                                                                                  - before["model_calls"])
-                runs[mode].append(run)
-                print(f"round {round_number} {mode:15s} {run['requests_per_s']:7.1f} requests/s  p50 "
-                      f"{run['p50_ms']:6.1f} ms  p99 {run['p99_ms']:6.1f} ms  {run['per_call']:5.1f} requests per "
-                      f"model call  {run['errors']} errors", flush=True)
+            for clients in args.clients:
+                for mode, server in modes.items():
+                    before = server.health()
+                    run = load(server.port, bodies, clients=clients, seconds=args.seconds)
+                    after = server.health()
+                    # /health counts the requests of the worker that answers it: with several, unknown
+                    run["per_call"] = (after["requests"] - before["requests"]) / max(
+                        1, after["model_calls"] - before["model_calls"]) if after["workers"] == 1 else float("nan")
+                    runs[clients, mode].append(run)
+                    print(f"round {round_number} {clients:3d} clients {mode:15s} {run['requests_per_s']:7.1f} "
+                          f"requests/s  p50 {run['p50_ms']:6.1f} ms  p99 {run['p99_ms']:6.1f} ms  "
+                          f"{per_call(run):>5s} requests per model call  {run['errors']} errors", flush=True)
     finally:
         for server in modes.values():
             server.stop()
 
-    print(f"\n{args.clients} clients, single sentences ({words:.1f} words on average), model {model}, one torch thread "
-          f"per server; medians of {args.rounds} rounds of {args.seconds:g} s")
-    print(f"{'':15s} {'requests/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s} {'requests/call':>14s}")
-    medians = {}
-    for mode, mode_runs in runs.items():
-        medians[mode] = {key: statistics.median(run[key] for run in mode_runs)
-                         for key in ("requests_per_s", "p50_ms", "p99_ms", "per_call")}
-        m = medians[mode]
-        print(f"{mode:15s} {m['requests_per_s']:10.1f} {m['p50_ms']:8.1f} {m['p99_ms']:8.1f} {m['per_call']:14.1f}")
-    on, off = medians["micro-batching"], medians["batching off"]
-    print(f"micro-batching: {on['requests_per_s'] / off['requests_per_s']:.2f}x the requests/s, p50 "
-          f"{on['p50_ms'] / off['p50_ms']:.2f}x, p99 {on['p99_ms'] / off['p99_ms']:.2f}x of batching off")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"\nsingle sentences ({words:.1f} words on average), model {model}, one torch thread per server process; "
+          f"medians of {args.rounds} rounds of {args.seconds:g} s; {cores} cores, shared by the clients (threads of "
+          "this process) and every server")
+    for clients in args.clients:
+        print(f"\n{clients} clients     {'requests/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s} {'requests/call':>14s}")
+        medians = {}
+        for mode in modes:
+            medians[mode] = {key: statistics.median(run[key] for run in runs[clients, mode])
+                             for key in ("requests_per_s", "p50_ms", "p99_ms", "per_call")}
+            m = medians[mode]
+            print(f"{mode:15s} {m['requests_per_s']:10.1f} {m['p50_ms']:8.1f} {m['p99_ms']:8.1f} {per_call(m):>14s}")
+        off = medians["batching off"]
+        for mode in list(modes)[1:]:
+            m = medians[mode]
+            print(f"{mode}: {m['requests_per_s'] / off['requests_per_s']:.2f}x the requests/s, p50 "
+                  f"{m['p50_ms'] / off['p50_ms']:.2f}x, p99 {m['p99_ms'] / off['p99_ms']:.2f}x of batching off")
+        if args.workers > 1:
+            m, one = medians[f"{args.workers} workers"], medians["micro-batching"]
+            print(f"{args.workers} workers: {m['requests_per_s'] / one['requests_per_s']:.2f}x the requests/s of one "
+                  f"(micro-batching), on {cores} cores shared with the clients")
 
 
 if __name__ == "__main__":

@@ -421,6 +421,9 @@ def serve(
     patterns: PatternsOption = None,
     patterns_mode: PatternsModeOption = "fill",
     threads: ThreadsOption = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (Linux), each loading the model with its own "
+                                         "micro-batcher, all on one port; without --threads or OMP_NUM_THREADS "
+                                         "they share half the cores.")] = 1,
     code: CodeOption = None,
 ):
     """Serve a model over HTTP: GET /health, POST /predict with {"texts": [...]}.
@@ -434,9 +437,16 @@ def serve(
                              max_request_bytes=max_request_bytes, max_texts=max_texts,
                              max_request_chars=max_request_chars, split_sentences=split_sentences)
     _setup_logging()
+    load_options = dict(device=device, precision=precision, runtime=runtime, export_dir=export_dir,
+                        patterns=patterns, patterns_mode=patterns_mode)
+    if workers != 1:  # each worker process loads the model itself (0 or fewer: refused there)
+        from nerkit.serve import WorkerSpec, serve_workers
+
+        spec = WorkerSpec(model, load_options, code=tuple(code or ()), threads=threads)
+        serve_workers(spec, workers=workers, model_name=str(model), host=host, port=port, settings=settings)
+        return
     _threads(threads, runtime)
-    tagger = load_tagger(model, device=device, precision=precision, runtime=runtime, export_dir=export_dir,
-                         patterns=patterns, patterns_mode=patterns_mode)
+    tagger = load_tagger(model, **load_options)
     run_server(tagger, model_name=str(model), host=host, port=port, settings=settings)
 
 

@@ -85,6 +85,8 @@ def test_health_names_the_model_and_its_entity_types(tagger):
     assert status == 200
     assert health["status"] == "ok" and health["model"] == "tiny"
     assert health["entity_types"] == tagger.entity_types and health["entity_types"]
+    # which worker answered, of how many (`--workers`): the one process here
+    assert (health["worker"], health["workers"], health["pid"]) == (1, 1, os.getpid())
 
 
 def test_predict_answers_every_text_in_order(tagger):
@@ -94,6 +96,32 @@ def test_predict_answers_every_text_in_order(tagger):
         assert post_texts(url, TEXTS) == (200, {"results": expected})
         assert post_texts(url, TEXTS[::-1]) == (200, {"results": expected[::-1]})
         assert post_texts(url, []) == (200, {"results": []})
+
+
+def test_connections_are_accepted_without_nagles_delay(tagger):
+    """TCP_NODELAY on each connection: with Nagle's algorithm the body of an answer (written after
+    its headers) waited for the client's delayed ACK, 40 ms on every request of a keep-alive
+    connection after its first. asyncio sets it only on sockets created for IPPROTO_TCP."""
+    from nerkit.serve import bind, build_server, create_app
+
+    server = build_server(create_app(tagger), log_level="warning")
+    sock = bind("127.0.0.1", 0)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.02)
+        with socket.create_connection(sock.getsockname()) as client:
+            client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert client.recv(65536).startswith(b"HTTP/1.1 200")
+            (connection,) = server.server_state.connections
+            accepted = connection.transport.get_extra_info("socket")
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        server.should_exit = True
+        thread.join(20)
 
 
 def test_concurrent_requests_share_model_calls(tagger):

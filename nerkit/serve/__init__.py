@@ -19,6 +19,6 @@ for _module in ("starlette", "uvicorn"):  # the serve extra, asked for before th
 
 from nerkit.serve.app import ServeSettings, create_app  # noqa: E402
 from nerkit.serve.batcher import MicroBatcher  # noqa: E402
-from nerkit.serve.server import bind, build_server, serve  # noqa: E402
+from nerkit.serve.server import WorkerSpec, bind, build_server, serve, serve_workers  # noqa: E402
 
-__all__ = ["MicroBatcher", "ServeSettings", "bind", "build_server", "create_app", "serve"]
+__all__ = ["MicroBatcher", "ServeSettings", "WorkerSpec", "bind", "build_server", "create_app", "serve", "serve_workers"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -140,9 +141,11 @@ def parse_texts(body: bytes, *, max_texts: int, max_chars: int) -> list[str]:
     return texts
 
 
-def create_app(tagger: Tagger, *, model_name: str | None = None, settings: ServeSettings | None = None) -> Starlette:
+def create_app(tagger: Tagger, *, model_name: str | None = None, settings: ServeSettings | None = None,
+               worker: int = 1, workers: int = 1) -> Starlette:
     """The ASGI application serving ``tagger`` (loaded by the caller on the device and runtime
-    it chose). ``app.state.batcher`` holds the batcher and its counters."""
+    it chose), as worker number ``worker`` of ``workers`` (``nerkit serve --workers``: /health
+    says which one answered). ``app.state.batcher`` holds the batcher and its counters."""
     settings = settings or ServeSettings()
     batcher = MicroBatcher(lambda texts: tagger.predict(texts, split_sentences=settings.split_sentences),
                            max_batch_words=settings.max_batch_words, max_wait_ms=settings.max_wait_ms)
@@ -155,7 +158,9 @@ def create_app(tagger: Tagger, *, model_name: str | None = None, settings: Serve
         return HTMLResponse(page)
 
     async def health(request: Request) -> JSONResponse:
+        # requests and model_calls count this worker's alone
         return JSONResponse({"status": "ok", "model": model_name, "entity_types": list(tagger.entity_types),
+                             "worker": worker, "workers": workers, "pid": os.getpid(),
                              "requests": batcher.requests, "model_calls": batcher.model_calls})
 
     async def predict(request: Request) -> JSONResponse:
