@@ -69,7 +69,7 @@ def test_a_static_int8_graph_predicts_as_the_fp32_one(models, calibration, tmp_p
     manifest = json.loads((tmp_path / "onnx" / "export.json").read_text(encoding="utf-8"))
     assert manifest["int8"] == summary.int8
     assert {key: manifest["int8"][key] for key in ("method", "calibration_sentences", "per_channel")} == {
-        "method": "static", "calibration_sentences": 100, "per_channel": False}
+        "method": "static", "calibration_sentences": 100, "per_channel": True}
     assert manifest["int8"]["calibration_file"] == str(calibration)
 
     nodes = onnx.load(str(tmp_path / "onnx" / "model.int8.onnx")).graph.node
@@ -79,6 +79,16 @@ def test_a_static_int8_graph_predicts_as_the_fp32_one(models, calibration, tmp_p
     assert quantizers and all(node.name.startswith("/encoder/") for node in quantizers)
     assert not [node for node in nodes if node.op_type == "DynamicQuantizeLinear"]
     assert any(node.op_type == "MatMul" and not node.name.startswith("/encoder/") for node in nodes)  # the head's
+    # Only products with a weight are quantized: the attention's activation x activation ones keep
+    # float inputs (their QuantizeLinear/DequantizeLinear pairs cost more than they saved).
+    fp32_graph = onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph
+    weights = {tensor.name for tensor in fp32_graph.initializer}
+    with_weight = {node.name for node in fp32_graph.node if set(node.input) & weights}
+    dequantized = {output for node in nodes if node.op_type == "DequantizeLinear" for output in node.output}
+    products = [node for node in nodes if node.op_type == "MatMul" and node.name.startswith("/encoder/")]
+    assert all(not set(node.input) & dequantized for node in products if node.name not in with_weight)
+    assert encoder == "bilstm" or all(set(node.input) & dequantized for node in products if node.name in with_weight)
+    assert encoder == "bilstm" or any(node.name not in with_weight for node in products)  # attention's are there
     if encoder == "bilstm":  # no static LSTM in ONNX Runtime: its recurrence is quantized dynamically
         assert [node.op_type for node in nodes if "LSTM" in node.op_type] == ["DynamicQuantizeLSTM"]
 
@@ -95,15 +105,15 @@ def test_fewer_calibration_sentences_than_asked_are_all_used_and_recorded(models
     from nerkit.export import export_onnx
 
     summary = export_onnx(models["bilstm"], tmp_path / "onnx", int8="static", calibration=calibration,
-                          calibration_sentences=10_000, per_channel=True)
-    assert summary.int8["calibration_sentences"] == 120 and summary.int8["per_channel"] is True
+                          calibration_sentences=10_000, per_channel=False)
+    assert summary.int8["calibration_sentences"] == 120 and summary.int8["per_channel"] is False
 
 
 def test_dynamic_stays_the_default_and_says_so(models, tmp_path):
     from nerkit.export import export_onnx
 
     summary = export_onnx(models["bilstm"], tmp_path / "onnx")
-    assert summary.int8 == {"method": "dynamic", "per_channel": False}
+    assert summary.int8 == {"method": "dynamic", "per_channel": True}
     assert json.loads((tmp_path / "onnx" / "export.json").read_text(encoding="utf-8"))["int8"] == summary.int8
     assert export_onnx(models["bilstm"], tmp_path / "fp32", int8=False).int8 is None
     assert "int8" not in json.loads((tmp_path / "fp32" / "export.json").read_text(encoding="utf-8"))
@@ -198,6 +208,16 @@ def test_a_missing_or_unreadable_calibration_file_is_refused_naming_it(exported,
 def test_options_that_cannot_work_together_are_refused(exported, calibration, args, expected):
     args = [str(calibration) if arg == "CALIBRATION" else arg for arg in args]
     assert expected in refused(exported, *args)
+
+
+def test_an_encoder_with_nothing_to_calibrate_is_refused(models, calibration, tmp_path, monkeypatch):
+    from nerkit.export import export_onnx, quantize
+
+    monkeypatch.setattr(quantize, "STATIC_OPS", ("Gemm",))  # as if the BiLSTM had no character convolution
+    with pytest.raises(NerkitError, match="--int8 static: this encoder has no linear layer or convolution to "
+                                          "calibrate .* use --int8 dynamic"):
+        export_onnx(models["bilstm"], tmp_path / "never", int8="static", calibration=calibration)
+    assert not (tmp_path / "never").exists()
 
 
 def test_the_python_api_refuses_the_same(models, tmp_path):

@@ -106,13 +106,14 @@ def max_difference(expected: dict[str, torch.Tensor], actual: dict[str, torch.Te
 
 def export_onnx(model_dir: str | Path, output: str | Path | None = None, *, opset: int = DEFAULT_OPSET,
                 int8: bool | str = True, calibration: str | Path | None = None,
-                calibration_sentences: int = DEFAULT_CALIBRATION_SENTENCES, per_channel: bool = False) -> ExportSummary:
+                calibration_sentences: int = DEFAULT_CALIBRATION_SENTENCES, per_channel: bool = True) -> ExportSummary:
     """Export the model in ``model_dir`` to ``output`` (default ``model_dir/onnx``, where
     ``--runtime onnx`` looks): ``model.onnx`` (fp32), unless ``int8`` is False or "none" also
     ``model.int8.onnx``, and ``export.json``. ``int8``: "dynamic" (or True: onnxruntime's dynamic
     quantization of the encoder's MatMul/Gemm/LSTM weights) or "static" (activations too, their
-    ranges measured on the first ``calibration_sentences`` of the file ``calibration``); the
-    head's weights stay float32 (``nerkit/export/quantize.py``)."""
+    ranges measured on the first ``calibration_sentences`` of the file ``calibration``), with a
+    scale per output channel of each weight unless ``per_channel`` is False; the head's weights
+    stay float32 (``nerkit/export/quantize.py``)."""
     require("ONNX export", "onnx", "onnxruntime")
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
         raise NerkitError(f"--opset {opset!r}: expected an ONNX opset from {MIN_OPSET} to {MAX_OPSET}")
