@@ -458,8 +458,8 @@ def export(
     opset: Annotated[int, typer.Option(help="ONNX opset version (14 to 20).")] = 17,
     int8: Annotated[str, typer.Option("--int8", help="How the int8 graph (--runtime onnx --precision int8) is made: "
                                       "dynamic (the encoder's weights; activations quantized at run time), static "
-                                      "(activations too, their ranges measured on --calibration sentences: faster) "
-                                      "or none.")] = "dynamic",
+                                      "(activations too, their ranges measured on --calibration sentences: faster "
+                                      "for the BiLSTM, not for transformers) or none.")] = "dynamic",
     no_int8: Annotated[bool, typer.Option("--no-int8", help="No int8 graph (as --int8 none).")] = False,
     calibration: Annotated[Optional[Path], typer.Option(help="Sentences for --int8 static, in any format nerkit "
                                                         "reads: the training data.")] = None,
