@@ -6,7 +6,7 @@ them and to tell a stale export from a current one.
      "files": {"fp32": "model.onnx", "int8": "model.int8.onnx"},
      "weights_sha256": "...", "graph_sha256": {"fp32": "...", "int8": "..."},
      "verified_max_difference": 1.2e-06,
-     "int8": {"method": "static", "per_channel": false, "calibration_file": "train.txt",
+     "int8": {"method": "static", "per_channel": true, "calibration_file": "train.txt",
               "calibration_sentences": 256, ...}}
 
 ``int8`` says how the int8 graph was made (``nerkit/export/quantize.py``; absent without one);

@@ -64,7 +64,7 @@ def int8_recipe(int8: bool | str = True, *, calibration: str | Path | None = Non
                 per_channel: bool = True) -> Int8Recipe | None:
     """Check the int8 options and read the calibration sentences (before anything is exported,
     so a mistake costs no tracing and writes nothing). None: no int8 graph."""
-    method = {True: "dynamic", False: "none"}.get(int8, int8) if isinstance(int8, bool) else int8
+    method = ("dynamic" if int8 else "none") if isinstance(int8, bool) else int8
     if method not in INT8_METHODS:
         raise NerkitError(f"--int8 {int8!r}: expected one of {', '.join(INT8_METHODS)} (static needs "
                           "--calibration FILE)")
@@ -85,7 +85,7 @@ def int8_recipe(int8: bool | str = True, *, calibration: str | Path | None = Non
 
 
 def read_calibration(path: Path, limit: int) -> list[Example]:
-    """The first ``limit`` non-empty sentences of ``path``, read as training data is."""
+    """The first ``limit`` sentences of ``path`` (their tokens), read as training data is."""
     from nerkit.data.readers import read_examples
 
     try:
@@ -95,7 +95,7 @@ def read_calibration(path: Path, limit: int) -> list[Example]:
     if not examples:  # the readers refuse an empty file; a source of another kind might not
         raise NerkitError(f"--calibration {path}: no sentences; the activations' ranges are measured on "
                           "sentences, so give training data")
-    return [Example(list(example.tokens)) for example in examples[:limit]]  # the tokens only: no gold needed
+    return [Example(list(example.tokens)) for example in examples[:limit]]
 
 
 def quantize(fp32: Path, int8: Path, recipe: Int8Recipe, model) -> bool:
