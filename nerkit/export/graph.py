@@ -37,6 +37,7 @@ from nerkit.encoders import Encoder
 from nerkit.errors import NerkitError
 from nerkit.export.manifest import (EXPORT_SUBDIR, GRAPH_FILES, MANIFEST_FILE, TOKENIZER_FILE, file_sha256, require,
                                     weights_sha256, write_manifest)
+from nerkit.export.quantize import DEFAULT_CALIBRATION_SENTENCES, int8_recipe, quantize
 from nerkit.export.runtime import DECODERS, inference_session
 from nerkit.heads import decodes_from_scores
 from nerkit.tagger import WEIGHTS_FILE, TaggerModel
@@ -61,6 +62,7 @@ class ExportSummary:
     directory: Path  # where the graphs and export.json are
     files: dict[str, Path]  # precision -> graph file
     max_difference: float  # |ONNX - PyTorch| on the check batch, fp32 graph
+    int8: dict | None = None  # how the int8 graph was made (export.json's "int8"); None without one
 
 
 class ScoreGraph(nn.Module):
@@ -105,14 +107,20 @@ def max_difference(expected: dict[str, torch.Tensor], actual: dict[str, torch.Te
 
 
 def export_onnx(model_dir: str | Path, output: str | Path | None = None, *, opset: int = DEFAULT_OPSET,
-                int8: bool = True) -> ExportSummary:
+                int8: bool | str = True, calibration: str | Path | None = None,
+                calibration_sentences: int = DEFAULT_CALIBRATION_SENTENCES, per_channel: bool = True) -> ExportSummary:
     """Export the model in ``model_dir`` to ``output`` (default ``model_dir/onnx``, where
-    ``--runtime onnx`` looks): ``model.onnx`` (fp32), with ``int8`` also ``model.int8.onnx``
-    (onnxruntime's dynamic quantization of the encoder's MatMul/Gemm/LSTM weights; the head's
-    stay float32), and ``export.json``."""
+    ``--runtime onnx`` looks): ``model.onnx`` (fp32), unless ``int8`` is False or "none" also
+    ``model.int8.onnx``, and ``export.json``. ``int8``: "dynamic" (or True: onnxruntime's dynamic
+    quantization of the encoder's MatMul/Gemm/LSTM weights) or "static" (activations too, their
+    ranges measured on the first ``calibration_sentences`` of the file ``calibration``), with a
+    scale per output channel of each weight unless ``per_channel`` is False; the head's weights
+    stay float32 (``nerkit/export/quantize.py``)."""
     require("ONNX export", "onnx", "onnxruntime")
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
         raise NerkitError(f"--opset {opset!r}: expected an ONNX opset from {MIN_OPSET} to {MAX_OPSET}")
+    recipe = int8_recipe(int8, calibration=calibration, calibration_sentences=calibration_sentences,
+                         per_channel=per_channel)
     model_dir = Path(model_dir)
     # Hashed before loading: weights replaced meanwhile (a run saving its best model) make the
     # export look stale, never current.
@@ -143,8 +151,11 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, *, opse
             raise NerkitError(f"the exported graph does not reproduce the PyTorch model (largest relative score "
                               f"difference {difference:.3g}, over {SCORE_TOLERANCE}): the {model.encoder.config()['type']}"
                               f" encoder or the {model.head.kind} head has shape-dependent code that tracing fixed")
-        if int8:
-            _quantize(staging / GRAPH_FILES["fp32"], staging / GRAPH_FILES["int8"])  # False: no int8 graph
+        if recipe is not None:
+            with _quiet():  # onnxruntime advises a shape pre-processing that fails on these graphs (dynamic axes)
+                quantized = quantize(staging / GRAPH_FILES["fp32"], staging / GRAPH_FILES["int8"], recipe, model)
+            if not quantized:
+                logger.warning("no int8 graph: the encoder has no linear, convolution or LSTM node to quantize")
         files = {precision: output / name for precision, name in GRAPH_FILES.items() if (staging / name).is_file()}
         featurizer = model.encoder.featurizer_spec(staging)
         if featurizer.get("tokenizer") is not None:  # bound to the export like the graphs
@@ -155,8 +166,9 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, *, opse
             "files": {precision: path.name for precision, path in files.items()},
             "weights_sha256": weights, "verified_max_difference": difference,
             "featurizer": featurizer, "decoding": decoding,
+            **({"int8": recipe.describe()} if "int8" in files else {}),
         })
-    return ExportSummary(output, files, difference)
+    return ExportSummary(output, files, difference, recipe.describe() if "int8" in files else None)
 
 
 def _check_output(output: Path) -> None:
@@ -197,28 +209,6 @@ def _run(path: Path, features: dict[str, torch.Tensor], outputs: list[str]) -> d
     session = inference_session(path)
     feeds = {graph_input.name: features[graph_input.name].numpy() for graph_input in session.get_inputs()}
     return {name: torch.from_numpy(value) for name, value in zip(outputs, session.run(outputs, feeds))}
-
-
-QUANTIZED_OPS = ("MatMul", "Gemm", "LSTM")
-
-
-def _quantize(fp32: Path, int8: Path) -> bool:
-    """Dynamic int8 quantization of the encoder's weights, as ``--precision int8`` does in
-    PyTorch: only nodes in the encoder's scope (``/encoder/...``, the module the graph calls), so
-    the head's scores keep float32 weights. False (nothing written) when the encoder has no such
-    node."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    nodes = onnx.load(str(fp32), load_external_data=False).graph.node
-    encoder_nodes = [node.name for node in nodes if node.op_type in QUANTIZED_OPS and node.name.startswith("/encoder/")]
-    if not encoder_nodes:
-        logger.warning("no int8 graph: the encoder has no MatMul, Gemm or LSTM node to quantize")
-        return False
-    with _quiet():  # onnxruntime advises a shape pre-processing that fails on these graphs (dynamic axes)
-        quantize_dynamic(fp32, int8, op_types_to_quantize=list(QUANTIZED_OPS), weight_type=QuantType.QInt8,
-                         nodes_to_quantize=encoder_nodes)
-    return True
 
 
 @contextmanager

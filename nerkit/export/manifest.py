@@ -5,7 +5,12 @@ them and to tell a stale export from a current one.
      "encoder": "bilstm", "head": "crf", "inputs": ["word_ids", ...], "outputs": ["emissions"],
      "files": {"fp32": "model.onnx", "int8": "model.int8.onnx"},
      "weights_sha256": "...", "graph_sha256": {"fp32": "...", "int8": "..."},
-     "verified_max_difference": 1.2e-06}
+     "verified_max_difference": 1.2e-06,
+     "int8": {"method": "static", "per_channel": true, "calibration_file": "train.txt",
+              "calibration_sentences": 256, ...}}
+
+``int8`` says how the int8 graph was made (``nerkit/export/quantize.py``; absent without one);
+the runtime does not read it: either graph runs the same way.
 
 ``head`` names the head whose ``decode_scores`` turns the graph's ``outputs`` into spans;
 ``weights_sha256`` is the SHA-256 of the model directory's ``model.safetensors`` at export and
