@@ -144,8 +144,8 @@ class TaggingHead(Head):
         """The spans of every row of a batch: tag ids and their scores of shape (batch, words), each
         row read up to its length in ``mask`` (``nerkit.data.decoding.tag_spans``, which the ONNX
         runtime decodes with too)."""
-        return tag_spans(self.tag_parts, self.scheme, tag_ids.cpu().numpy(), tag_scores.float().cpu().numpy(),
-                         mask.cpu().numpy())
+        return tag_spans(self.tag_parts, self.scheme, tag_ids.detach().cpu().numpy(),
+                         tag_scores.detach().float().cpu().numpy(), mask.detach().cpu().numpy())
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "scheme": self.scheme}

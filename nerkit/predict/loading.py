@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from nerkit.errors import NerkitError
-from nerkit.extras import install_hint
+from nerkit.extras import MissingExtraError, require
 from nerkit.predict.onnx_tagger import OnnxTagger, check_options
 from nerkit.threads import set_cpu_threads
 
@@ -29,12 +29,12 @@ def load_tagger(directory: str | Path, *, device: str = "cpu", precision: str = 
 def torch_tagger_class():
     """``nerkit.predict.tagger.Tagger``, or an error saying how to install torch or predict without it."""
     try:
-        from nerkit.predict.tagger import Tagger
-    except ModuleNotFoundError as error:
-        if error.name not in ("torch", "transformers", "safetensors", "accelerate"):
-            raise
-        raise NerkitError(install_hint(error.name, "train", "--runtime torch") + "; without PyTorch, predict "
-                          "from an ONNX export (`nerkit export`, made where PyTorch is) with --runtime onnx") from None
+        require("torch", "train", "--runtime torch")
+    except MissingExtraError as error:
+        raise MissingExtraError(f"{error}; without PyTorch, predict from an ONNX export (`nerkit export`, made "
+                                "where PyTorch is) with --runtime onnx") from None
+    from nerkit.predict.tagger import Tagger
+
     return Tagger
 
 
