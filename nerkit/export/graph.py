@@ -4,7 +4,9 @@ The graph takes the encoder's features (``encoder.featurize``: word, case and ch
 the BiLSTM; sub-word windows and the word -> window/sub-word indices for a transformer, so the
 windowing of long inputs stays in nerkit) and gives the head's ``decoding_scores`` (emissions,
 logits, or the span head's start/end vectors). Batch, word, character, window and sub-word axes
-are dynamic. Tokenizing, featurizing and decoding (Viterbi, span selection) stay in nerkit.
+are dynamic. Tokenizing, featurizing and decoding (Viterbi, span selection) stay in nerkit, in
+NumPy (``nerkit.data.features``, ``nerkit.data.decoding``): ``export.json`` says how to rebuild the
+featurizer and holds the decoding constants, so that the runtime (``runtime.py``) needs no torch.
 
 Exporter: the TorchScript one (``torch.onnx.export(..., dynamo=False)``). It maps
 ``pack_padded_sequence`` onto ONNX's LSTM with ``sequence_lens``, which is exactly the packed
