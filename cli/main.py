@@ -406,8 +406,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port, printed at start).")] = 8080,
     max_batch_words: Annotated[int, typer.Option(help="Words per batched model call across concurrent requests "
                                                  "(0: no batching, one call per request).")] = 2000,
-    max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for others to share its model "
-                                               "call, in milliseconds.")] = 5.0,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a request waits at most for others to share its "
+                                               "model call, in milliseconds (the wait ends early once as many "
+                                               "requests wait as the last call answered).")] = 5.0,
     max_request_bytes: Annotated[int, typer.Option(help="Largest request body; a larger one gets 413.")] = 1_000_000,
     max_texts: Annotated[int, typer.Option(help="Most texts in one request; more get 413.")] = 1000,
     max_request_chars: Annotated[int, typer.Option(help="Most characters in the texts of one request, the work "
@@ -486,8 +487,8 @@ def export(
     opset: Annotated[int, typer.Option(help="ONNX opset version (14 to 20).")] = 17,
     int8: Annotated[str, typer.Option("--int8", help="How the int8 graph (--runtime onnx --precision int8) is made: "
                                       "dynamic (the encoder's weights; activations quantized at run time), static "
-                                      "(activations too, their ranges measured on --calibration sentences: faster "
-                                      "for the BiLSTM, not for transformers) or none.")] = "dynamic",
+                                      "(activations too, their ranges measured on --calibration sentences: level with "
+                                      "dynamic for the BiLSTM, slower for transformers) or none.")] = "dynamic",
     no_int8: Annotated[bool, typer.Option("--no-int8", help="No int8 graph (as --int8 none).")] = False,
     calibration: Annotated[Optional[Path], typer.Option(help="Sentences for --int8 static, in any format nerkit "
                                                         "reads: the training data.")] = None,

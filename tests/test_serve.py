@@ -159,6 +159,52 @@ def test_the_word_budget_closes_a_batch(tagger):
     assert sum(calls) == 6 and max(calls) <= 2, calls
 
 
+def test_a_batch_closes_once_the_clients_the_last_call_answered_are_back():
+    """Closed-loop clients (each sends its next request when answered): once as many requests wait
+    as the last model call answered, the batch goes without waiting out the window; fewer wait the
+    window out. The window here is 10 s, far longer than the test takes when it closes early."""
+    import asyncio
+
+    from nerkit.serve.batcher import MicroBatcher
+
+    calls = []
+
+    def predict_batch(texts):
+        calls.append(len(texts))
+        return list(texts)
+
+    async def client(batcher, text, delay=0.0):
+        await asyncio.sleep(delay)
+        return await batcher.predict([text])
+
+    async def scenario():
+        batcher = MicroBatcher(predict_batch, max_batch_words=1000, max_wait_ms=10_000)
+        await batcher.start()
+        loop = asyncio.get_running_loop()
+        answers = await asyncio.gather(*(client(batcher, f"first {i}") for i in range(4)))
+        started = loop.time()
+        # The four come back, one of them 50 ms late: the batch waits for it, and not longer.
+        answers += await asyncio.gather(*(client(batcher, f"again {i}", 0.05 * (i == 3)) for i in range(4)))
+        elapsed = loop.time() - started
+        await batcher.stop()
+        return answers, elapsed
+
+    answers, elapsed = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert answers == [[f"first {i}"] for i in range(4)] + [[f"again {i}"] for i in range(4)]
+    assert calls == [4, 4] and elapsed < 5, (calls, elapsed)
+
+    async def fewer():  # three of the four come back: the window decides
+        batcher = MicroBatcher(predict_batch, max_batch_words=1000, max_wait_ms=200)
+        await batcher.start()
+        await asyncio.gather(*(client(batcher, f"first {i}") for i in range(4)))
+        await asyncio.gather(*(client(batcher, f"again {i}") for i in range(3)))
+        await batcher.stop()
+
+    calls.clear()
+    asyncio.run(asyncio.wait_for(fewer(), 60))
+    assert calls == [4, 3], calls
+
+
 def test_the_event_loop_answers_while_the_model_works(tagger):
     entered, release = threading.Event(), threading.Event()
     predict = tagger.predict
