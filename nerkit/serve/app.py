@@ -43,7 +43,7 @@ class ServeSettings:
     """Batching and request limits of the server (the ``nerkit serve`` options)."""
 
     max_batch_words: int = 2000  # words of one batched model call; 0: no batching, one call per request
-    max_wait_ms: float = 5.0  # how long the first request of a batch waits for others to join
+    max_wait_ms: float = 5.0  # how long, at most, the first request of a batch waits for others to join
     max_request_bytes: int = 1_000_000  # a larger body gets 413
     max_texts: int = 1000  # texts per request; more get 413
     # Characters (code points) of all the texts of one request; more get 413. The model calls run one

@@ -2,7 +2,8 @@
 
 The first waiting request opens a batch; requests arriving within ``max_wait_ms`` of it join
 until the batch holds ``max_batch_words`` words (whitespace-separated, a cheap estimate of the
-tokens the model will read). One worker thread runs the model calls, one at a time, so the
+tokens the model will read), or until it holds as many requests as the last model call answered
+(under steady load, the clients that call answered are back: waiting longer adds only latency). One worker thread runs the model calls, one at a time, so the
 event loop keeps answering (``/health``, new requests) while the model works, and a burst of
 requests costs about one batched call instead of one call each. ``max_batch_words=0`` turns
 batching off: one model call per request, in arrival order (the baseline of the benchmark).
