@@ -220,6 +220,11 @@ class SubwordFeaturizer:
                    pad_id=spec["pad_id"], unk_id=spec["unk_id"], window=spec["window"], overlap=spec["overlap"],
                    long_inputs=spec["long_inputs"], word_features=word_features)
 
+    def report(self) -> str | None:
+        """A line for the user about the inputs featurized since the last reset, or None."""
+        return (f"{self.windowed_inputs} longer than the encoder's window went through overlapping windows"
+                if self.windowed_inputs else None)
+
     def input_lengths(self, examples: Sequence[Example]) -> list[int]:
         """Sub-words per example, special tokens and window overlaps included: what the model
         actually processes, so batches grouped by it carry the least padding."""

@@ -218,8 +218,7 @@ class TransformerEncoder(Encoder):
                 "head": [parameter for module in fresh for parameter in module.parameters()]}
 
     def report(self) -> str | None:
-        return (f"{self.windowed_inputs} longer than the encoder's window went through overlapping "
-                "windows" if self.windowed_inputs else None)
+        return self.featurizer.report()
 
     # ----------------------------------------------------------------- features
 

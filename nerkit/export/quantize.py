@@ -10,20 +10,20 @@ static: int8 weights and uint8 activations whose ranges were measured once, on c
 
 Both quantize only nodes in the encoder's scope (``/encoder/...``): the head's scores keep
 float32 weights, as ``--precision int8`` does in PyTorch. Weights get a scale per output channel
-by default (``per_channel``): on a MiniLM tagger per-tensor scales cost 3.3 test F1 (dynamic) and
-per-channel ones 0.4, at the same speed. ``Int8Recipe.describe()`` is what ``export.json``
+by default (``per_channel``): on a MiniLM tagger per-tensor scales cost 1.87 test F1 (dynamic) and
+per-channel ones 0.36, at about the same speed (README, "Int8, calibrated and per-channel"). ``Int8Recipe.describe()`` is what ``export.json``
 records under ``"int8"``.
 
-What static quantization covers, measured with one thread on a VNNI Xeon: only the products
+What static quantization covers, measured with one thread on a VNNI Xeon (the graphs alone, in
+a one-off script that is not committed): only the products
 with a weight (linear layers, the character convolution), with float outputs. Quantizing the
 attention's activation x activation products too, and the products' outputs, adds
 QuantizeLinear/DequantizeLinear nodes that cost more than they save (MiniLM's graph ran at 1.38x
 its fp32 speed that way, 1.64x dynamic); QDQ and QOperator graphs ran at the same speed, so the
 QDQ one (ONNX Runtime's recommended format) is written. What static buys: the BiLSTM's character
-convolution becomes an integer one (its share of the int8 graph's time fell from 17% to 7%; the
-whole prediction 4.32x spaCy's words/s against dynamic's 4.27x on a quiet machine, 1.24x dynamic
-under load);
-on MiniLM, whose int8 products already quantize their input inside the kernel, nothing (0.97x
+convolution becomes an integer one (its share of the int8 graph's time fell from 17% to 7%,
+``benchmarks/bilstm_vs_spacy.py --onnx-ops``; the whole prediction 4.32x spaCy's words/s against
+dynamic's 4.27x on a quiet machine, 1.24x dynamic under load); on MiniLM, whose int8 products already quantize their input inside the kernel, nothing (0.97x
 dynamic's speed, at -0.69 test F1 against dynamic's -0.36).
 """
 

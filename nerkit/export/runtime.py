@@ -154,9 +154,9 @@ class OnnxModel:
         self.decoder.configure(**options)
 
     def report(self) -> str | None:
-        windowed = getattr(self.featurizer, "windowed_inputs", 0)
-        return (f"{windowed} longer than the encoder's window went through overlapping windows"
-                if windowed else None)
+        """What the featurizer has to say (a transformer's inputs that needed several windows), or None."""
+        report = getattr(self.featurizer, "report", None)
+        return report() if report is not None else None
 
     def __repr__(self) -> str:
         return f"OnnxModel({self.path})"

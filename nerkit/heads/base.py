@@ -27,6 +27,7 @@ from typing import Any
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -136,8 +137,8 @@ class TaggingHead(Head):
     def spans_from_tags(self, tag_ids: list[int], tag_scores: list[float]) -> list[ScoredSpan]:
         """Turn one sequence of predicted tag ids into spans; a span's score is the mean
         of its words' scores (probabilities of the predicted tags)."""
-        return self.spans_from_batch(torch.tensor([tag_ids]), torch.tensor([tag_scores]),
-                                     torch.ones(1, len(tag_ids), dtype=torch.bool))[0]
+        return tag_spans(self.tag_parts, self.scheme, np.array([tag_ids], dtype=np.int64),
+                         np.array([tag_scores], dtype=np.float32), np.ones((1, len(tag_ids)), dtype=bool))[0]
 
     def spans_from_batch(self, tag_ids: torch.Tensor, tag_scores: torch.Tensor,
                          mask: torch.Tensor) -> list[list[ScoredSpan]]:
