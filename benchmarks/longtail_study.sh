@@ -48,49 +48,42 @@ DEFAULTS=ce,weighted-ce,focal,logit-adjusted,soft-truncated,hard-truncated,dice,
 # flooding (b) is left out: with the softmax head any flooding run gets a cosine classifier
 # (nerkit/heads/__init__.py, bug reported in docs/imbalance.md), so its b cannot be tuned here.
 GRID=focal:gamma=1,logit-adjusted:tau=0.25,logit-adjusted:tau=0.5,soft-truncated:K=5
-# Post-hoc logit adjustment of the ce softmax model: tau chosen on dev (macro F1) from this list.
-POSTHOC_TAUS="0 0.1 0.25 0.5 0.75 1"  # 0 = no adjustment
-
-posthoc() {  # posthoc CORPUS DEV TEST: post-hoc logit adjustment of every ce softmax model of CORPUS
-  # Same as `nerkit evaluate MODEL DEV --posthoc-tau TAU` for each tau, then the tau with the best
-  # dev macro F1 (ties: the smaller tau) is scored once on test.
-  python - "$R/$1" "$2" "$3" $POSTHOC_TAUS <<'PY'
+posthoc() {  # posthoc CORPUS DEV TEST: the post-hoc tau of every ce softmax model of CORPUS, chosen on
+  # dev as `nerkit train --select-for macro` chooses it (nerkit.evaluation.select_posthoc_tau: moved
+  # only when its cross-fitted gain excludes 0), then scored once on dev and on test
+  python - "$R/$1" "$2" "$3" <<'PY'
 import json, sys
 from pathlib import Path
 from nerkit import Tagger, read_examples
-from nerkit.training.loop import evaluate
-root, dev, test, taus = Path(sys.argv[1]), read_examples(sys.argv[2]), read_examples(sys.argv[3]), sys.argv[4:]
+from nerkit.evaluation import evaluate, select_posthoc_tau
+root, dev, test = Path(sys.argv[1]), read_examples(sys.argv[2]), read_examples(sys.argv[3])
 out = root / "posthoc"
 out.mkdir(exist_ok=True)
 for model in sorted([*root.glob("defaults/ce/seed-*"), *root.glob("seeds-ce/ce/seed-*")]):
-    seed, tagger, scores = model.name.split("-")[1], Tagger.from_pretrained(model), {}
-    for tau in taus:
-        tagger.head.posthoc_tau = float(tau)
-        report = evaluate(tagger, dev).as_dict()
-        (out / f"seed-{seed}-tau-{tau}-dev.json").write_text(json.dumps(report, indent=2))
-        scores[tau] = report["macro"]["f1"]
-        print(f"{model}: tau {tau}: dev micro {100 * report['micro']['f1']:.2f} macro {100 * scores[tau]:.2f}")
-    best = max(taus, key=lambda tau: (scores[tau], -float(tau)))
-    tagger.head.posthoc_tau = float(best)
-    report = evaluate(tagger, test).as_dict()
-    (out / f"seed-{seed}-tau-{best}-test.json").write_text(json.dumps(report, indent=2))
-    print(f"{model}: chosen tau {best}: test micro {100 * report['micro']['f1']:.2f} macro {100 * report['macro']['f1']:.2f}")
+    seed, tagger = model.name.split("-")[1], Tagger.from_pretrained(model)
+    choice = select_posthoc_tau(tagger, dev, "macro")
+    (out / f"seed-{seed}-choice.json").write_text(json.dumps(choice.record(), indent=2))
+    for split, examples in (("dev", dev), ("test", test)):
+        report = evaluate(tagger, examples).as_dict()
+        (out / f"seed-{seed}-{split}.json").write_text(json.dumps(report, indent=2))
+    print(f"{model}: tau {choice.tau:g}: {choice.reason}; test micro {100 * report['micro']['f1']:.2f} "
+          f"macro {100 * report['macro']['f1']:.2f}")
 PY
 }
 
 case $phase in
   data)
     python benchmarks/longtail_data.py ;;
-  weibo-defaults)
-    nerkit compare "${COMMON[@]}" "${WEIBO[@]}" --head softmax --losses $DEFAULTS --seeds 1 \
+  weibo-defaults)  # optional LOSSES: only those (the rerun of the ce model with today's tau selection)
+    nerkit compare "${COMMON[@]}" "${WEIBO[@]}" --head softmax --losses "${2:-$DEFAULTS}" --seeds 1 \
       --output $R/weibo/defaults ;;
   weibo-crf)
     nerkit compare "${COMMON[@]}" "${WEIBO[@]}" --head crf --losses ce,weighted-ce --seeds 1 \
       --output $R/weibo/crf ;;
   weibo-posthoc)
     posthoc weibo $W/dev.txt $W/test.txt ;;
-  conll-defaults)
-    nerkit compare "${COMMON[@]}" "${CONLL[@]}" --head softmax --losses $DEFAULTS --seeds 1 \
+  conll-defaults)  # optional LOSSES: only those (the rerun of the ce model with today's tau selection)
+    nerkit compare "${COMMON[@]}" "${CONLL[@]}" --head softmax --losses "${2:-$DEFAULTS}" --seeds 1 \
       --output $R/conll/defaults ;;
   conll-crf)
     nerkit compare "${COMMON[@]}" "${CONLL[@]}" --head crf --losses ce,weighted-ce --seeds 1 \
@@ -138,16 +131,19 @@ PY
     # `conll-plateau-softmax weighted-ce 3`); the phase run again scores every run into one table.
     nerkit compare "${PLATEAU[@]}" "${PLATEAU_CONLL[@]}" --head softmax --seeds "${3:-1,2,3}" \
       --losses "${2:-$(losses_of $phase)}" --output $R/conll/plateau-softmax ;;
-  conll-plateau-crf)  # BiLSTM-CRF at the plateau: the plain and the weighted CRF (optional SEEDS)
-    nerkit compare "${PLATEAU[@]}" "${PLATEAU_CONLL[@]}" --head crf --seeds "${2:-1,2,3}" \
-      --losses ce,weighted-ce --output $R/conll/plateau-crf ;;
+  conll-plateau-crf)  # BiLSTM-CRF at the plateau: the plain and the weighted CRF (optional LOSSES
+    # and SEEDS, as above)
+    nerkit compare "${PLATEAU[@]}" "${PLATEAU_CONLL[@]}" --head crf --seeds "${3:-1,2,3}" \
+      --losses "${2:-$(losses_of $phase)}" --output $R/conll/plateau-crf ;;
   weibo-plateau-softmax|weibo-plateau-crf)  # Weibo at the plateau, the losses of the CoNLL plateau
     # phases (optional LOSSES and SEEDS, as above)
     nerkit compare "${PLATEAU[@]}" "${PLATEAU_WEIBO[@]}" --head "${phase#weibo-plateau-}" --seeds "${3:-1,2,3}" \
       --losses "${2:-$(losses_of $phase)}" --output $R/weibo/${phase#weibo-} ;;
   conll-plateau-posthoc|weibo-plateau-posthoc|conll-minilm-posthoc)  # the ce models of HEAD (softmax,
-    # the default, or crf: the emissions before Viterbi) of the plateau phases or of MiniLM, with a
-    # post-hoc tau chosen on dev macro F1 (nerkit's grid, -2 to 2)
+    # the default, or crf: the emissions before Viterbi) of the plateau phases or of MiniLM, with the
+    # post-hoc tau nerkit chooses on dev for macro F1 (select_posthoc_tau, as `--select-for macro`),
+    # and beside it, on the same models, the tau of the rule before issue 29 (the best dev macro F1
+    # of the grid -2 to 2, ties to the smallest |tau|)
     case $phase in
       conll-plateau-*) root=$R/conll/plateau-${2:-softmax}; data=("${PLATEAU_CONLL[@]}") ;;
       weibo-plateau-*) root=$R/weibo/plateau-${2:-softmax}; data=("${PLATEAU_WEIBO[@]}") ;;
@@ -159,27 +155,43 @@ from collections import Counter
 from pathlib import Path
 from nerkit import Tagger, read_examples
 from nerkit.compare import Comparison, add_comparison_intervals, score_run, write_comparison
-from nerkit.evaluation import evaluate, select_posthoc_tau
+from nerkit.evaluation import _ReplayedScores, evaluate, select_posthoc_tau
+from nerkit.metrics.tau_choice import TAU_GRID
 
 def timed(function, *args):
     start = time.perf_counter()
     return function(*args), time.perf_counter() - start
+
+def old_rule(tagger, dev):
+    """The tau of the rule before issue 29, replaying one run of the encoder as nerkit does."""
+    tagger.score_runtime, macro = _ReplayedScores(tagger.model_scores), {}
+    for tau in TAU_GRID:
+        tagger.configure_decoding(posthoc_tau=tau)
+        tagger.score_runtime.rewind()
+        macro[tau] = evaluate(tagger, dev).as_dict()["macro"]["f1"]
+    tagger.score_runtime = None
+    best = max(macro, key=lambda tau: (macro[tau], -abs(tau), -tau))
+    tagger.configure_decoding(posthoc_tau=best)
+    return best, macro[best] - macro[0.0]
 
 root = Path(sys.argv[1])
 train, dev, test = (read_examples(sys.argv[i]) for i in (3, 5, 7))  # after --train, --dev, --test
 frequency = Counter(span.type for example in train for span in example.spans)
 comparison = Comparison(dict(frequency.most_common()))
 models = sorted(root.glob("ce/seed-*"))
-for label, tune in (("ce", False), ("ce + post-hoc tau (dev macro)", True)):
+for label in ("ce", "ce + post-hoc tau (dev macro)", "ce + post-hoc tau (old rule)"):
     for model in models:
         tagger = Tagger.from_pretrained(model)
-        if tune:  # dev only: the test data is scored once, with the chosen tau
+        if label.endswith("(dev macro)"):  # dev only: the test data is scored once, with the chosen tau
             once = statistics.median(timed(evaluate, tagger, dev)[1] for _ in range(3))  # the first warms up
             choice, choosing = timed(select_posthoc_tau, tagger, dev, "macro")
             grid = ", ".join(f"{tau:g}: {100 * f1:.2f}" for tau, f1 in choice.scores.items())
             print(f"{model}: tau {choice.tau:g} (dev macro F1 by tau: {grid}); choosing it over "
                   f"{len(choice.scores)} taus took {choosing / once:.2f} dev evaluations' time (median of 3); "
                   f"{choice.reason}")
+        elif label.endswith("(old rule)"):
+            tau, gain = old_rule(tagger, dev)
+            print(f"{model}: the old rule takes tau {tau:g} (dev macro gain {100 * gain:+.2f})")
         comparison.runs.append(score_run(tagger, label, int(model.name.split("-")[1]), {"dev": dev, "test": test}))
 add_comparison_intervals(comparison, 1000)
 print(comparison.markdown())
@@ -225,17 +237,13 @@ def load(folder, prefix=""):
     return data["type_frequency"], [LossRun(prefix + r["loss"], r["seed"], r["dev"], r["test"]) for r in data["runs"]]
 
 def posthoc_runs(corpus):
-    """ce + post-hoc tau: tau chosen per seed by dev macro F1 (ties: smaller tau)."""
+    """ce + post-hoc tau: each seed's tau as the posthoc phase chose it (select_posthoc_tau)."""
     runs, chosen = [], {}
-    folder = R / corpus / "posthoc"
-    seeds = sorted({int(p.name.split("-")[1]) for p in folder.glob("seed-*-dev.json")})
-    for seed in seeds:
-        taus = sorted({float(p.name.split("-")[3]) for p in folder.glob(f"seed-{seed}-tau-*-dev.json")})
-        read = lambda tau, split: json.loads((folder / f"seed-{seed}-tau-{tau:g}-{split}.json").read_text())
-        best = max(taus, key=lambda tau: (read(tau, "dev")["macro"]["f1"], -tau))
-        assert (folder / f"seed-{seed}-tau-{best:g}-test.json").exists(), (seed, best)
-        chosen[seed] = best
-        runs.append(LossRun("ce + post-hoc tau (dev)", seed, read(best, "dev"), read(best, "test")))
+    for path in sorted((R / corpus / "posthoc").glob("seed-*-choice.json")):
+        seed = int(path.name.split("-")[1])
+        read = lambda split: json.loads((path.parent / f"seed-{seed}-{split}.json").read_text())
+        chosen[seed] = json.loads(path.read_text())["tau"]
+        runs.append(LossRun("ce + post-hoc tau (dev)", seed, read("dev"), read("test")))
     return runs, chosen
 
 def table(comparison, splits=("dev", "test")):
@@ -291,7 +299,7 @@ for corpus in ("conll", "weibo"):
             "Entity F1 (%), strict; mean ± sample standard deviation over the seeds listed when more than one.",
             ""]
     if chosen:
-        text += ["Post-hoc tau chosen on dev macro F1 per seed: " + ", ".join(f"seed {s}: {t:g}" for s, t in chosen.items()), ""]
+        text += ["Post-hoc tau chosen on dev (select_posthoc_tau, macro) per seed: " + ", ".join(f"seed {s}: {t:g}" for s, t in chosen.items()), ""]
     text += ["Paired differences to softmax ce on the same seeds (test, F1 points, mean ± sd):", "",
              paired(comparison), "",
              "Paired differences to the plain CRF (crf ce) on the same seeds (test):", "",
