@@ -215,6 +215,27 @@ def test_a_damaged_export_description_or_tokenizer_is_refused_naming_it(models, 
 
 
 @needs_onnx
+@pytest.mark.parametrize("setting, value", [("variant", "fancy"), ("head_size", 7), ("max_cells", 2.5),
+                                            ("max_cells", "many")])
+def test_a_span_head_setting_the_runtime_cannot_decode_with_is_refused_on_load(models, tmp_path, setting, value):
+    """config.json's head settings are checked by the torch-free runtime as the PyTorch model
+    checks them: when the model loads, naming the model, not as a KeyError once a text meets it."""
+    import shutil
+
+    from nerkit.modeldir import MANIFEST_FILE
+
+    directory = tmp_path / "model"
+    shutil.copytree(models["bilstm", "span"], directory)
+    (directory / MANIFEST_FILE).unlink()  # a directory without a manifest, as older nerkits saved them
+    config_path = directory / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["head"][setting] = value
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(NerkitError, match=f"does not fit the model .*head.{setting}"):
+        Tagger.from_pretrained(directory, runtime="onnx").predict(TEXTS)
+
+
+@needs_onnx
 def test_a_missing_export_says_to_run_nerkit_export(tmp_path, models):
     import shutil
 

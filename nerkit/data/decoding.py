@@ -23,6 +23,8 @@ from nerkit.data.spans import ScoredSpan
 
 # Finite, so that forbidden paths never produce inf - inf = NaN; exp(-1e4) is exactly 0 in float32.
 FORBIDDEN = -1e4
+# The span head's variants: one projection per type (standard), or shared with a type term (efficient).
+SPAN_VARIANTS = ("standard", "efficient")
 # Start rows of a span decoding block under a span length limit: enough that Python's cost per block
 # is small, few enough that the cells of the block outside the band cost little.
 BAND_ROWS = 64

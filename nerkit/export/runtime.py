@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from nerkit import modeldir
-from nerkit.data.decoding import CRFPotentials, SpanDecoder, adjusted, softmax, tag_spans
+from nerkit.data.decoding import SPAN_VARIANTS, CRFPotentials, SpanDecoder, adjusted, softmax, tag_spans
 from nerkit.data.features import Arrays, SubwordFeaturizer, WordFeaturizer
 from nerkit.data.schemes import normalize_scheme, scheme_tags, split_tag
 from nerkit.data.spans import Example, ScoredSpan
@@ -268,13 +268,19 @@ class SpanHeadDecoder:
 
     def __init__(self, description: dict[str, Any], spec: dict[str, Any]):
         head = description["head"]
-        limit = head.get("max_span_length")
+        limit, variant = head.get("max_span_length"), head.get("variant", "standard")
+        head_size, max_cells = head.get("head_size", 64), head.get("max_cells", 2**24)
         if limit is not None and (type(limit) is not int or limit < 1):
             raise ValueError(f"head.max_span_length {limit!r} is not a number of words")
-        self.decoder = SpanDecoder(description["entity_types"], variant=head.get("variant", "standard"),
-                                   head_size=int(head.get("head_size", 64)), max_span_length=limit,
-                                   flat_decoding=bool(head.get("flat_decoding", False)),
-                                   max_cells=int(head.get("max_cells", 2**24)))
+        if variant not in SPAN_VARIANTS:
+            raise ValueError(f"head.variant {variant!r:.80} is not one of {', '.join(SPAN_VARIANTS)}")
+        if type(head_size) is not int or head_size < 2 or head_size % 2:
+            raise ValueError(f"head.head_size {head_size!r:.80} is not an even whole number from 2")
+        if type(max_cells) is not int:
+            raise ValueError(f"head.max_cells {max_cells!r:.80} is not a whole number")
+        self.decoder = SpanDecoder(description["entity_types"], variant=variant, head_size=head_size,
+                                   max_span_length=limit, flat_decoding=bool(head.get("flat_decoding", False)),
+                                   max_cells=max_cells)
 
     def configure(self, *, max_span_length: int | None = None, **options: Any) -> None:
         if options:

@@ -33,7 +33,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from nerkit.data.decoding import rows_per_block, select_spans
+from nerkit.data.decoding import SPAN_VARIANTS, rows_per_block, select_spans
 from nerkit.data.partial import known_span_types
 from nerkit.data.spans import Example, ScoredSpan, Span
 from nerkit.errors import ConfigError, DataError
@@ -43,7 +43,6 @@ from nerkit.losses import hooks
 
 logger = logging.getLogger(__name__)
 
-VARIANTS = ("standard", "efficient")
 ROPE_BASE = 10000.0  # w_r = 10000^(-2r/d), as in the sinusoidal embeddings RoPE derives from
 
 
@@ -73,8 +72,8 @@ class GlobalPointerHead(Head):
                  head_size: int = 64, max_span_length: int | None = None, flat_decoding: bool = False,
                  max_cells: int = 2**24):
         super().__init__()
-        if variant not in VARIANTS:
-            raise ConfigError(f"head.variant={variant!r} is not one of {', '.join(VARIANTS)}")
+        if variant not in SPAN_VARIANTS:
+            raise ConfigError(f"head.variant={variant!r} is not one of {', '.join(SPAN_VARIANTS)}")
         if head_size < 2 or head_size % 2:
             raise ConfigError(f"head.head_size={head_size} must be even and >= 2 (RoPE turns channel pairs)")
         self.entity_types = list(entity_types)
