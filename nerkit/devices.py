@@ -9,7 +9,7 @@
   fbgemm/oneDNN, have no CUDA version).
 
 CPU threads (``training.cpu_threads``, ``--threads``): by default half the cores this process
-may run on, at least one (``default_cpu_threads``), unless ``OMP_NUM_THREADS`` says otherwise.
+may run on, at least one (``nerkit.threads.default_cpu_threads``), unless ``OMP_NUM_THREADS`` says otherwise.
 torch's own default, every core, falls off a cliff on a shared machine: its threads meet at a
 barrier after every operation, so one thread that a neighbour's process delays stalls them all.
 On our 2-core machine with one busy process beside it, the default ``nerkit train`` took 112 s
@@ -25,7 +25,6 @@ import torch
 from torch import nn
 
 from nerkit.errors import NerkitError
-from nerkit.threads import default_cpu_threads  # noqa: F401  (where it was, for callers)
 from nerkit.threads import set_cpu_threads as record_cpu_threads
 
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -107,5 +106,5 @@ def quantize_linear_layers(module: nn.Module) -> nn.Module:
         return quantize_dynamic(module, kinds, dtype=torch.qint8, inplace=True)
 
 
-__all__ = ["PRECISIONS", "check_precision", "cpu_supports_bf16", "default_cpu_threads", "quantize_linear_layers",
+__all__ = ["PRECISIONS", "check_precision", "cpu_supports_bf16", "quantize_linear_layers",
            "resolve_device", "set_cpu_threads"]

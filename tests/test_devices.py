@@ -214,7 +214,8 @@ def test_refused_devices_and_precisions_exit_2_with_one_paragraph(trained_models
 def test_cpu_threads_default_to_half_the_cores_unless_told(monkeypatch):
     """One busy neighbour stalls torch's all-core default (see nerkit/devices.py): half the cores
     by default, OMP_NUM_THREADS or an explicit number otherwise."""
-    from nerkit.devices import default_cpu_threads, set_cpu_threads
+    from nerkit.devices import set_cpu_threads
+    from nerkit.threads import default_cpu_threads
 
     saved = torch.get_num_threads()
     try:
