@@ -182,8 +182,9 @@ class SpanDecoder:
             band_end = words if self.max_span_length is None else min(words, rows.stop + self.max_span_length - 1)
             columns = slice(first, band_end)  # no span ends before it starts
             scores = self.scores(pointers, lengths, rows, columns)  # shape: (batch, types, rows, columns)
-            hits = np.argwhere(scores > 0)  # -inf (invalid) and NaN are never > 0; row-major order
-            probabilities = 1.0 / (1.0 + np.exp(-scores[scores > 0]))
+            positive = scores > 0  # -inf (invalid) and NaN never are
+            hits = np.argwhere(positive)  # row-major order, as scores[positive]
+            probabilities = 1.0 / (1.0 + np.exp(-scores[positive]))
             for (row, type_id, start, end), probability in zip(hits.tolist(), probabilities.tolist()):
                 found[row].append(ScoredSpan(start + first, end + first + 1, self.entity_types[type_id], probability))
         return [select_spans(spans, self.flat_decoding) for spans in found]
